@@ -1,0 +1,106 @@
+"""Objects the job reads and writes: instances files, videos, prediction outputs, parsed results.
+
+URIs are ``gs://bucket/path`` (through the real ``google.cloud.storage`` client) or ``file://``
+paths (for local runs and benchmarks). Reads and writes stream in chunks; a written GCS object
+appears only when its upload completes, and a local file is written to a temporary name and
+renamed, so a failed write never leaves a half-written destination.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING
+
+from airflow_provider_video_actions.job import VIDEO_MIME_TYPES, split_gcs_uri
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+#: Read and upload in chunks of this size: large enough for throughput, small enough for memory.
+CHUNK_BYTES = 8 * 1024 * 1024
+
+
+def _local_path(uri: str) -> str | None:
+    """The filesystem path of a ``file://`` URI, or None for a gs:// URI."""
+    return uri.removeprefix("file://") if uri.startswith("file://") else None
+
+
+def list_objects(client: storage.Client, prefix_uri: str) -> list[str]:
+    """URIs of every object under a prefix, sorted by name."""
+    if (path := _local_path(prefix_uri)) is not None:
+        return sorted(
+            f"file://{os.path.join(root, name)}" for root, _, names in os.walk(path.rstrip("/")) for name in names
+        )
+    bucket, prefix = split_gcs_uri(prefix_uri, "prefix", want_object=False)
+    return sorted(f"gs://{bucket}/{blob.name}" for blob in client.list_blobs(bucket, prefix=prefix))
+
+
+def list_videos(client: storage.Client, prefix_uri: str) -> list[str]:
+    """URIs of the video files (by extension) under a prefix, sorted."""
+    return [uri for uri in list_objects(client, prefix_uri) if os.path.splitext(uri)[1].lower() in VIDEO_MIME_TYPES]
+
+
+def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str]]:
+    """The ``predictions_*`` and ``errors_*`` files of a job's output directory, each sorted by name."""
+    uris = list_objects(client, output_directory.rstrip("/") + "/")
+    base = [(uri, uri.rsplit("/", 1)[-1]) for uri in uris]
+    predictions = [uri for uri, name in base if name.startswith("predictions")]
+    errors = [uri for uri, name in base if name.startswith("errors")]
+    return predictions, errors
+
+
+@contextmanager
+def open_read(client: storage.Client, uri: str) -> Iterator[IO[bytes]]:
+    """Open an object for streaming binary reads (chunked ranged GETs on GCS)."""
+    if (path := _local_path(uri)) is not None:
+        with open(path, "rb") as handle:
+            yield handle
+        return
+    bucket, name = split_gcs_uri(uri, "uri")
+    with client.bucket(bucket).blob(name, chunk_size=CHUNK_BYTES).open("rb") as handle:
+        yield handle
+
+
+@contextmanager
+def open_write(client: storage.Client, uri: str, content_type: str) -> Iterator[IO[bytes]]:
+    """Open an object for streaming binary writes that appear only when complete."""
+    if (path := _local_path(uri)) is not None:
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".tmp-", delete=False)  # noqa: SIM115 - renamed on success
+        try:
+            with handle:
+                yield handle
+            os.replace(handle.name, path)
+        finally:
+            if os.path.exists(handle.name):
+                os.unlink(handle.name)
+        return
+    bucket, name = split_gcs_uri(uri, "uri")
+    blob = client.bucket(bucket).blob(name, chunk_size=CHUNK_BYTES)
+    with blob.open("wb", content_type=content_type, ignore_flush=True) as handle:
+        yield handle
+
+
+def iter_lines(handle: IO[bytes]) -> Iterator[bytes]:
+    """Split a binary stream into lines, reading it in large chunks (a trailing partial line included)."""
+    rest = b""
+    while chunk := handle.read(CHUNK_BYTES):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def write_text(client: storage.Client, uri: str, text: str, content_type: str = "text/plain") -> None:
+    """Write a small object in one request."""
+    if _local_path(uri) is not None:
+        with open_write(client, uri, content_type) as handle:
+            handle.write(text.encode())
+        return
+    bucket, name = split_gcs_uri(uri, "uri")
+    client.bucket(bucket).blob(name).upload_from_string(text, content_type=content_type)

@@ -1,0 +1,52 @@
+"""Provider metadata Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_video_actions import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """The provider-info dict; ``package-name`` equals the distribution name, as Airflow requires."""
+    return {
+        "package-name": "airflow-provider-video-actions",
+        "name": "Video Actions (Vertex AI)",
+        "description": "Vertex AI video action recognition batch predictions: submit, wait deferred, parse.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Vertex AI video action recognition",
+                "external-doc-url": "https://cloud.google.com/vertex-ai/docs/video-data/action-recognition/get-predictions",
+                "tags": ["gcp"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Vertex AI video action recognition",
+                "python-modules": [
+                    "airflow_provider_video_actions.operators.submit",
+                    "airflow_provider_video_actions.operators.parse",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Vertex AI video action recognition",
+                "python-modules": ["airflow_provider_video_actions.sensors.wait"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Vertex AI video action recognition",
+                "python-modules": ["airflow_provider_video_actions.hooks.batch_prediction"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Vertex AI video action recognition",
+                "python-modules": ["airflow_provider_video_actions.triggers.wait"],
+            }
+        ],
+        "extra-links": ["airflow_provider_video_actions.links.VideoActionBatchPredictionJobLink"],
+    }

@@ -1,0 +1,179 @@
+"""Hooks for Vertex AI batch prediction jobs and the GCS objects around them.
+
+Credentials, key files, ADC and impersonation come from the Google provider's ``GoogleBaseHook``
+(connection ``google_cloud_default``). When ``VERTEX_AI_EMULATOR_HOST=host:port`` is set, the job
+service client talks to that address over an insecure gRPC channel with no credentials and no
+Airflow connection, whatever the region; GCS follows ``STORAGE_EMULATOR_HOST``, the storage
+client's own convention. The clients are the real ``aiplatform_v1`` and ``google.cloud.storage``
+ones either way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
+
+from airflow_provider_video_actions.job import JobSpec, parse_job_name
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+    from google.cloud.aiplatform_v1 import BatchPredictionJob, JobServiceAsyncClient, JobServiceClient
+
+VERTEX_EMULATOR_ENV = "VERTEX_AI_EMULATOR_HOST"
+STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+
+
+def _transient_errors() -> tuple[type[Exception], ...]:
+    """API errors worth retrying: the service is briefly unavailable, overloaded or over quota."""
+    from google.api_core import exceptions
+
+    return (
+        exceptions.ServiceUnavailable,
+        exceptions.DeadlineExceeded,
+        exceptions.InternalServerError,
+        exceptions.Aborted,
+        exceptions.TooManyRequests,  # RESOURCE_EXHAUSTED (429) is a subclass
+    )
+
+
+TRANSIENT_ERRORS = _transient_errors()
+
+
+def vertex_emulator_host() -> str | None:
+    """The ``host:port`` of a local job service emulator, if one is configured."""
+    return os.environ.get(VERTEX_EMULATOR_ENV) or None
+
+
+def _api_endpoint(region: str) -> str:
+    """Vertex AI serves each region from its own endpoint."""
+    return f"{region}-aiplatform.googleapis.com:443"
+
+
+class VideoActionBatchPredictionHook(GoogleBaseHook):
+    """Create, read, list and cancel batch prediction jobs; read and write their GCS files."""
+
+    conn_name_attr = "gcp_conn_id"
+    default_conn_name = "google_cloud_default"
+    conn_type = "google_cloud_platform"
+    hook_name = "Google Cloud (video actions)"
+
+    def __init__(
+        self,
+        gcp_conn_id: str = "google_cloud_default",
+        impersonation_chain: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if vertex_emulator_host():
+            # The emulator is anonymous: skip GoogleBaseHook's connection lookup entirely.
+            BaseHook.__init__(self, **kwargs)
+            self.gcp_conn_id, self.impersonation_chain, self.extras = gcp_conn_id, impersonation_chain, {}
+            self.quota_project_id = None
+            self._cached_credentials, self._cached_project_id = None, None
+        else:
+            super().__init__(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
+        self._job_clients: dict[str, JobServiceClient] = {}
+
+    def job_client(self, region: str) -> JobServiceClient:
+        """The job service client for a region (emulator: one insecure channel), cached per hook."""
+        if region not in self._job_clients:
+            from google.cloud.aiplatform_v1 import JobServiceClient
+            from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+
+            if host := vertex_emulator_host():
+                import grpc
+
+                transport = JobServiceGrpcTransport(channel=grpc.insecure_channel(host))
+                self._job_clients[region] = JobServiceClient(transport=transport)
+            else:
+                self._job_clients[region] = JobServiceClient(
+                    credentials=self.get_credentials(),
+                    client_options=self.get_client_options(api_endpoint_override=_api_endpoint(region)),
+                )
+        return self._job_clients[region]
+
+    @cached_property
+    def storage_client(self) -> storage.Client:
+        """A GCS client: anonymous against ``STORAGE_EMULATOR_HOST``, else this connection's credentials."""
+        from google.cloud import storage
+
+        if os.environ.get(STORAGE_EMULATOR_ENV):
+            return storage.Client(project="emulator")
+        if vertex_emulator_host():
+            raise RuntimeError(
+                f"{VERTEX_EMULATOR_ENV} is set but {STORAGE_EMULATOR_ENV} is not: set both to use the emulator, "
+                "or neither to use Google Cloud."
+            )
+        return storage.Client(credentials=self.get_credentials(), project=self.project_id)
+
+    def create_job(self, spec: JobSpec) -> BatchPredictionJob:
+        """Submit the job described by ``spec``; returns the created resource (state QUEUED or PENDING)."""
+        return self.job_client(spec.region).create_batch_prediction_job(
+            parent=spec.parent, batch_prediction_job=spec.to_proto()
+        )
+
+    def get_job(self, name: str) -> BatchPredictionJob:
+        """Read a job by its full resource name."""
+        return self.job_client(parse_job_name(name)[1]).get_batch_prediction_job(name=name)
+
+    def list_jobs(self, project_id: str, region: str, filter_: str) -> Iterator[BatchPredictionJob]:
+        """Jobs of a project and region matching a list filter (e.g. ``labels.key="value"``), all pages."""
+        return iter(
+            self.job_client(region).list_batch_prediction_jobs(
+                request={"parent": f"projects/{project_id}/locations/{region}", "filter": filter_}
+            )
+        )
+
+    def cancel_job(self, name: str) -> None:
+        """Ask Vertex AI to cancel a job; best effort, the job passes through CANCELLING."""
+        self.job_client(parse_job_name(name)[1]).cancel_batch_prediction_job(name=name)
+
+
+class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
+    """The triggerer's side: read and cancel jobs without blocking the event loop."""
+
+    sync_hook_class = VideoActionBatchPredictionHook
+
+    def __init__(
+        self,
+        gcp_conn_id: str = "google_cloud_default",
+        impersonation_chain: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
+        self._job_clients: dict[str, JobServiceAsyncClient] = {}
+
+    async def job_client(self, region: str) -> JobServiceAsyncClient:
+        """The async job service client for a region, cached per hook."""
+        if region not in self._job_clients:
+            from google.cloud.aiplatform_v1 import JobServiceAsyncClient
+            from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcAsyncIOTransport
+
+            if host := vertex_emulator_host():
+                import grpc
+
+                transport = JobServiceGrpcAsyncIOTransport(channel=grpc.aio.insecure_channel(host))
+                self._job_clients[region] = JobServiceAsyncClient(transport=transport)
+            else:
+                from asgiref.sync import sync_to_async
+
+                sync_hook = await self.get_sync_hook()
+                self._job_clients[region] = JobServiceAsyncClient(
+                    credentials=await sync_to_async(sync_hook.get_credentials)(),
+                    client_options=sync_hook.get_client_options(api_endpoint_override=_api_endpoint(region)),
+                )
+        return self._job_clients[region]
+
+    async def get_job(self, name: str) -> BatchPredictionJob:
+        """Read a job by its full resource name."""
+        client = await self.job_client(parse_job_name(name)[1])
+        return await client.get_batch_prediction_job(name=name)
+
+    async def cancel_job(self, name: str) -> None:
+        """Ask Vertex AI to cancel a job."""
+        client = await self.job_client(parse_job_name(name)[1])
+        await client.cancel_batch_prediction_job(name=name)

@@ -1,0 +1,405 @@
+"""The batch prediction job's wire format: instances, the create request, states and the summary.
+
+This module owns everything that crosses the wire to Vertex AI: how a video becomes an
+instance line, how a :class:`JobSpec` becomes a ``BatchPredictionJob``, what each
+``JobState`` means for the Airflow task, and the JSON-able summary that operators return.
+It validates at the edge with messages that name the parameter and the fix. It does no I/O;
+google-cloud imports happen inside functions so that DAG files stay cheap to parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from google.cloud.aiplatform_v1 import BatchPredictionJob
+
+#: File extensions Vertex AI video models accept, with the mime type sent for each.
+VIDEO_MIME_TYPES: dict[str, str] = {
+    ".mp4": "video/mp4",
+    ".avi": "video/avi",
+    ".mov": "video/quicktime",
+}
+
+#: Label set on every job this provider creates, so jobs can be found (and de-duplicated) by label.
+PROVIDER_LABEL = "airflow-provider"
+PROVIDER_LABEL_VALUE = "video-actions"
+#: Label holding a hash of (dag, task, run, map index): one job per task instance.
+TASK_LABEL = "airflow-task"
+
+_LABEL_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
+_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_MODEL_RE = re.compile(
+    r"^(?:projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/models/)?(?P<id>[A-Za-z0-9_-]+)(?:@(?P<version>[A-Za-z0-9_-]+))?$"
+)
+_JOB_NAME_RE = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/batchPredictionJobs/(?P<id>\d+)$")
+_REGION_RE = re.compile(r"^[a-z]+(?:-[a-z0-9]+)+$")
+
+
+class VideoActionsValueError(ValueError):
+    """A parameter is invalid; the message names the parameter, what was wrong and how to fix it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Job states: the one place that says what each state means for the task.
+# ---------------------------------------------------------------------------------------------
+
+#: Terminal states that end the wait successfully (PARTIALLY_SUCCEEDED is checked against a ratio).
+SUCCESS_STATES = frozenset({"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
+#: Terminal states that fail the task, carrying the job's error.
+FAILURE_STATES = frozenset({"JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
+TERMINAL_STATES = SUCCESS_STATES | FAILURE_STATES
+#: States where waiting goes on; PAUSED, UPDATING and CANCELLING are logged, never taken as success.
+WAITING_STATES = frozenset(
+    {
+        "JOB_STATE_UNSPECIFIED",
+        "JOB_STATE_QUEUED",
+        "JOB_STATE_PENDING",
+        "JOB_STATE_RUNNING",
+        "JOB_STATE_PAUSED",
+        "JOB_STATE_UPDATING",
+        "JOB_STATE_CANCELLING",
+    }
+)
+
+
+class JobFailedError(RuntimeError):
+    """The job ended in a state that fails the task; the message names the job, its state and why."""
+
+
+def job_outcome(summary: Mapping[str, Any], max_failed_ratio: float = 1.0) -> str:
+    """Return a log line for a finished job, or raise :class:`JobFailedError` if it fails the task.
+
+    PARTIALLY_SUCCEEDED (and SUCCEEDED with failed instances) passes while the failed share of
+    instances is at most ``max_failed_ratio``.
+    """
+    state, name = summary["state"], summary["name"]
+    stats = summary.get("completion_stats") or {}
+    ok, failed = stats.get("successful_count", 0), stats.get("failed_count", 0)
+    if state in FAILURE_STATES:
+        error = summary.get("error") or {}
+        raise JobFailedError(
+            f"Batch prediction job {name} ended in {state}: {error.get('message') or 'no error message'} "
+            f"(code {error.get('code', 'unknown')}); partial failures: {summary.get('partial_failures') or []}"
+        )
+    if state not in SUCCESS_STATES:
+        raise JobFailedError(f"Batch prediction job {name} is in {state}, which is not a finished state.")
+    ratio = failed / (ok + failed) if ok + failed else 0.0
+    counts = f"{ok} instances succeeded, {failed} failed ({ratio:.1%})"
+    if ratio > max_failed_ratio:
+        raise JobFailedError(
+            f"Batch prediction job {name} ended in {state} but {counts}, more than "
+            f"max_failed_ratio={max_failed_ratio}. See errors_*.jsonl in {summary.get('output_directory')}."
+        )
+    return f"Batch prediction job {name} ended in {state}: {counts}."
+
+
+# ---------------------------------------------------------------------------------------------
+# Instances: one JSON line per video (segment).
+# ---------------------------------------------------------------------------------------------
+
+
+def split_gcs_uri(uri: Any, param: str, *, want_object: bool = True) -> tuple[str, str]:
+    """Split ``gs://bucket/path`` into (bucket, path); raise naming ``param`` if it is not one."""
+    if not isinstance(uri, str) or not uri.startswith("gs://"):
+        raise VideoActionsValueError(f"{param} must be a gs:// URI like gs://my-bucket/videos/a.mp4, got {uri!r}.")
+    bucket, _, path = uri[5:].partition("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]", bucket):
+        raise VideoActionsValueError(f"{param} has an invalid bucket name {bucket!r} in {uri!r}.")
+    if want_object and (not path or path.endswith("/")):
+        raise VideoActionsValueError(f"{param} must name an object, not a bucket or folder: {uri!r}.")
+    return bucket, path
+
+
+def parse_seconds(value: Any, param: str, *, open_end: bool = False) -> float | None:
+    """Read seconds from a number or a Vertex duration string (``"1.5s"``); ``inf`` only for an open end."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise VideoActionsValueError(f"{param} must be seconds as a number or a string like '1.5s', got {value!r}.")
+    text = str(value).strip().lower().removesuffix("s")
+    try:
+        seconds = float("inf" if text in ("inf", "infinity") else text)
+    except ValueError:
+        raise VideoActionsValueError(f"{param} must be seconds like 1.5 or '1.5s', got {value!r}.") from None
+    if math.isnan(seconds) or seconds < 0:
+        raise VideoActionsValueError(f"{param} must be zero or more seconds, got {value!r}.")
+    if math.isinf(seconds):
+        if not open_end:
+            raise VideoActionsValueError(f"{param} cannot be infinite; only a segment end may be 'inf'.")
+        return None
+    return seconds
+
+
+def format_seconds(seconds: float | None) -> str:
+    """Write seconds the way Vertex AI reads them: microsecond precision and an ``s`` suffix."""
+    return "Infinity" if seconds is None else f"{seconds:.6f}s"
+
+
+def mime_type_for(uri: str, param: str) -> str:
+    """Return the video mime type for a URI's extension, or raise listing the supported ones."""
+    suffix = "." + uri.rsplit(".", 1)[-1].lower() if "." in uri.rsplit("/", 1)[-1] else ""
+    try:
+        return VIDEO_MIME_TYPES[suffix]
+    except KeyError:
+        raise VideoActionsValueError(
+            f"{param}: cannot tell the video type of {uri!r} from its extension; use one of "
+            f"{', '.join(VIDEO_MIME_TYPES)} or give mime_type explicitly ({', '.join(VIDEO_MIME_TYPES.values())})."
+        ) from None
+
+
+@dataclass(frozen=True)
+class VideoInstance:
+    """One instance of the job: a video, or a segment of it, to recognise actions in."""
+
+    content: str
+    mime_type: str
+    segment_start: float = 0.0
+    segment_end: float | None = None
+
+    @classmethod
+    def from_user(cls, video: Any, param: str = "videos") -> VideoInstance:
+        """Build from a gs:// URI or a dict with ``content`` and optional mime type and segment."""
+        if isinstance(video, str):
+            video = {"content": video}
+        if not isinstance(video, Mapping):
+            raise VideoActionsValueError(
+                f"{param} items must be gs:// URIs or dicts with 'content', got {type(video).__name__}: {video!r}."
+            )
+        unknown = set(video) - {"content", "mime_type", "time_segment_start", "time_segment_end"}
+        if unknown:
+            raise VideoActionsValueError(
+                f"{param} item has unknown keys {sorted(unknown)}; allowed: content, mime_type, "
+                "time_segment_start, time_segment_end."
+            )
+        content = video.get("content")
+        split_gcs_uri(content, f"{param} content")
+        mime_type = video.get("mime_type") or mime_type_for(content, param)
+        if mime_type not in VIDEO_MIME_TYPES.values():
+            raise VideoActionsValueError(
+                f"{param}: mime_type {mime_type!r} of {content} is not supported; use one of "
+                f"{', '.join(VIDEO_MIME_TYPES.values())}."
+            )
+        start = parse_seconds(video.get("time_segment_start", 0.0), f"{param} time_segment_start of {content}")
+        end = parse_seconds(video.get("time_segment_end"), f"{param} time_segment_end of {content}", open_end=True)
+        if end is not None and end <= (start or 0.0):
+            raise VideoActionsValueError(
+                f"{param}: the segment of {content} ends at {end}s, not after its start {start}s; "
+                "make time_segment_end greater than time_segment_start, or leave it out for the whole video."
+            )
+        return cls(content, mime_type, start or 0.0, end)
+
+    def to_line(self) -> str:
+        """Serialise as one line of the instances JSONL file."""
+        return json.dumps(
+            {
+                "content": self.content,
+                "mimeType": self.mime_type,
+                "timeSegmentStart": format_seconds(self.segment_start),
+                "timeSegmentEnd": format_seconds(self.segment_end),
+            }
+        )
+
+
+def instances_from_videos(videos: Any) -> list[VideoInstance]:
+    """Validate the ``videos`` parameter into instances; an empty list is an error."""
+    if isinstance(videos, str) or not isinstance(videos, Sequence):
+        raise VideoActionsValueError(
+            f"videos must be a list of gs:// URIs or dicts, got {type(videos).__name__}: {videos!r}."
+        )
+    if not videos:
+        raise VideoActionsValueError("videos is empty: give at least one gs:// video URI.")
+    return [VideoInstance.from_user(video, f"videos[{i}]") for i, video in enumerate(videos)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Names, labels and the create request.
+# ---------------------------------------------------------------------------------------------
+
+
+def model_resource_name(model: Any, project_id: str, region: str) -> str:
+    """Turn a model ID or full resource name into the full name, checking it matches project and region."""
+    match = _MODEL_RE.match(model) if isinstance(model, str) else None
+    if not match:
+        raise VideoActionsValueError(
+            f"model must be a model ID like '1234567890' or a resource name like "
+            f"'projects/my-project/locations/us-central1/models/1234567890', got {model!r}."
+        )
+    if match["region"] and match["region"] != region:
+        raise VideoActionsValueError(
+            f"model {model!r} lives in region {match['region']!r} but region={region!r}; batch jobs run in "
+            "the model's region."
+        )
+    if match["project"]:
+        return model
+    version = f"@{match['version']}" if match["version"] else ""
+    return f"projects/{project_id}/locations/{region}/models/{match['id']}{version}"
+
+
+def parse_job_name(name: Any) -> tuple[str, str, str]:
+    """Split a batch prediction job resource name into (project, region, job id)."""
+    match = _JOB_NAME_RE.match(name) if isinstance(name, str) else None
+    if not match:
+        raise VideoActionsValueError(
+            "job_name must be a full resource name like "
+            f"'projects/my-project/locations/us-central1/batchPredictionJobs/123', got {name!r}."
+        )
+    return match["project"], match["region"], match["id"]
+
+
+def check_region(region: Any) -> str:
+    """Return the region if it looks like a Vertex AI region (``us-central1``), else raise."""
+    if not isinstance(region, str) or not _REGION_RE.match(region):
+        raise VideoActionsValueError(f"region must be a Vertex AI region like 'us-central1', got {region!r}.")
+    return region
+
+
+def check_labels(labels: Any) -> dict[str, str]:
+    """Check user labels against Google's label rules and return them as a dict."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise VideoActionsValueError(f"labels must be a dict of str to str, got {type(labels).__name__}.")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not _LABEL_KEY_RE.match(key):
+            raise VideoActionsValueError(
+                f"labels key {key!r} is invalid: use 1-63 lowercase letters, digits, '_' or '-', "
+                "starting with a letter."
+            )
+        if not isinstance(value, str) or not _LABEL_RE.match(value):
+            raise VideoActionsValueError(
+                f"labels[{key!r}] = {value!r} is invalid: use up to 63 lowercase letters, digits, '_' or '-'."
+            )
+    return dict(labels)
+
+
+def task_label_value(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
+    """A deterministic label value for one task instance (Airflow ids hold ':' and '+', so hash them)."""
+    key = json.dumps([dag_id, task_id, run_id, map_index])
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def default_display_name(dag_id: str, task_id: str, run_id: str, map_index: int) -> str:
+    """A readable job name from dag, task and run, within Vertex AI's 128 characters."""
+    suffix = f"-{map_index}" if map_index >= 0 else ""
+    return f"{dag_id}.{task_id}.{run_id}{suffix}"[:128]
+
+
+@dataclass(frozen=True)
+class MachineResources:
+    """Dedicated resources for models that need them (custom models); AutoML models need none."""
+
+    machine_type: str | None = None
+    accelerator_type: str | None = None
+    accelerator_count: int = 0
+    starting_replica_count: int | None = None
+    max_replica_count: int | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything needed to create one batch prediction job; built and validated by the submit operator."""
+
+    project_id: str
+    region: str
+    model: str
+    display_name: str
+    instances_uris: tuple[str, ...]
+    destination_prefix: str
+    confidence_threshold: float = 0.0
+    max_predictions: int = 50
+    labels: Mapping[str, str] = field(default_factory=dict)
+    resources: MachineResources = MachineResources()
+    service_account: str | None = None
+    encryption_key: str | None = None
+
+    @property
+    def parent(self) -> str:
+        """The collection the job is created in."""
+        return f"projects/{self.project_id}/locations/{self.region}"
+
+    def to_proto(self) -> BatchPredictionJob:
+        """Build the ``BatchPredictionJob`` create request body."""
+        from google.cloud import aiplatform_v1
+        from google.protobuf import json_format, struct_pb2
+
+        parameters = json_format.ParseDict(
+            {"confidenceThreshold": self.confidence_threshold, "maxPredictions": self.max_predictions},
+            struct_pb2.Value(),
+        )
+        job = aiplatform_v1.BatchPredictionJob(
+            display_name=self.display_name,
+            model=self.model,
+            model_parameters=parameters,
+            input_config={"instances_format": "jsonl", "gcs_source": {"uris": list(self.instances_uris)}},
+            output_config={
+                "predictions_format": "jsonl",
+                "gcs_destination": {"output_uri_prefix": self.destination_prefix},
+            },
+            labels=dict(self.labels),
+        )
+        res = self.resources
+        if res.machine_type:
+            job.dedicated_resources = aiplatform_v1.BatchDedicatedResources(
+                machine_spec=aiplatform_v1.MachineSpec(
+                    machine_type=res.machine_type,
+                    accelerator_type=res.accelerator_type or "ACCELERATOR_TYPE_UNSPECIFIED",
+                    accelerator_count=res.accelerator_count,
+                ),
+                starting_replica_count=res.starting_replica_count or 1,
+                max_replica_count=res.max_replica_count or res.starting_replica_count or 1,
+            )
+        if self.service_account:
+            job.service_account = self.service_account
+        if self.encryption_key:
+            job.encryption_spec = aiplatform_v1.EncryptionSpec(kms_key_name=self.encryption_key)
+        return job
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary operators return and triggers emit: JSON-able, small.
+# ---------------------------------------------------------------------------------------------
+
+
+def _time(value: Any) -> str | None:
+    """ISO-8601 for a proto-plus timestamp; None when unset."""
+    return value.isoformat() if value else None
+
+
+def job_summary(job: BatchPredictionJob) -> dict[str, Any]:
+    """The JSON-able summary of a job: what downstream tasks and the trigger event carry."""
+    stats = job.completion_stats
+    uris = list(job.input_config.gcs_source.uris)
+    return {
+        "name": job.name,
+        "display_name": job.display_name,
+        "model": job.model,
+        "state": job.state.name,
+        "output_directory": job.output_info.gcs_output_directory or None,
+        "instances_uri": uris[0] if uris else None,
+        "instances_uris": uris,
+        "completion_stats": {
+            "successful_count": int(stats.successful_count),
+            "failed_count": int(stats.failed_count),
+            "incomplete_count": int(stats.incomplete_count),
+        },
+        "error": {"code": job.error.code, "message": job.error.message} if job.error.code else None,
+        "partial_failures": [{"code": s.code, "message": s.message} for s in job.partial_failures],
+        "labels": dict(job.labels),
+        "create_time": _time(job.create_time),
+        "start_time": _time(job.start_time),
+        "end_time": _time(job.end_time),
+        "update_time": _time(job.update_time),
+    }
+
+
+def console_url(job_name: str) -> str:
+    """The Google Cloud console page of a batch prediction job."""
+    project, region, job_id = parse_job_name(job_name)
+    return f"https://console.cloud.google.com/vertex-ai/locations/{region}/batch-predictions/{job_id}?project={project}"

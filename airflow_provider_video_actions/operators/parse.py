@@ -1,0 +1,261 @@
+"""Parse a finished job's output into prediction records, for XCom or a file in GCS.
+
+The operator streams every ``predictions_*`` and ``errors_*`` file of the job's output directory
+line by line (:mod:`airflow_provider_video_actions.predictions`), filters the moments, and either
+returns them in its XCom (bounded by ``max_xcom_bytes``) or writes them to a ``.jsonl``, ``.csv``
+or ``.parquet`` destination, with the error records beside it in ``<destination stem>.errors.jsonl``.
+It returns counts, label counts and a few error samples; errors never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+
+from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs_uri
+from airflow_provider_video_actions.operators.submit import check_fraction, check_positive
+from airflow_provider_video_actions.predictions import (
+    CONTENT_TYPES,
+    WRITER_FORMATS,
+    ErrorRecord,
+    ParseStats,
+    PredictionFilter,
+    PredictionRecord,
+    RecordWriter,
+    decode_lines,
+)
+
+if TYPE_CHECKING:
+    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+
+#: Default XCom budget: the metadata database is no place for bulk data.
+DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
+
+
+def check_location(uri: Any, param: str, *, want_object: bool) -> str:
+    """A ``gs://`` or ``file://`` URI, or raise naming the parameter."""
+    if isinstance(uri, str) and uri.startswith("file://"):
+        return uri
+    split_gcs_uri(uri, param, want_object=want_object)
+    return uri
+
+
+def destination_format(destination: str) -> str:
+    """The writer format from the destination's extension, or raise listing the supported ones."""
+    fmt = os.path.splitext(destination)[1].lower()
+    if fmt not in WRITER_FORMATS:
+        raise VideoActionsValueError(
+            f"destination {destination!r} must end in {', '.join(WRITER_FORMATS)}; leave it unset to return "
+            "the predictions in XCom."
+        )
+    return fmt
+
+
+class _XComBudget:
+    """The byte budget that predictions and error records share on their way to XCom."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes, self.used = max_bytes, 0
+
+    def charge(self, size: int) -> None:
+        """Count bytes, failing with the fix as soon as the budget is passed."""
+        self.used += size
+        if self.used > self.max_bytes:
+            raise AirflowFailException(
+                f"The parsed predictions pass max_xcom_bytes={self.max_bytes}: XCom lives in the metadata "
+                "database. Set destination='gs://bucket/path/predictions.parquet' (or .jsonl, .csv) to write "
+                "them to GCS, narrow them with min_confidence, labels or top_k, or raise max_xcom_bytes."
+            )
+
+
+class _XComSink:
+    """Collects records as dicts for the return value, within a shared budget."""
+
+    def __init__(self, budget: _XComBudget) -> None:
+        self.budget, self.items = budget, []
+        self._encode = msgspec.json.Encoder().encode
+
+    def write(self, records: Sequence[msgspec.Struct]) -> None:
+        for record in records:
+            self.budget.charge(len(self._encode(record)) + 2)
+            self.items.append(msgspec.structs.asdict(record))
+
+    def close(self) -> None:
+        """Nothing to finish: the records go out with the return value."""
+
+
+class _ErrorsFile:
+    """Error records as JSONL beside the destination, created only if there is an error."""
+
+    def __init__(self, stack: ExitStack, client: Any, uri: str) -> None:
+        self._stack, self._client, self.uri = stack, client, uri
+        self._writer: RecordWriter | None = None
+
+    def write(self, records: Sequence[ErrorRecord]) -> None:
+        if self._writer is None:
+            from airflow_provider_video_actions import gcs
+
+            handle = self._stack.enter_context(gcs.open_write(self._client, self.uri, CONTENT_TYPES[".jsonl"]))
+            self._writer = RecordWriter(handle, ".jsonl", ErrorRecord)
+        self._writer.write(records)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class ParseVideoActionPredictionsOperator(BaseOperator):
+    """Read a video action recognition job's output into structured prediction records.
+
+    :param job: the submit operator's return value (a dict with ``output_directory``), e.g. its XComArg.
+    :param output_directory: the job's output directory, when ``job`` is not given.
+    :param destination: ``gs://`` (or ``file://``) URI ending in ``.jsonl``, ``.csv`` or ``.parquet``;
+        unset returns the records in XCom.
+    :param min_confidence: keep moments at or above this confidence (0..1).
+    :param labels: keep only these action labels.
+    :param top_k: keep at most this many moments per instance, the most confident.
+    :param max_xcom_bytes: fail rather than push more than this to XCom.
+    :param max_malformed_lines: fail when more output lines than this cannot be read (None: never).
+    """
+
+    template_fields: Sequence[str] = ("job", "output_directory", "destination", "labels", "impersonation_chain")
+    ui_color = "#e6f4ea"
+
+    def __init__(
+        self,
+        *,
+        job: dict[str, Any] | None = None,
+        output_directory: str | None = None,
+        destination: str | None = None,
+        min_confidence: float = 0.0,
+        labels: Sequence[str] | None = None,
+        top_k: int | None = None,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        max_malformed_lines: int | None = None,
+        gcp_conn_id: str = "google_cloud_default",
+        impersonation_chain: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (job is None) == (output_directory is None):
+            raise VideoActionsValueError(
+                f"{type(self).__name__} {self.task_id}: give exactly one of job (the submit task's result) "
+                "or output_directory."
+            )
+        self.job, self.output_directory, self.destination = job, output_directory, destination
+        self.min_confidence = check_fraction(min_confidence, "min_confidence")
+        self.labels, self.top_k = labels, None if top_k is None else check_positive(top_k, "top_k", integer=True)
+        self.max_xcom_bytes = check_positive(max_xcom_bytes, "max_xcom_bytes", integer=True)
+        if max_malformed_lines is not None and (not isinstance(max_malformed_lines, int) or max_malformed_lines < 0):
+            raise VideoActionsValueError(
+                f"max_malformed_lines must be None or an integer >= 0, got {max_malformed_lines!r}."
+            )
+        self.max_malformed_lines = max_malformed_lines
+        self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
+        if isinstance(destination, str) and "{{" not in destination:
+            destination_format(destination)
+
+    @cached_property
+    def hook(self) -> VideoActionBatchPredictionHook:
+        """The GCS side of the video actions hook (imported here so DAG parsing stays light)."""
+        from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+
+        return VideoActionBatchPredictionHook(
+            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
+        )
+
+    def _source(self) -> str:
+        """The rendered output directory, from ``job`` or ``output_directory``."""
+        if self.job is not None:
+            if not isinstance(self.job, dict) or not self.job.get("output_directory"):
+                raise VideoActionsValueError(
+                    "job must be the submit operator's result, a dict with 'output_directory'; "
+                    f"got {type(self.job).__name__}: {str(self.job)[:200]!r}."
+                )
+            return check_location(self.job["output_directory"], "job['output_directory']", want_object=False)
+        return check_location(self.output_directory, "output_directory", want_object=False)
+
+    def _filter(self) -> PredictionFilter:
+        labels = self.labels
+        if labels is not None and (isinstance(labels, str) or not all(isinstance(label, str) for label in labels)):
+            raise VideoActionsValueError(f"labels must be a list of label names, got {labels!r}.")
+        return PredictionFilter(self.min_confidence, None if labels is None else frozenset(labels), self.top_k)
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Stream the output files through the filter into XCom or the destination."""
+        try:
+            source, keep = self._source(), self._filter()
+            fmt = (
+                None
+                if self.destination is None
+                else destination_format(check_location(self.destination, "destination", want_object=True))
+            )
+        except VideoActionsValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        from airflow_provider_video_actions import gcs
+
+        client = self.hook.storage_client
+        predictions, errors = gcs.output_files(client, source)
+        if not predictions and not errors:
+            raise AirflowException(
+                f"No predictions_* or errors_* files in {source}: is the job finished, and is this its "
+                "output_directory (job.output_info.gcs_output_directory)?"
+            )
+        self.log.info("Parsing %d predictions and %d errors files from %s", len(predictions), len(errors), source)
+        stats = ParseStats()
+        with ExitStack() as stack:
+            records, error_records = self._sinks(stack, fmt)
+            for uri in predictions + errors:
+                with gcs.open_read(client, uri) as handle:
+                    self._parse_file(uri, gcs.iter_lines(handle), keep, stats, records, error_records)
+            records.close()
+            error_records.close()
+        result = stats.summary()
+        if fmt is None:
+            result["predictions"], result["error_records"] = records.items, error_records.items
+        else:
+            result["uri"] = self.destination
+            result["errors_uri"] = self._errors_uri() if stats.errors else None
+        self.log.info("Parsed %d moments from %d videos; %d errors", stats.rows, len(stats.videos), stats.errors)
+        if stats.errors:
+            self.log.warning("Error samples: %s", stats.error_samples)
+        return result
+
+    def _sinks(self, stack: ExitStack, fmt: str | None) -> tuple[Any, Any]:
+        """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
+        if fmt is None:
+            budget = _XComBudget(self.max_xcom_bytes)
+            return _XComSink(budget), _XComSink(budget)
+        from airflow_provider_video_actions import gcs
+
+        client = self.hook.storage_client
+        handle = stack.enter_context(gcs.open_write(client, self.destination, CONTENT_TYPES[fmt]))
+        return RecordWriter(handle, fmt, PredictionRecord), _ErrorsFile(stack, client, self._errors_uri())
+
+    def _errors_uri(self) -> str:
+        return os.path.splitext(self.destination)[0] + ".errors.jsonl"
+
+    def _parse_file(
+        self, uri: str, lines: Iterator[bytes], keep: PredictionFilter, stats: ParseStats, records: Any, errors: Any
+    ) -> None:
+        """Decode one output file, sending kept records and every error to their sinks."""
+        for item in decode_lines(lines, uri):
+            if isinstance(item, ErrorRecord):
+                stats.add_error(item)
+                errors.write([item])
+                if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:
+                    raise AirflowException(
+                        f"More than max_malformed_lines={self.max_malformed_lines} output lines could not be read; "
+                        f"the last at {uri} line {item.line}: {item.message}"
+                    )
+            else:
+                instance, moments = item
+                kept = keep.records(instance, moments)
+                stats.add_records(kept, instance.content or "")
+                records.write(kept)

@@ -1,0 +1,325 @@
+"""Submit a video action recognition batch prediction job and wait for it.
+
+The operator turns its input (a list of videos, a GCS prefix of videos, or ready JSONL files)
+into an instances file, creates one job per task instance, and waits for it: deferred in the
+triggerer by default, or polling in the worker. A retry of the same task instance re-attaches
+to a live or succeeded job it created before (found by a deterministic label) instead of paying
+for a second one. It returns the job summary (:func:`airflow_provider_video_actions.job.job_summary`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator, conf
+
+from airflow_provider_video_actions.job import (
+    FAILURE_STATES,
+    PROVIDER_LABEL,
+    PROVIDER_LABEL_VALUE,
+    TASK_LABEL,
+    TERMINAL_STATES,
+    JobFailedError,
+    JobSpec,
+    MachineResources,
+    VideoActionsValueError,
+    check_labels,
+    check_region,
+    default_display_name,
+    instances_from_videos,
+    job_outcome,
+    job_summary,
+    model_resource_name,
+    split_gcs_uri,
+    task_label_value,
+)
+from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
+
+if TYPE_CHECKING:
+    from google.cloud.aiplatform_v1 import BatchPredictionJob
+
+    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+    from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+
+
+def _is_template(value: Any) -> bool:
+    """True for values that are only known after rendering (Jinja strings, XComArgs)."""
+    return (isinstance(value, str) and "{{" in value) or hasattr(value, "resolve")
+
+
+def check_fraction(value: Any, param: str) -> float:
+    """A number in [0, 1], or raise naming the parameter."""
+    if isinstance(value, str):  # a rendered template
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise VideoActionsValueError(f"{param} must be a number between 0 and 1, got {value!r}.")
+    return float(value)
+
+
+def check_positive(value: Any, param: str, *, integer: bool = False) -> Any:
+    """A positive number (or integer), or raise naming the parameter."""
+    if isinstance(value, timedelta) and not integer:
+        value = value.total_seconds()
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number of seconds"
+        raise VideoActionsValueError(f"{param} must be {kind}, got {value!r}.")
+    return value
+
+
+class VideoActionBatchPredictionOperator(BaseOperator):
+    """Run a Vertex AI video action recognition batch prediction job and return its summary.
+
+    :param project_id: Google Cloud project of the job.
+    :param region: Vertex AI region of the model, e.g. ``us-central1``.
+    :param model: model ID, or full resource name ``projects/P/locations/L/models/ID[@version]``.
+    :param gcs_destination_prefix: ``gs://`` prefix under which the job writes its output directory
+        (the instances file is written under ``<prefix>/instances/``).
+    :param videos: gs:// URIs, or dicts with ``content`` and optional ``mime_type``,
+        ``time_segment_start`` and ``time_segment_end`` (seconds; no end means to the end).
+    :param videos_prefix: a ``gs://`` prefix listed for ``.mp4``, ``.avi`` and ``.mov`` files.
+    :param gcs_source: a ready instances JSONL URI, or a list of them. Give exactly one of the three.
+    :param confidence_threshold: the model drops moments below this confidence (0..1).
+    :param max_predictions: the model returns at most this many moments per instance.
+    :param job_display_name: defaults to ``<dag>.<task>.<run>``.
+    :param labels: extra job labels (Google label rules).
+    :param poll_interval: seconds between reads of the job while waiting.
+    :param timeout: seconds (or timedelta) to wait before cancelling the job and failing.
+    :param max_failed_ratio: largest share of failed instances that still counts as success.
+    :param cancel_on_kill: cancel the job when the task is killed or times out (default True).
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param machine_type: machine type for models that need dedicated resources (custom models),
+        with ``accelerator_type``, ``accelerator_count``, ``starting_replica_count`` and
+        ``max_replica_count``.
+    :param service_account: service account the job runs as.
+    :param encryption_key: Cloud KMS key name for the job's outputs.
+    """
+
+    template_fields: Sequence[str] = (
+        "project_id",
+        "region",
+        "model",
+        "gcs_destination_prefix",
+        "videos",
+        "videos_prefix",
+        "gcs_source",
+        "job_display_name",
+        "labels",
+        "impersonation_chain",
+    )
+    template_fields_renderers = {"videos": "json", "labels": "json"}
+    operator_extra_links = (VideoActionBatchPredictionJobLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        project_id: str,
+        region: str,
+        model: str,
+        gcs_destination_prefix: str,
+        videos: Sequence[str | dict[str, Any]] | None = None,
+        videos_prefix: str | None = None,
+        gcs_source: str | Sequence[str] | None = None,
+        confidence_threshold: float = 0.0,
+        max_predictions: int = 50,
+        job_display_name: str | None = None,
+        labels: dict[str, str] | None = None,
+        poll_interval: float = 10.0,
+        timeout: float | timedelta | None = None,
+        max_failed_ratio: float = 1.0,
+        cancel_on_kill: bool = True,
+        gcp_conn_id: str = "google_cloud_default",
+        impersonation_chain: str | Sequence[str] | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        machine_type: str | None = None,
+        accelerator_type: str | None = None,
+        accelerator_count: int = 0,
+        starting_replica_count: int | None = None,
+        max_replica_count: int | None = None,
+        service_account: str | None = None,
+        encryption_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.project_id, self.region, self.model = project_id, region, model
+        self.gcs_destination_prefix = gcs_destination_prefix
+        self.videos, self.videos_prefix, self.gcs_source = videos, videos_prefix, gcs_source
+        self.confidence_threshold = check_fraction(confidence_threshold, "confidence_threshold")
+        self.max_predictions = check_positive(max_predictions, "max_predictions", integer=True)
+        self.job_display_name, self.labels = job_display_name, labels
+        self.poll_interval = float(check_positive(poll_interval, "poll_interval"))
+        self.wait_timeout = None if timeout is None else float(check_positive(timeout, "timeout"))
+        self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
+        self.cancel_on_kill = cancel_on_kill
+        self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
+        self.deferrable = deferrable
+        self.machine_resources = MachineResources(
+            machine_type, accelerator_type, accelerator_count, starting_replica_count, max_replica_count
+        )
+        self.service_account, self.encryption_key = service_account, encryption_key
+        self._job_name: str | None = None
+        given = [name for name in ("videos", "videos_prefix", "gcs_source") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise VideoActionsValueError(
+                f"{type(self).__name__} {self.task_id}: give exactly one of videos, videos_prefix or gcs_source; "
+                f"got {', '.join(given) or 'none'}."
+            )
+        self._check_rendered(literal_only=True)
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _check_rendered(self, *, literal_only: bool) -> None:
+        """Validate the templated parameters; at construction only those that are not templates."""
+
+        def check(value: Any) -> bool:
+            return value is not None and not (literal_only and _is_template(value))
+
+        if check(self.project_id) and (not isinstance(self.project_id, str) or not self.project_id):
+            raise VideoActionsValueError(f"project_id must be a non-empty string, got {self.project_id!r}.")
+        if check(self.region):
+            check_region(self.region)
+        if check(self.model) and check(self.region) and check(self.project_id):
+            model_resource_name(self.model, self.project_id, self.region)
+        if check(self.gcs_destination_prefix):
+            split_gcs_uri(self.gcs_destination_prefix, "gcs_destination_prefix", want_object=False)
+        if check(self.videos) and not any(_is_template(v) for v in self.videos):
+            instances_from_videos(self.videos)
+        if check(self.videos_prefix):
+            split_gcs_uri(self.videos_prefix, "videos_prefix", want_object=False)
+        if check(self.gcs_source):
+            for uri in [self.gcs_source] if isinstance(self.gcs_source, str) else self.gcs_source:
+                if not (literal_only and _is_template(uri)):
+                    split_gcs_uri(uri, "gcs_source")
+        if check(self.labels):
+            check_labels(self.labels)
+
+    # -- execution ------------------------------------------------------------------------
+
+    @cached_property
+    def hook(self) -> VideoActionBatchPredictionHook:
+        """The job service and GCS hook (imported here so DAG parsing stays light)."""
+        from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+
+        return VideoActionBatchPredictionHook(
+            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
+        )
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Submit (or re-attach to) this task instance's job, then wait for it."""
+        ti = context["ti"]
+        task_label = task_label_value(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+        try:
+            self._check_rendered(literal_only=False)
+            job = self._reusable_job(task_label) or self._submit(ti, task_label)
+        except VideoActionsValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        self._job_name = job.name
+        ti.xcom_push(key=JOB_NAME_XCOM_KEY, value=job.name)
+        summary = job_summary(job)
+        if summary["state"] in TERMINAL_STATES:
+            return self.execute_complete(context, {"status": "done", "job": summary})
+        trigger = self._trigger(job.name)
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return self.execute_complete(context, asyncio.run(trigger.wait()))
+
+    def _reusable_job(self, task_label: str) -> BatchPredictionJob | None:
+        """The newest live or succeeded job this task instance created before, if any."""
+        label_filter = f'labels.{TASK_LABEL}="{task_label}"'
+        jobs = [
+            j
+            for j in self.hook.list_jobs(self.project_id, self.region, label_filter)
+            if j.state.name not in FAILURE_STATES
+        ]
+        if not jobs:
+            return None
+        job = max(jobs, key=lambda j: j.create_time)
+        self.log.info("Re-attaching to %s (%s), created by an earlier try of this task", job.name, job.state.name)
+        return job
+
+    def _submit(self, ti: Any, task_label: str) -> BatchPredictionJob:
+        """Write the instances file if needed and create the job."""
+        spec = self._spec(ti, task_label)
+        job = self.hook.create_job(spec)
+        self.log.info("Created %s reading %s", job.name, ", ".join(spec.instances_uris))
+        return job
+
+    def _spec(self, ti: Any, task_label: str) -> JobSpec:
+        """Build the typed job spec from the rendered parameters, writing the instances file."""
+        display_name = self.job_display_name or default_display_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+        return JobSpec(
+            project_id=self.project_id,
+            region=self.region,
+            model=model_resource_name(self.model, self.project_id, self.region),
+            display_name=display_name[:128],
+            instances_uris=self._instances_uris(task_label),
+            destination_prefix=self.gcs_destination_prefix.rstrip("/"),
+            confidence_threshold=self.confidence_threshold,
+            max_predictions=self.max_predictions,
+            labels={**check_labels(self.labels), PROVIDER_LABEL: PROVIDER_LABEL_VALUE, TASK_LABEL: task_label},
+            resources=self.machine_resources,
+            service_account=self.service_account,
+            encryption_key=self.encryption_key,
+        )
+
+    def _instances_uris(self, task_label: str) -> tuple[str, ...]:
+        """The instances files: given as ``gcs_source``, or written from ``videos`` / ``videos_prefix``."""
+        from airflow_provider_video_actions import gcs
+
+        if self.gcs_source is not None:
+            return tuple([self.gcs_source] if isinstance(self.gcs_source, str) else self.gcs_source)
+        if self.videos is not None:
+            instances = instances_from_videos(self.videos)
+        else:
+            uris = gcs.list_videos(self.hook.storage_client, self.videos_prefix)
+            if not uris:
+                raise VideoActionsValueError(
+                    f"videos_prefix {self.videos_prefix} holds no video files (.mp4, .avi, .mov); "
+                    "check the bucket and prefix."
+                )
+            instances = instances_from_videos(uris)
+        uri = f"{self.gcs_destination_prefix.rstrip('/')}/instances/{task_label}.jsonl"
+        gcs.write_text(self.hook.storage_client, uri, "".join(i.to_line() + "\n" for i in instances))
+        self.log.info("Wrote %d instances to %s", len(instances), uri)
+        return (uri,)
+
+    def _trigger(self, job_name: str) -> VideoActionBatchPredictionTrigger:
+        from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+
+        return VideoActionBatchPredictionTrigger(
+            job_name,
+            gcp_conn_id=self.gcp_conn_id,
+            impersonation_chain=self.impersonation_chain,
+            poll_interval=self.poll_interval,
+            deadline=None if self.wait_timeout is None else time.time() + self.wait_timeout,
+            cancel_on_kill=self.cancel_on_kill,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Turn the wait's event into the task outcome: the summary, or an error naming the job."""
+        if event["status"] == "done":
+            try:
+                self.log.info(job_outcome(event["job"], self.max_failed_ratio))
+            except JobFailedError as exc:
+                raise AirflowException(str(exc)) from exc
+            return event["job"]
+        if event["status"] == "timeout":
+            if self.cancel_on_kill:
+                self.hook.cancel_job(event["job_name"])
+                raise AirflowException(f"{event['message']} It was cancelled.")
+            raise AirflowException(f"{event['message']} It was left running (cancel_on_kill=False).")
+        raise AirflowException(event["message"])
+
+    def on_kill(self) -> None:
+        """Worker mode: cancel the job when the task is killed, unless ``cancel_on_kill=False``."""
+        if self._job_name and self.cancel_on_kill:
+            self.log.info("Task killed: cancelling %s", self._job_name)
+            self.hook.cancel_job(self._job_name)

@@ -1,0 +1,122 @@
+"""Wait for a batch prediction job that was submitted elsewhere (another DAG, a notebook, gcloud).
+
+Deferrable by default: the wait runs in the triggerer with the same trigger as the submit
+operator, except that a killed or timed-out sensor never cancels the job, which is not its own.
+Returns the same summary dict as :class:`VideoActionBatchPredictionOperator`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_video_actions.job import (
+    TERMINAL_STATES,
+    JobFailedError,
+    VideoActionsValueError,
+    job_outcome,
+    job_summary,
+    parse_job_name,
+)
+from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
+from airflow_provider_video_actions.operators.submit import check_fraction
+
+if TYPE_CHECKING:
+    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+
+
+class VideoActionBatchPredictionSensor(BaseSensorOperator):
+    """Succeed when the job succeeds; fail when it fails, is cancelled or expires.
+
+    :param job_name: full resource name ``projects/P/locations/L/batchPredictionJobs/ID``.
+    :param max_failed_ratio: largest share of failed instances that still counts as success.
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``);
+        ``poke_interval`` is the poll interval and ``timeout`` the deadline in both modes.
+    """
+
+    template_fields: Sequence[str] = ("job_name", "impersonation_chain")
+    operator_extra_links = (VideoActionBatchPredictionJobLink(),)
+
+    def __init__(
+        self,
+        *,
+        job_name: str,
+        max_failed_ratio: float = 1.0,
+        gcp_conn_id: str = "google_cloud_default",
+        impersonation_chain: str | Sequence[str] | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if "{{" not in str(job_name):
+            parse_job_name(job_name)
+        self.job_name = job_name
+        self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
+        self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> VideoActionBatchPredictionHook:
+        """The job service hook (imported here so DAG parsing stays light)."""
+        from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+
+        return VideoActionBatchPredictionHook(
+            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
+        )
+
+    def execute(self, context: Any) -> Any:
+        """Check the name, record the link, then wait deferred or poke in the worker."""
+        try:
+            parse_job_name(self.job_name)
+        except VideoActionsValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=self.job_name)
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+
+        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
+        trigger = VideoActionBatchPredictionTrigger(
+            self.job_name,
+            gcp_conn_id=self.gcp_conn_id,
+            impersonation_chain=self.impersonation_chain,
+            poll_interval=float(self.poke_interval),
+            deadline=time.time() + float(timeout),
+            cancel_on_kill=False,
+        )
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def poke(self, context: Any) -> PokeReturnValue:
+        """Worker mode: one read of the job."""
+        summary = job_summary(self.hook.get_job(self.job_name))
+        if summary["state"] not in TERMINAL_STATES:
+            self.log.info("%s is %s", self.job_name, summary["state"])
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self._outcome(summary))
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """The trigger's event becomes the summary, or an error naming the job."""
+        if event["status"] == "done":
+            return self._outcome(event["job"])
+        if event["status"] == "timeout":
+            raise AirflowSensorTimeout(f"{event['message']} The job was left as it is: this sensor did not start it.")
+        raise AirflowException(event["message"])
+
+    def _outcome(self, summary: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.log.info(job_outcome(summary, self.max_failed_ratio))
+        except JobFailedError as exc:
+            raise AirflowException(str(exc)) from exc
+        return summary
