@@ -7,6 +7,7 @@ tests write theirs with :func:`write_dag`.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,9 +20,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="video-actions-airflow-"))
+# Test modules import helpers from ``tests.conftest``, a second import of this file: keep one home.
+AIRFLOW_HOME = Path(os.environ.get("VIDEO_ACTIONS_TEST_HOME") or tempfile.mkdtemp(prefix="video-actions-airflow-"))
+os.environ["VIDEO_ACTIONS_TEST_HOME"] = str(AIRFLOW_HOME)
 DAGS_FOLDER = AIRFLOW_HOME / "dags"
-DAGS_FOLDER.mkdir()
+DAGS_FOLDER.mkdir(exist_ok=True)
 os.environ.update(
     AIRFLOW_HOME=str(AIRFLOW_HOME),
     AIRFLOW__CORE__DAGS_FOLDER=str(DAGS_FOLDER),
@@ -108,3 +111,38 @@ def xcom_value(run, task_id: str, key: str = "return_value"):
 def task_states(run) -> dict[str, str]:
     """task id -> final state of a DAG run."""
     return {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+@pytest.fixture
+def instances_uri(storage_client) -> str:
+    """An instances file naming one sample video with a planted 'wave' at 1.25 s."""
+    from airflow_provider_video_actions.emulator import PlantedAction, make_video
+
+    bucket = storage_client.bucket(BUCKET)
+    bucket.blob("videos/wave.mp4").upload_from_string(
+        make_video([PlantedAction("wave", 1.0)]), content_type="video/mp4"
+    )
+    line = json.dumps({"content": f"gs://{BUCKET}/videos/wave.mp4", "mimeType": "video/mp4"}) + "\n"
+    bucket.blob("instances/wave.jsonl").upload_from_string(line)
+    return f"gs://{BUCKET}/instances/wave.jsonl"
+
+
+@pytest.fixture
+def submit_job(emulator, instances_uri):
+    """Create a job through the real hook: ``submit_job(display_name) -> job name``."""
+    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+    from airflow_provider_video_actions.job import JobSpec
+
+    def submit(display_name: str = "test-job", labels: dict[str, str] | None = None) -> str:
+        spec = JobSpec(
+            project_id="test-project",
+            region="us-central1",
+            model="projects/test-project/locations/us-central1/models/42",
+            display_name=display_name,
+            instances_uris=(instances_uri,),
+            destination_prefix=f"gs://{BUCKET}/out",
+            labels=labels or {},
+        )
+        return VideoActionBatchPredictionHook().create_job(spec).name
+
+    return submit

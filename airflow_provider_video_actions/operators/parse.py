@@ -200,7 +200,8 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from exc
         from airflow_provider_video_actions import gcs
 
-        client = self.hook.storage_client
+        local = source.startswith("file://") and (self.destination or "file://").startswith("file://")
+        client = None if local else self.hook.storage_client
         predictions, errors = gcs.output_files(client, source)
         if not predictions and not errors:
             raise AirflowException(
@@ -210,7 +211,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         self.log.info("Parsing %d predictions and %d errors files from %s", len(predictions), len(errors), source)
         stats = ParseStats()
         with ExitStack() as stack:
-            records, error_records = self._sinks(stack, fmt)
+            records, error_records = self._sinks(stack, fmt, client)
             for uri in predictions + errors:
                 with gcs.open_read(client, uri) as handle:
                     self._parse_file(uri, gcs.iter_lines(handle), keep, stats, records, error_records)
@@ -227,14 +228,13 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             self.log.warning("Error samples: %s", stats.error_samples)
         return result
 
-    def _sinks(self, stack: ExitStack, fmt: str | None) -> tuple[Any, Any]:
+    def _sinks(self, stack: ExitStack, fmt: str | None, client: Any) -> tuple[Any, Any]:
         """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
         if fmt is None:
             budget = _XComBudget(self.max_xcom_bytes)
             return _XComSink(budget), _XComSink(budget)
         from airflow_provider_video_actions import gcs
 
-        client = self.hook.storage_client
         handle = stack.enter_context(gcs.open_write(client, self.destination, CONTENT_TYPES[fmt]))
         return RecordWriter(handle, fmt, PredictionRecord), _ErrorsFile(stack, client, self._errors_uri())
 

@@ -1,0 +1,73 @@
+"""``python -m airflow_provider_video_actions.emulator``: serve the emulator until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+from airflow_provider_video_actions.emulator.server import Emulator
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options: addresses, buckets, timeline and where to write the env file."""
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_video_actions.emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--vertex-port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--storage-port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--bucket", action="append", default=[], help="bucket to create (repeatable)")
+    parser.add_argument("--queued-seconds", type=float, default=0.5)
+    parser.add_argument("--pending-seconds", type=float, default=0.5)
+    parser.add_argument("--running-seconds", type=float, default=1.0)
+    parser.add_argument("--cancelling-seconds", type=float, default=0.5)
+    parser.add_argument("--lines-per-file", type=int, default=1000)
+    parser.add_argument("--env-file", type=Path, help="write the export lines here once ready (removed on exit)")
+    parser.add_argument("--log-level", default="WARNING")
+    return parser.parse_args(argv)
+
+
+def export_lines(emulator: Emulator) -> str:
+    """Shell ``export`` lines for the emulator's environment."""
+    return "".join(f"export {key}={value}\n" for key, value in emulator.env().items())
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a watcher never reads a half-written file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the emulator, announce it, and serve until SIGINT or SIGTERM."""
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    emulator = Emulator(
+        host=args.host,
+        vertex_port=args.vertex_port,
+        storage_port=args.storage_port,
+        buckets=args.bucket,
+        queued_seconds=args.queued_seconds,
+        pending_seconds=args.pending_seconds,
+        running_seconds=args.running_seconds,
+        cancelling_seconds=args.cancelling_seconds,
+        lines_per_file=args.lines_per_file,
+    )
+    with emulator:
+        print(export_lines(emulator), end="", flush=True)
+        if args.env_file:
+            write_atomically(args.env_file, export_lines(emulator))
+        try:
+            stop.wait()
+        finally:
+            if args.env_file:
+                args.env_file.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,574 @@
+"""An in-process gRPC ``google.cloud.aiplatform.v1.JobService`` for batch prediction jobs.
+
+Jobs follow a timeline (QUEUED, PENDING, RUNNING, terminal) driven by a ticker thread; the RUNNING
+phase runs ``runner.run_batch`` on a small thread pool against the emulated GCS server.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import grpc
+from google.cloud import aiplatform_v1
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2, empty_pb2, json_format
+from google.rpc import status_pb2
+
+from airflow_provider_video_actions.emulator import runner
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "google.cloud.aiplatform.v1.JobService"
+JobState = aiplatform_v1.JobState
+TERMINAL_STATES = frozenset(
+    {
+        JobState.JOB_STATE_SUCCEEDED,
+        JobState.JOB_STATE_FAILED,
+        JobState.JOB_STATE_CANCELLED,
+        JobState.JOB_STATE_EXPIRED,
+        JobState.JOB_STATE_PARTIALLY_SUCCEEDED,
+    }
+)
+FORCEABLE_STATES = frozenset(
+    {
+        "JOB_STATE_SUCCEEDED",
+        "JOB_STATE_FAILED",
+        "JOB_STATE_CANCELLED",
+        "JOB_STATE_EXPIRED",
+        "JOB_STATE_PARTIALLY_SUCCEEDED",
+        "JOB_STATE_PAUSED",
+    }
+)
+_FORCED_ERRORS = {
+    JobState.JOB_STATE_FAILED: (13, "Internal error (outcome forced by the emulator)"),
+    JobState.JOB_STATE_CANCELLED: (1, "Job cancelled"),
+    JobState.JOB_STATE_EXPIRED: (4, "Job expired: deadline exceeded (outcome forced by the emulator)"),
+}
+_OUTPUT_ONLY_FIELDS = (
+    "output_info",
+    "error",
+    "partial_failures",
+    "completion_stats",
+    "resources_consumed",
+    "start_time",
+    "end_time",
+)
+_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
+_ID_BASE = 5_000_000_000_000_000_000
+_TICK_SECONDS = 0.01
+_FILTER_TERMS = {
+    "label_eq": re.compile(r'^labels\.([a-z0-9_-]+)\s*=\s*"([^"]*)"$'),
+    "label_any": re.compile(r"^labels\.([a-z0-9_-]+)\s*:\s*\*$"),
+    "display_name": re.compile(r'^display_name\s*=\s*"([^"]*)"$'),
+    "state": re.compile(r'^state\s*(=|!=)\s*"?(JOB_STATE_[A-Z_]+)"?$'),
+}
+
+
+class AbortError(Exception):
+    """Ends an RPC with a gRPC status code and message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        """Keep the status to send."""
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class _Record:
+    """A job plus the emulator's bookkeeping for its timeline."""
+
+    job: aiplatform_v1.BatchPredictionJob
+    since: float
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    future: Future[runner.RunResult] | None = None
+
+
+def _now() -> datetime:
+    """Current UTC time for job timestamps."""
+    return datetime.now(timezone.utc)
+
+
+def copy_job(job: aiplatform_v1.BatchPredictionJob) -> aiplatform_v1.BatchPredictionJob:
+    """A deep copy, so callers never share mutable state with the service."""
+    return aiplatform_v1.BatchPredictionJob.deserialize(aiplatform_v1.BatchPredictionJob.serialize(job))
+
+
+def _status(code: int, message: str) -> status_pb2.Status:
+    """A google.rpc.Status message."""
+    return status_pb2.Status(code=code, message=message)
+
+
+def model_parameters(job: aiplatform_v1.BatchPredictionJob) -> tuple[float, int]:
+    """``confidenceThreshold`` and ``maxPredictions`` from the job's model_parameters (with defaults)."""
+    pb = aiplatform_v1.BatchPredictionJob.pb(job)
+    params = json_format.MessageToDict(pb.model_parameters) if pb.HasField("model_parameters") else {}
+    if not isinstance(params, dict):
+        raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "model_parameters must be a JSON object")
+    threshold, limit = params.get("confidenceThreshold", 0.0), params.get("maxPredictions", 50)
+    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "confidenceThreshold must be a number within 0..1")
+    if not isinstance(limit, (int, float)) or limit != int(limit) or limit < 1:
+        raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "maxPredictions must be a positive integer")
+    return float(threshold), int(limit)
+
+
+def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
+    """Reject a job the emulated model cannot run, with INVALID_ARGUMENT naming the problem."""
+    problems = []
+    if not job.model:
+        problems.append("model is required")
+    if job.input_config.instances_format != "jsonl":
+        problems.append(f"input_config.instances_format must be 'jsonl', got {job.input_config.instances_format!r}")
+    if job.output_config.predictions_format != "jsonl":
+        problems.append(
+            f"output_config.predictions_format must be 'jsonl', got {job.output_config.predictions_format!r}"
+        )
+    if not list(job.input_config.gcs_source.uris):
+        problems.append("input_config.gcs_source.uris needs at least one gs:// URI")
+    if not job.output_config.gcs_destination.output_uri_prefix.startswith("gs://"):
+        problems.append("output_config.gcs_destination.output_uri_prefix must start with gs://")
+    if problems:
+        raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(problems))
+    model_parameters(job)
+
+
+def output_directory(job: aiplatform_v1.BatchPredictionJob) -> str:
+    """``{prefix}/prediction-{model id}-{create time}Z``, where the run writes its files."""
+    prefix = job.output_config.gcs_destination.output_uri_prefix.rstrip("/")
+    model_id = job.model.rstrip("/").rsplit("/", 1)[-1]
+    return f"{prefix}/prediction-{model_id}-{job.create_time:%Y_%m_%dT%H_%M_%S_%f}Z"
+
+
+def parse_filter(text: str) -> list[Callable[[aiplatform_v1.BatchPredictionJob], bool]]:
+    """Predicates for the supported filter subset, joined by `` AND ``; INVALID_ARGUMENT otherwise."""
+    return [_filter_term(term.strip()) for term in text.split(" AND ")] if text.strip() else []
+
+
+def _filter_term(term: str) -> Callable[[aiplatform_v1.BatchPredictionJob], bool]:
+    """One predicate for one filter term."""
+    if match := _FILTER_TERMS["label_eq"].match(term):
+        key, value = match.groups()
+        return lambda job: job.labels.get(key) == value
+    if match := _FILTER_TERMS["label_any"].match(term):
+        key = match.group(1)
+        return lambda job: key in job.labels
+    if match := _FILTER_TERMS["display_name"].match(term):
+        name = match.group(1)
+        return lambda job: job.display_name == name
+    if (match := _FILTER_TERMS["state"].match(term)) and match.group(2) in JobState.__members__:
+        operator, state = match.group(1), JobState[match.group(2)]
+        return lambda job: (job.state == state) == (operator == "=")
+    raise AbortError(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f'Unsupported filter term {term!r}: the emulator supports labels.KEY="V", labels.KEY:*, '
+        'display_name="X", state="JOB_STATE_X" and state!="JOB_STATE_X", joined with AND',
+    )
+
+
+def apply_read_mask(job: aiplatform_v1.BatchPredictionJob, paths: Iterable[str]) -> aiplatform_v1.BatchPredictionJob:
+    """Keep only the masked top-level fields (plus ``name``); INVALID_ARGUMENT for unknown fields."""
+    pb = aiplatform_v1.BatchPredictionJob.pb(copy_job(job))
+    fields = pb.DESCRIPTOR.fields_by_name
+    keep = {"name"}
+    for path in paths:
+        top = re.sub(r"(?<!^)([A-Z])", r"_\1", path.split(".")[0]).lower()
+        if top not in fields:
+            raise AbortError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"read_mask path {path!r} is not a BatchPredictionJob field"
+            )
+        keep.add(top)
+    for descriptor, _ in pb.ListFields():
+        if descriptor.name not in keep:
+            pb.ClearField(descriptor.name)
+    return aiplatform_v1.BatchPredictionJob.wrap(pb)
+
+
+class JobServiceServicer:
+    """Batch prediction half of the Vertex AI JobService, with knobs for timings and faults."""
+
+    METHODS = (
+        "CreateBatchPredictionJob",
+        "GetBatchPredictionJob",
+        "ListBatchPredictionJobs",
+        "CancelBatchPredictionJob",
+        "DeleteBatchPredictionJob",
+    )
+
+    def __init__(
+        self,
+        storage_endpoint: str,
+        queued_seconds: float = 0.5,
+        pending_seconds: float = 0.5,
+        running_seconds: float = 1.0,
+        cancelling_seconds: float = 0.5,
+        lines_per_file: int = 1000,
+    ) -> None:
+        """Set the timeline; ``start()`` then starts the ticker (runs use a two-worker pool)."""
+        self.storage_endpoint = storage_endpoint
+        self.queued_seconds, self.pending_seconds = queued_seconds, pending_seconds
+        self.running_seconds, self.cancelling_seconds = running_seconds, cancelling_seconds
+        self.lines_per_file = lines_per_file
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.faults: collections.Counter[str] = collections.Counter()
+        self.created: list[str] = []
+        self._lock = threading.RLock()
+        self._jobs: dict[str, _Record] = {}
+        self._ids = itertools.count(1)
+        self._forced: dict[str | None, JobState] = {}
+        self._fault_rate, self._fault_methods, self._fault_code = (
+            0.0,
+            frozenset[str](),
+            grpc.StatusCode.UNAVAILABLE,
+        )
+        self._fault_random = random.Random(0)
+        self._fail_next: dict[str, collections.deque[grpc.StatusCode]] = collections.defaultdict(collections.deque)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vertex-emulator-run")
+        self._stopping = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_forever, name="vertex-emulator-ticker", daemon=True)
+
+    def start(self) -> None:
+        """Start advancing job timelines in the background."""
+        self._ticker.start()
+
+    # ----- knobs -----
+
+    def force_outcome(self, state: str | None, display_name: str | None = None) -> None:
+        """End jobs (all, or those with this display name) in ``state``.
+
+        ``state=None`` removes that display name's rule, or every rule when ``display_name`` is None;
+        paused jobs then finish as the remaining rules (or nature) say.
+        """
+        if state is not None and state not in FORCEABLE_STATES:
+            raise ValueError(f"cannot force {state!r}; choose one of {sorted(FORCEABLE_STATES)}")
+        with self._lock:
+            if state is None and display_name is None:
+                self._forced.clear()
+            elif state is None:
+                self._forced.pop(display_name, None)
+            else:
+                self._forced[display_name] = JobState[state]
+
+    def inject_faults(
+        self,
+        rate: float,
+        methods: Iterable[str] | None = None,
+        code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE,
+        seed: int = 0,
+    ) -> None:
+        """Abort that share of calls to ``methods`` (None = all) with ``code``, reproducibly per seed."""
+        chosen = frozenset(self.METHODS if methods is None else methods)
+        self._check_methods(chosen)
+        with self._lock:
+            self._fault_rate, self._fault_methods, self._fault_code = rate, chosen, code
+            self._fault_random = random.Random(seed)
+
+    def fail_next(self, method: str, count: int = 1, code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE) -> None:
+        """Abort the next ``count`` calls to ``method`` with ``code`` (before any rate-based fault)."""
+        self._check_methods({method})
+        with self._lock:
+            self._fail_next[method].extend([code] * count)
+
+    def job(self, name: str) -> aiplatform_v1.BatchPredictionJob:
+        """A copy of a job, for tests; KeyError if unknown."""
+        with self._lock:
+            self._advance_all()
+            return copy_job(self._jobs[name].job)
+
+    def jobs(self) -> list[aiplatform_v1.BatchPredictionJob]:
+        """Copies of every job, in creation order."""
+        with self._lock:
+            self._advance_all()
+            return [copy_job(record.job) for record in self._jobs.values()]
+
+    def close(self) -> None:
+        """Stop the ticker, ask running jobs to stop and wait for the workers."""
+        self._stopping.set()
+        with self._lock:
+            for record in self._jobs.values():
+                record.cancelled.set()
+        if self._ticker.is_alive():
+            self._ticker.join()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _check_methods(self, methods: Iterable[str]) -> None:
+        """Reject method names the service does not have (typos would silently never fault)."""
+        unknown = set(methods) - set(self.METHODS)
+        if unknown:
+            raise ValueError(f"unknown JobService methods {sorted(unknown)}; known: {self.METHODS}")
+
+    # ----- gRPC plumbing -----
+
+    def generic_handler(self) -> grpc.GenericRpcHandler:
+        """The handler to register on a grpc.server, speaking the real aiplatform v1 wire format."""
+        v1 = aiplatform_v1
+        handlers = {
+            "CreateBatchPredictionJob": (
+                self.create_job,
+                v1.CreateBatchPredictionJobRequest,
+                v1.BatchPredictionJob,
+            ),
+            "GetBatchPredictionJob": (self.get_job, v1.GetBatchPredictionJobRequest, v1.BatchPredictionJob),
+            "ListBatchPredictionJobs": (
+                self.list_jobs,
+                v1.ListBatchPredictionJobsRequest,
+                v1.ListBatchPredictionJobsResponse,
+            ),
+            "CancelBatchPredictionJob": (
+                self.cancel_job,
+                v1.CancelBatchPredictionJobRequest,
+                empty_pb2.Empty,
+            ),
+            "DeleteBatchPredictionJob": (
+                self.delete_job,
+                v1.DeleteBatchPredictionJobRequest,
+                operations_pb2.Operation,
+            ),
+        }
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                method: grpc.unary_unary_rpc_method_handler(
+                    self._rpc(method, fn),
+                    request_deserializer=request_type.deserialize,
+                    response_serializer=getattr(response_type, "serialize", None) or response_type.SerializeToString,
+                )
+                for method, (fn, request_type, response_type) in handlers.items()
+            },
+        )
+
+    def _rpc(self, method: str, fn: Callable) -> Callable:
+        """Wrap a method with call counting, fault injection and AbortError -> gRPC status."""
+
+        def handle(request: object, context: grpc.ServicerContext) -> object:
+            try:
+                with self._lock:
+                    self.calls[method] += 1
+                    self._maybe_fault(method)
+                    self._advance_all()
+                    return fn(request)
+            except AbortError as exc:
+                context.abort(exc.code, exc.message)
+
+        return handle
+
+    def _maybe_fault(self, method: str) -> None:
+        """Raise an injected fault for this call, if one is due."""
+        code = self._fail_next[method].popleft() if self._fail_next[method] else None
+        if code is None and method in self._fault_methods and self._fault_random.random() < self._fault_rate:
+            code = self._fault_code
+        if code is not None:
+            self.faults[method] += 1
+            raise AbortError(code, f"Injected fault for {method} (emulator)")
+
+    # ----- RPC methods (called with the lock held) -----
+
+    def create_job(self, request: aiplatform_v1.CreateBatchPredictionJobRequest) -> aiplatform_v1.BatchPredictionJob:
+        """Validate and queue a new job named under the request's parent."""
+        if not _PARENT.match(request.parent):
+            raise AbortError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"parent must be projects/P/locations/L, got {request.parent!r}",
+            )
+        job = copy_job(request.batch_prediction_job)
+        validate_job(job)
+        for output_only in _OUTPUT_ONLY_FIELDS:
+            aiplatform_v1.BatchPredictionJob.pb(job).ClearField(output_only)
+        job.name = f"{request.parent}/batchPredictionJobs/{_ID_BASE + next(self._ids)}"
+        job.create_time = job.update_time = _now()
+        job.state = JobState.JOB_STATE_QUEUED
+        self._jobs[job.name] = _Record(job=job, since=time.monotonic())
+        self.created.append(job.name)
+        log.info("created %s (%s)", job.name, job.display_name)
+        return copy_job(job)
+
+    def get_job(self, request: aiplatform_v1.GetBatchPredictionJobRequest) -> aiplatform_v1.BatchPredictionJob:
+        """Return a job by name, or NOT_FOUND."""
+        return copy_job(self._record(request.name).job)
+
+    def list_jobs(
+        self, request: aiplatform_v1.ListBatchPredictionJobsRequest
+    ) -> aiplatform_v1.ListBatchPredictionJobsResponse:
+        """Jobs under the parent matching the filter, one page at a time, honouring read_mask."""
+        if not _PARENT.match(request.parent):
+            raise AbortError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"parent must be projects/P/locations/L, got {request.parent!r}",
+            )
+        predicates = parse_filter(request.filter)
+        prefix = f"{request.parent}/batchPredictionJobs/"
+        matching = [
+            r.job for r in self._jobs.values() if r.job.name.startswith(prefix) and all(p(r.job) for p in predicates)
+        ]
+        start, size = self._page(request)
+        page = matching[start : start + size]
+        paths = list(request.read_mask.paths) if "read_mask" in request else []
+        return aiplatform_v1.ListBatchPredictionJobsResponse(
+            batch_prediction_jobs=[apply_read_mask(job, paths) if paths else copy_job(job) for job in page],
+            next_page_token=str(start + size) if start + size < len(matching) else "",
+        )
+
+    def cancel_job(self, request: aiplatform_v1.CancelBatchPredictionJobRequest) -> empty_pb2.Empty:
+        """Move a non-terminal job to CANCELLING; FAILED_PRECONDITION for a terminal one."""
+        record = self._record(request.name)
+        if record.job.state in TERMINAL_STATES:
+            raise AbortError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"BatchPredictionJob {request.name} is already in terminal state {record.job.state.name}",
+            )
+        if record.job.state != JobState.JOB_STATE_CANCELLING:
+            record.cancelled.set()
+            self._set_state(record, JobState.JOB_STATE_CANCELLING)
+        return empty_pb2.Empty()
+
+    def delete_job(self, request: aiplatform_v1.DeleteBatchPredictionJobRequest) -> operations_pb2.Operation:
+        """Delete a terminal job; return a done long-running operation."""
+        record = self._record(request.name)
+        if record.job.state not in TERMINAL_STATES:
+            raise AbortError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Job {request.name} is {record.job.state.name}; only finished jobs can be deleted",
+            )
+        del self._jobs[request.name]
+        metadata = aiplatform_v1.DeleteOperationMetadata(
+            generic_metadata=aiplatform_v1.GenericOperationMetadata(create_time=_now(), update_time=_now())
+        )
+        operation = operations_pb2.Operation(name=f"{request.name}/operations/{next(self._ids)}", done=True)
+        operation.metadata.Pack(aiplatform_v1.DeleteOperationMetadata.pb(metadata))
+        operation.response.CopyFrom(_packed(empty_pb2.Empty()))
+        return operation
+
+    def _record(self, name: str) -> _Record:
+        """The record for a job name, or NOT_FOUND."""
+        if name not in self._jobs:
+            raise AbortError(grpc.StatusCode.NOT_FOUND, f"BatchPredictionJob {name} not found")
+        return self._jobs[name]
+
+    @staticmethod
+    def _page(request: aiplatform_v1.ListBatchPredictionJobsRequest) -> tuple[int, int]:
+        """Offset and size of the requested page (tokens are offsets)."""
+        if request.page_size < 0:
+            raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "page_size must not be negative")
+        if request.page_token and not request.page_token.isdigit():
+            raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid page_token {request.page_token!r}")
+        return int(request.page_token or 0), request.page_size or 100
+
+    # ----- timeline -----
+
+    def _tick_forever(self) -> None:
+        """Advance every job's timeline until the service closes."""
+        while not self._stopping.wait(_TICK_SECONDS):
+            with self._lock:
+                self._advance_all()
+
+    def _advance_all(self) -> None:
+        """Move every job through every transition that is due (none once the service is closing)."""
+        if self._stopping.is_set():
+            return
+        for record in self._jobs.values():
+            while self._advance(record):
+                pass
+
+    def _advance(self, record: _Record) -> bool:
+        """Make at most one due transition; return whether one happened."""
+        state, elapsed = record.job.state, time.monotonic() - record.since
+        if state == JobState.JOB_STATE_QUEUED and elapsed >= self.queued_seconds:
+            self._set_state(record, JobState.JOB_STATE_PENDING)
+        elif state == JobState.JOB_STATE_PENDING and elapsed >= self.pending_seconds:
+            self._start_running(record)
+        elif self._run_over(record, elapsed):
+            self._finish(record, *self._outcome(record))
+        elif state == JobState.JOB_STATE_CANCELLING and elapsed >= self.cancelling_seconds and _idle(record):
+            self._finish(record, JobState.JOB_STATE_CANCELLED, _FORCED_ERRORS[JobState.JOB_STATE_CANCELLED])
+        else:
+            return False
+        return True
+
+    def _run_over(self, record: _Record, elapsed: float) -> bool:
+        """Whether a running job has had its running time and its worker is done, or a pause was lifted."""
+        if record.job.state == JobState.JOB_STATE_RUNNING:
+            return elapsed >= self.running_seconds and _idle(record)
+        return record.job.state == JobState.JOB_STATE_PAUSED and self._forced_state(record) != record.job.state
+
+    def _set_state(self, record: _Record, state: JobState) -> None:
+        """Change state, stamping update_time and restarting the phase clock."""
+        record.job.state = state
+        record.job.update_time = _now()
+        record.since = time.monotonic()
+        log.info("%s -> %s", record.job.name, state.name)
+
+    def _start_running(self, record: _Record) -> None:
+        """Enter RUNNING and hand the job to a worker."""
+        threshold, limit = model_parameters(record.job)
+        spec = runner.BatchSpec(
+            instances_uris=list(record.job.input_config.gcs_source.uris),
+            output_directory=output_directory(record.job),
+            confidence_threshold=threshold,
+            max_predictions=limit,
+            lines_per_file=self.lines_per_file,
+        )
+        record.job.start_time = _now()
+        self._set_state(record, JobState.JOB_STATE_RUNNING)
+        record.future = self._pool.submit(self._run, spec, record.cancelled)
+
+    def _run(self, spec: runner.BatchSpec, cancelled: threading.Event) -> runner.RunResult:
+        """Worker body: run the batch; an unexpected error fails the job with INTERNAL."""
+        try:
+            return runner.run_batch(runner.storage_client(self.storage_endpoint), spec, cancelled)
+        except Exception as exc:  # any crash of the emulated backend fails only this job
+            log.exception("batch run crashed")
+            return runner.RunResult(error=(13, f"Internal error while running the job: {exc}"))
+
+    def _forced_state(self, record: _Record) -> JobState | None:
+        """The forced outcome for this job, if a rule applies (display name rule first)."""
+        return self._forced.get(record.job.display_name, self._forced.get(None))
+
+    def _outcome(self, record: _Record) -> tuple[JobState, tuple[int, str] | None]:
+        """Final state and error: the forced outcome if any, else SUCCEEDED unless the run failed."""
+        forced = self._forced_state(record)
+        if forced is not None:
+            return forced, _FORCED_ERRORS.get(forced)
+        error = record.future.result().error
+        return (JobState.JOB_STATE_FAILED if error else JobState.JOB_STATE_SUCCEEDED), error
+
+    def _finish(self, record: _Record, state: JobState, error: tuple[int, str] | None) -> None:
+        """Enter ``state`` (terminal, or PAUSED) with ``error``, filling stats and outputs from the run."""
+        job = record.job
+        result = record.future.result() if record.future and record.future.done() else None
+        if result is not None:
+            job.completion_stats = aiplatform_v1.CompletionStats(
+                successful_count=result.successful,
+                failed_count=result.failed,
+                incomplete_count=result.incomplete,
+            )
+            if result.error is None:
+                job.output_info = aiplatform_v1.BatchPredictionJob.OutputInfo(
+                    gcs_output_directory=output_directory(job)
+                )
+        if error:
+            job.error = _status(*error)
+        if state in TERMINAL_STATES:
+            job.end_time = _now()
+        self._set_state(record, state)
+
+
+def _idle(record: _Record) -> bool:
+    """Whether the job's worker (if any) has stopped, so its partial outputs are complete."""
+    return record.future is None or record.future.done()
+
+
+def _packed(message: object) -> any_pb2.Any:
+    """Pack a protobuf message into an Any."""
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed

@@ -1,0 +1,165 @@
+"""The local Vertex AI + GCS emulator: a plain-text gRPC JobService and an in-memory GCS server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+
+import grpc
+from gcp_storage_emulator.server import create_server
+from google.cloud import aiplatform_v1, storage
+from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+
+from airflow_provider_video_actions.emulator import runner
+from airflow_provider_video_actions.emulator.job_service import JobServiceServicer
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Raise OSError if the port is taken: gcp-storage-emulator would hang on a failed bind in its thread."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def _delegated(name: str) -> property:
+    """A property that reads and writes the servicer attribute (knob or counter) of the same name."""
+    return property(
+        lambda self: getattr(self.service, name),
+        lambda self, value: setattr(self.service, name, value),
+        doc=f"Same as ``service.{name}``.",
+    )
+
+
+class Emulator:
+    """Starts the emulated Vertex AI JobService and GCS on local ports; use as a context manager.
+
+    The servicer's knobs and counters (timings, ``force_outcome``, ``inject_faults``, ``calls``...) are
+    available directly on the emulator as well as on ``emulator.service``.
+    """
+
+    queued_seconds = _delegated("queued_seconds")
+    pending_seconds = _delegated("pending_seconds")
+    running_seconds = _delegated("running_seconds")
+    cancelling_seconds = _delegated("cancelling_seconds")
+    lines_per_file = _delegated("lines_per_file")
+    calls = _delegated("calls")
+    faults = _delegated("faults")
+    created = _delegated("created")
+    force_outcome = _delegated("force_outcome")
+    inject_faults = _delegated("inject_faults")
+    fail_next = _delegated("fail_next")
+    job = _delegated("job")
+    jobs = _delegated("jobs")
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        vertex_port: int = 0,
+        storage_port: int = 0,
+        buckets: Sequence[str] = (),
+        queued_seconds: float = 0.5,
+        pending_seconds: float = 0.5,
+        running_seconds: float = 1.0,
+        cancelling_seconds: float = 0.5,
+        lines_per_file: int = 1000,
+    ) -> None:
+        """Configure; nothing listens until ``start()``. Port 0 picks a free port."""
+        self.host, self._vertex_port, self._storage_port = host, vertex_port, storage_port
+        self.buckets = list(dict.fromkeys(buckets))
+        self.service = JobServiceServicer(
+            storage_endpoint="",
+            queued_seconds=queued_seconds,
+            pending_seconds=pending_seconds,
+            running_seconds=running_seconds,
+            cancelling_seconds=cancelling_seconds,
+            lines_per_file=lines_per_file,
+        )
+        self._storage_server = None
+        self._grpc_server: grpc.Server | None = None
+
+    @property
+    def vertex_host(self) -> str:
+        """``host:port`` of the gRPC JobService (plain text)."""
+        self._require_started()
+        return f"{self.host}:{self._vertex_port}"
+
+    @property
+    def storage_host(self) -> str:
+        """``http://host:port`` of the GCS server, the form STORAGE_EMULATOR_HOST expects."""
+        self._require_started()
+        return f"http://{self.host}:{self._storage_port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point clients at this emulator."""
+        return {"VERTEX_AI_EMULATOR_HOST": self.vertex_host, "STORAGE_EMULATOR_HOST": self.storage_host}
+
+    def storage_client(self) -> storage.Client:
+        """A google-cloud-storage client for the emulated GCS (anonymous, project "emulator")."""
+        return runner.storage_client(self.storage_host)
+
+    def job_client(self) -> aiplatform_v1.JobServiceClient:
+        """A real aiplatform_v1 JobServiceClient over a plain-text channel to the emulator."""
+        transport = JobServiceGrpcTransport(channel=grpc.insecure_channel(self.vertex_host))
+        return aiplatform_v1.JobServiceClient(transport=transport)
+
+    def start(self) -> Emulator:
+        """Start GCS (creating the buckets), then the JobService; return self."""
+        self._start_storage()
+        try:
+            self._start_vertex()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers and the job workers; safe to call twice."""
+        if self._grpc_server is not None:
+            self._grpc_server.stop(grace=0.5).wait()
+            self._grpc_server = None
+        self.service.close()
+        if self._storage_server is not None:
+            self._storage_server.stop()
+            self._storage_server = None
+
+    def __enter__(self) -> Emulator:
+        """Start on entry."""
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop on exit."""
+        self.stop()
+
+    def _start_storage(self) -> None:
+        """Run gcp-storage-emulator in memory in this process and create the requested buckets."""
+        if self._storage_port:
+            _check_port_free(self.host, self._storage_port)
+        self._storage_server = create_server(self.host, self._storage_port, in_memory=True)
+        self._storage_server.start()
+        # The package has no public accessor for the bound port; needed when port 0 was requested.
+        self._storage_port = self._storage_server._api._httpd.server_port
+        self.service.storage_endpoint = self.storage_host
+        client = self.storage_client()
+        for bucket in self.buckets:
+            client.create_bucket(bucket)
+
+    def _start_vertex(self) -> None:
+        """Serve the JobService on a plain-text port with a 16-thread pool."""
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=16, thread_name_prefix="vertex-emulator-grpc"),
+            options=[("grpc.so_reuseport", 0)],  # a taken port must fail, not be shared with another server
+        )
+        server.add_generic_rpc_handlers((self.service.generic_handler(),))
+        self._vertex_port = server.add_insecure_port(f"{self.host}:{self._vertex_port}")
+        server.start()
+        self._grpc_server = server
+        self.service.start()
+
+    def _require_started(self) -> None:
+        """Addresses exist only once the servers are bound."""
+        if self._storage_server is None:
+            raise RuntimeError("Emulator is not running: call start() or use it as a context manager")

@@ -1,0 +1,89 @@
+"""``python -m airflow_provider_video_actions.emulator`` announces itself, serves, and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from google.cloud import aiplatform_v1, storage
+from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
+
+from airflow_provider_video_actions.emulator import Emulator
+from airflow_provider_video_actions.emulator.runner import storage_client
+
+from .conftest import BUCKET, PARENT
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 30.0) -> str:
+    """The file's text once it exists; fail if the process dies or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"emulator exited early: {process.communicate()}"
+        assert time.monotonic() < deadline, "emulator did not write its env file in time"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def test_cli_writes_env_file_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The CLI announces working addresses, creates buckets, and exits 0 on SIGTERM, removing its env file."""
+    env_file = tmp_path / "emulator.env"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", "airflow_provider_video_actions.emulator", "--bucket", "cli-bucket"]
+    process = subprocess.Popen(
+        [*command, "--env-file", str(env_file), "--queued-seconds", "0.1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in wait_for_file(env_file, process).splitlines()
+        )
+        channel = grpc.insecure_channel(exports["VERTEX_AI_EMULATOR_HOST"])
+        client = aiplatform_v1.JobServiceClient(transport=JobServiceGrpcTransport(channel=channel))
+        assert list(client.list_batch_prediction_jobs(parent="projects/p/locations/l")) == []
+        assert storage_client(exports["STORAGE_EMULATOR_HOST"]).bucket("cli-bucket").exists()
+        channel.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 0, stderr
+    assert "export VERTEX_AI_EMULATOR_HOST=127.0.0.1:" in stdout
+    assert "export STORAGE_EMULATOR_HOST=http://127.0.0.1:" in stdout
+    assert not env_file.exists()
+
+
+def test_env_follows_the_client_conventions(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """STORAGE_EMULATOR_HOST works as-is with google-cloud-storage; the Vertex host takes a plain channel."""
+    for key, value in emulator.env().items():
+        monkeypatch.setenv(key, value)
+
+    assert storage.Client().bucket(BUCKET).exists()
+    channel = grpc.insecure_channel(os.environ["VERTEX_AI_EMULATOR_HOST"])
+    client = aiplatform_v1.JobServiceClient(transport=JobServiceGrpcTransport(channel=channel))
+    assert list(client.list_batch_prediction_jobs(parent=PARENT)) == []
+    channel.close()
+
+
+def test_taken_ports_fail_fast(emulator: Emulator) -> None:
+    """Asking for a port in use raises instead of hanging or silently sharing the port."""
+    storage_port = int(emulator.storage_host.rsplit(":", 1)[1])
+    vertex_port = int(emulator.vertex_host.rsplit(":", 1)[1])
+
+    with pytest.raises(OSError, match="in use"):
+        Emulator(storage_port=storage_port).start()
+    with pytest.raises(RuntimeError, match="bind"):
+        Emulator(vertex_port=vertex_port).start()

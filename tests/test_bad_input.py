@@ -1,0 +1,148 @@
+"""Bad input gets a clear error naming the parameter and the fix: a table of cases across the operators."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
+from airflow_provider_video_actions.operators.submit import VideoActionBatchPredictionOperator
+from airflow_provider_video_actions.sensors.wait import VideoActionBatchPredictionSensor
+from tests.conftest import BUCKET, run_dag, task_states, write_dag
+
+SUBMIT = {
+    "project_id": "p",
+    "region": "us-central1",
+    "model": "123",
+    "gcs_destination_prefix": "gs://bucket/out",
+    "videos": ["gs://bucket/a.mp4"],
+}
+V = "gs://bucket/a.mp4"
+
+SUBMIT_CASES = {
+    "two inputs": ({"videos_prefix": "gs://bucket/videos/"}, r"exactly one of videos, videos_prefix or gcs_source; got videos, videos_prefix"),
+    "no input": ({"videos": None}, r"exactly one of videos, videos_prefix or gcs_source; got none"),
+    "three inputs": ({"videos_prefix": "gs://bkt1/x/", "gcs_source": "gs://bkt1/i.jsonl"}, r"exactly one of"),
+    "non-gs video": ({"videos": ["s3://bucket/a.mp4"]}, r"videos\[0\] content must be a gs:// URI"),
+    "http video": ({"videos": ["https://example.com/a.mp4"]}, r"videos\[0\] content must be a gs:// URI"),
+    "bucket only video": ({"videos": ["gs://bucket"]}, r"must name an object"),
+    "folder video": ({"videos": ["gs://bucket/dir/"]}, r"must name an object"),
+    "bad bucket name": ({"videos": ["gs://B!/a.mp4"]}, r"invalid bucket name"),
+    "unknown extension": ({"videos": ["gs://bucket/a.mkv"]}, r"cannot tell the video type.*\.mp4, \.avi, \.mov"),
+    "no extension": ({"videos": ["gs://bucket/video"]}, r"cannot tell the video type"),
+    "unsupported mime": ({"videos": [{"content": V, "mime_type": "video/webm"}]}, r"mime_type 'video/webm'.*not supported"),
+    "start after end": ({"videos": [{"content": V, "time_segment_start": 5, "time_segment_end": 2}]}, r"ends at 2.0s, not after its start 5.0s"),
+    "start equals end": ({"videos": [{"content": V, "time_segment_start": "3s", "time_segment_end": "3s"}]}, r"not after its start"),
+    "negative start": ({"videos": [{"content": V, "time_segment_start": -1}]}, r"time_segment_start.*zero or more seconds"),
+    "infinite start": ({"videos": [{"content": V, "time_segment_start": "inf"}]}, r"time_segment_start.*cannot be infinite"),
+    "text segment": ({"videos": [{"content": V, "time_segment_end": "ten"}]}, r"time_segment_end.*seconds like 1.5"),
+    "nan segment": ({"videos": [{"content": V, "time_segment_end": float("nan")}]}, r"zero or more seconds"),
+    "bool segment": ({"videos": [{"content": V, "time_segment_start": True}]}, r"seconds as a number"),
+    "unknown video key": ({"videos": [{"content": V, "start": 1}]}, r"unknown keys \['start'\]"),
+    "video not str or dict": ({"videos": [42]}, r"videos\[0\] items must be gs:// URIs or dicts"),
+    "videos is a string": ({"videos": V}, r"videos must be a list"),
+    "videos empty": ({"videos": []}, r"videos is empty"),
+    "threshold above 1": ({"confidence_threshold": 1.5}, r"confidence_threshold must be a number between 0 and 1, got 1.5"),
+    "threshold negative": ({"confidence_threshold": -0.1}, r"confidence_threshold must be a number between 0 and 1"),
+    "threshold text": ({"confidence_threshold": "high"}, r"confidence_threshold must be a number between 0 and 1"),
+    "max predictions zero": ({"max_predictions": 0}, r"max_predictions must be a positive integer"),
+    "max predictions float": ({"max_predictions": 2.5}, r"max_predictions must be a positive integer"),
+    "poll interval zero": ({"poll_interval": 0}, r"poll_interval must be a positive number"),
+    "timeout negative": ({"timeout": -5}, r"timeout must be a positive number"),
+    "failed ratio above 1": ({"max_failed_ratio": 2}, r"max_failed_ratio must be a number between 0 and 1"),
+    "model with spaces": ({"model": "my model"}, r"model must be a model ID"),
+    "model other region": ({"model": "projects/p/locations/europe-west4/models/1"}, r"lives in region 'europe-west4' but region='us-central1'"),
+    "model endpoint path": ({"model": "projects/p/locations/us-central1/endpoints/1"}, r"model must be a model ID"),
+    "region bad": ({"region": "US Central"}, r"region must be a Vertex AI region"),
+    "project empty": ({"project_id": ""}, r"project_id must be a non-empty string"),
+    "destination not gs": ({"gcs_destination_prefix": "/tmp/out"}, r"gcs_destination_prefix must be a gs:// URI"),
+    "prefix not gs": ({"videos": None, "videos_prefix": "bucket/videos"}, r"videos_prefix must be a gs:// URI"),
+    "gcs_source not gs": ({"videos": None, "gcs_source": "instances.jsonl"}, r"gcs_source must be a gs:// URI"),
+    "gcs_source list item": ({"videos": None, "gcs_source": ["gs://bkt1/i.jsonl", "file.jsonl"]}, r"gcs_source must be a gs:// URI"),
+    "label key upper": ({"labels": {"Team": "x"}}, r"labels key 'Team' is invalid"),
+    "label value colon": ({"labels": {"team": "a:b"}}, r"labels\['team'\] = 'a:b' is invalid"),
+    "label value long": ({"labels": {"team": "x" * 64}}, r"labels\['team'\].*is invalid"),
+    "labels not dict": ({"labels": ["team"]}, r"labels must be a dict"),
+}  # fmt: skip
+
+PARSE_CASES = {
+    "no source": ({}, r"exactly one of job .* or output_directory"),
+    "two sources": ({"job": {"output_directory": "gs://bkt1/o"}, "output_directory": "gs://bkt1/o"}, r"exactly one of job"),
+    "bad destination format": ({"output_directory": "gs://bkt1/o", "destination": "gs://bkt1/p.xlsx"}, r"must end in \.jsonl, \.csv, \.parquet"),
+    "min confidence above 1": ({"output_directory": "gs://bkt1/o", "min_confidence": 3}, r"min_confidence must be a number between 0 and 1"),
+    "top_k zero": ({"output_directory": "gs://bkt1/o", "top_k": 0}, r"top_k must be a positive integer"),
+    "xcom bytes negative": ({"output_directory": "gs://bkt1/o", "max_xcom_bytes": -1}, r"max_xcom_bytes must be a positive integer"),
+    "malformed limit negative": ({"output_directory": "gs://bkt1/o", "max_malformed_lines": -1}, r"max_malformed_lines must be None or an integer"),
+}  # fmt: skip
+
+SENSOR_CASES = {
+    "job id only": ({"job_name": "123"}, r"job_name must be a full resource name"),
+    "model name": ({"job_name": "projects/p/locations/us-central1/models/1"}, r"job_name must be a full resource name"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("kwargs", "message"), SUBMIT_CASES.values(), ids=SUBMIT_CASES.keys())
+def test_submit_rejects(kwargs, message):
+    with pytest.raises(VideoActionsValueError, match=message):
+        VideoActionBatchPredictionOperator(task_id="t", **{**SUBMIT, **kwargs})
+
+
+@pytest.mark.parametrize(("kwargs", "message"), PARSE_CASES.values(), ids=PARSE_CASES.keys())
+def test_parse_rejects(kwargs, message):
+    with pytest.raises(VideoActionsValueError, match=message):
+        ParseVideoActionPredictionsOperator(task_id="t", **kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), SENSOR_CASES.values(), ids=SENSOR_CASES.keys())
+def test_sensor_rejects(kwargs, message):
+    with pytest.raises(VideoActionsValueError, match=message):
+        VideoActionBatchPredictionSensor(task_id="t", **kwargs)
+
+
+def test_templates_are_checked_after_rendering_not_before():
+    op = VideoActionBatchPredictionOperator(
+        task_id="t", **{**SUBMIT, "model": "{{ params.model }}", "videos": "{{ params.videos }}"}
+    )
+    assert op.model == "{{ params.model }}"
+
+
+BAD_RENDERED = {
+    "videos rendered to a string": (
+        {"videos": "{{ params.videos }}"},
+        {"videos": "gs://x/a.mp4"},
+        "videos must be a list",
+    ),
+    "model rendered badly": ({"model": "{{ params.model }}"}, {"model": "a b"}, "model must be a model ID"),
+    "empty prefix": (
+        {"videos": None, "videos_prefix": f"gs://{BUCKET}/{{{{ params.prefix }}}}"},
+        {"prefix": "nothing/"},
+        "holds no video files",
+    ),
+}
+
+
+@pytest.mark.parametrize(("options", "params", "message"), BAD_RENDERED.values(), ids=BAD_RENDERED.keys())
+def test_bad_rendered_values_fail_the_task_without_creating_a_job(
+    airflow_db, emulator, capfd, options, params, message
+):
+    dag_id = "bad_" + "_".join(params)
+    kwargs = {
+        "project_id": "test-project",
+        "region": "us-central1",
+        "model": "42",
+        "gcs_destination_prefix": f"gs://{BUCKET}/out",
+        "videos": [f"gs://{BUCKET}/videos/wave.mp4"],
+        **options,
+    }
+    write_dag(
+        dag_id,
+        f"""
+        dag.params.update({params!r})
+        VideoActionBatchPredictionOperator(task_id="predict", **{kwargs!r})
+        """,
+    )
+    creates = emulator.calls["CreateBatchPredictionJob"]
+    run = run_dag(dag_id)
+    assert task_states(run) == {"predict": "failed"}
+    assert emulator.calls["CreateBatchPredictionJob"] == creates
+    assert message in capfd.readouterr().out

@@ -1,0 +1,104 @@
+"""Job state -> task outcome, through dag.test() in both wait modes, and the sensor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import BUCKET, run_dag, task_states, write_dag, xcom_value
+
+OUTCOMES = {
+    "JOB_STATE_SUCCEEDED": "success",
+    "JOB_STATE_PARTIALLY_SUCCEEDED": "success",
+    "JOB_STATE_FAILED": "failed",
+    "JOB_STATE_CANCELLED": "failed",
+    "JOB_STATE_EXPIRED": "failed",
+}
+
+
+def submit_dag(dag_id: str, instances_uri: str, deferrable: bool, **extra) -> str:
+    options = "".join(f", {key}={value!r}" for key, value in extra.items())
+    return write_dag(
+        dag_id,
+        f"""
+        VideoActionBatchPredictionOperator(
+            task_id="predict", project_id="test-project", region="us-central1", model="42",
+            gcs_source={instances_uri!r}, gcs_destination_prefix="gs://{BUCKET}/out",
+            job_display_name={dag_id!r}, poll_interval=0.1, deferrable={deferrable}{options},
+        )
+        """,
+    )
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
+@pytest.mark.parametrize("state", list(OUTCOMES))
+def test_terminal_state_gives_task_outcome(airflow_db, emulator, instances_uri, state, deferrable):
+    dag_id = f"outcome_{state.lower()}_{'deferred' if deferrable else 'worker'}"
+    if state != "JOB_STATE_SUCCEEDED":
+        emulator.force_outcome(state, display_name=dag_id)
+    run = run_dag(submit_dag(dag_id, instances_uri, deferrable))
+    assert task_states(run) == {"predict": OUTCOMES[state]}
+    if OUTCOMES[state] == "success":
+        assert xcom_value(run, "predict")["state"] == state
+    [job] = [j for j in emulator.jobs() if j.display_name == dag_id]
+    assert job.state.name == state
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
+def test_paused_job_is_not_success_and_timeout_cancels_it(airflow_db, emulator, instances_uri, deferrable):
+    dag_id = f"paused_{'deferred' if deferrable else 'worker'}"
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name=dag_id)
+    run = run_dag(submit_dag(dag_id, instances_uri, deferrable, timeout=2))
+    assert task_states(run) == {"predict": "failed"}
+    [job] = [j for j in emulator.jobs() if j.display_name == dag_id]
+    assert job.state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+def test_partial_success_over_max_failed_ratio_fails(airflow_db, emulator, storage_client):
+    bucket = storage_client.bucket(BUCKET)
+    bucket.blob("instances/half-missing.jsonl").upload_from_string(
+        "".join(
+            json.dumps({"content": f"gs://{BUCKET}/videos/{name}.mp4", "mimeType": "video/mp4"}) + "\n"
+            for name in ("wave", "nope")
+        )
+    )
+    from airflow_provider_video_actions.emulator import PlantedAction, make_video
+
+    bucket.blob("videos/wave.mp4").upload_from_string(make_video([PlantedAction("wave", 1.0)]))
+    uri = f"gs://{BUCKET}/instances/half-missing.jsonl"
+    run = run_dag(submit_dag("ratio_strict", uri, True, max_failed_ratio=0.25))
+    assert task_states(run) == {"predict": "failed"}
+    run = run_dag(submit_dag("ratio_lenient", uri, True, max_failed_ratio=0.5))
+    assert task_states(run) == {"predict": "success"}
+    assert xcom_value(run, "predict")["completion_stats"]["failed_count"] == 1
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
+def test_sensor_waits_on_a_job_submitted_elsewhere(airflow_db, emulator, submit_job, deferrable):
+    name = submit_job("elsewhere")
+    dag_id = f"sensor_{'deferred' if deferrable else 'worker'}"
+    write_dag(
+        dag_id,
+        f"""
+        VideoActionBatchPredictionSensor(
+            task_id="wait", job_name={name!r}, poke_interval=0.1, timeout=60, deferrable={deferrable},
+        )
+        """,
+    )
+    run = run_dag(dag_id)
+    assert task_states(run) == {"wait": "success"}
+    summary = xcom_value(run, "wait")
+    assert summary["name"] == name and summary["state"] == "JOB_STATE_SUCCEEDED"
+
+
+def test_sensor_fails_on_failed_job_and_never_cancels(airflow_db, emulator, submit_job):
+    emulator.force_outcome("JOB_STATE_FAILED", display_name="elsewhere-failed")
+    name = submit_job("elsewhere-failed")
+    cancels = emulator.calls["CancelBatchPredictionJob"]
+    write_dag(
+        "sensor_failed", f'VideoActionBatchPredictionSensor(task_id="wait", job_name={name!r}, poke_interval=0.1)'
+    )
+    run = run_dag("sensor_failed")
+    assert task_states(run) == {"wait": "failed"}
+    assert emulator.calls["CancelBatchPredictionJob"] == cancels
