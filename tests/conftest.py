@@ -79,29 +79,42 @@ def storage_client(emulator):
 def write_dag(dag_id: str, body: str) -> str:
     """Write a DAG file into the DAGs folder; ``body`` is the code inside ``with DAG(...)``."""
     source = f"""
-from airflow.sdk import DAG
-from airflow_provider_video_actions import *  # noqa: F403
+from airflow.providers.common.compat.sdk import DAG
+from airflow_provider_video_actions import VideoActionBatchPredictionOperator, VideoActionBatchPredictionSensor
 
 with DAG({dag_id!r}, schedule=None, catchup=False) as dag:
 {textwrap.indent(textwrap.dedent(body), "    ")}
 """
+    for old in DAGS_FOLDER.glob("*.py"):  # dag.test() parses the whole folder: keep it to one file
+        old.unlink()
     (DAGS_FOLDER / f"{dag_id}.py").write_text(source)
     return dag_id
 
 
+def dag_bag(dag_folder: Path):
+    """A ``DagBag`` of a folder or file (``airflow.dag_processing.dagbag`` since 3.2, ``airflow.models`` before)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag
+    return DagBag(dag_folder=str(dag_folder))
+
+
 def run_dag(dag_id: str):
     """Run a DAG from the DAGs folder with ``dag.test()`` (triggers run inline) and return its run."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(DAGS_FOLDER / f"{dag_id}.py")).get_dag(dag_id)
-    return dag.test()
+    return dag_bag(DAGS_FOLDER / f"{dag_id}.py").get_dag(dag_id).test()
 
 
 def xcom_value(run, task_id: str, key: str = "return_value"):
     """A task's XCom from the metadata database, after ``dag.test()``."""
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2: the model is XCom and reads deserialize
+        from airflow.models.xcom import XCom
+
+        return XCom.get_one(run_id=run.run_id, dag_id=run.dag_id, task_id=task_id, key=key)
     with create_session() as session:
         query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
         row = session.scalars(query).first()

@@ -42,6 +42,8 @@ def example_run(airflow_db, emulator_session):
     mp = pytest.MonkeyPatch()
     for name, value in {**emulator_session.env(), "VIDEO_ACTIONS_BUCKET": BUCKET}.items():
         mp.setenv(name, value)
+    for old in DAGS_FOLDER.glob("*.py"):
+        old.unlink()
     shutil.copy(ROOT / "dags" / "video_action_recognition.py", DAGS_FOLDER)
     try:
         yield run_dag("video_action_recognition")

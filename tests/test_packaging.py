@@ -7,13 +7,11 @@ import sys
 from importlib.metadata import entry_points
 
 from airflow_provider_video_actions.job import console_url
-from tests.conftest import ROOT
+from tests.conftest import ROOT, dag_bag
 
 
 def test_example_dags_load_without_import_errors():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    bag = dag_bag(ROOT / "dags")
     assert bag.import_errors == {}
     assert "video_action_recognition" in bag.dags
     assert {t.task_id for t in bag.dags["video_action_recognition"].tasks} == {

@@ -98,3 +98,19 @@ async def test_on_kill_keeps_the_job_when_asked(submit_job, emulator):
     await trigger(name, cancel_on_kill=False).on_kill()
     assert emulator.calls["CancelBatchPredictionJob"] == cancels
     assert emulator.job(name).state.name not in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+async def test_triggerer_restart_does_not_cancel_the_job(submit_job, emulator):
+    """A run() cancelled without a user action (triggerer shutdown or restart) leaves the job running."""
+    import asyncio
+
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name="restart")
+    name = submit_job("restart")
+    cancels = emulator.calls["CancelBatchPredictionJob"]
+    waiting = asyncio.ensure_future(first_event(trigger(name)))
+    await asyncio.sleep(0.5)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert emulator.calls["CancelBatchPredictionJob"] == cancels
+    assert emulator.job(name).state.name not in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")

@@ -233,6 +233,7 @@ class JobServiceServicer:
         )
         self._fault_random = random.Random(0)
         self._fail_next: dict[str, collections.deque[grpc.StatusCode]] = collections.defaultdict(collections.deque)
+        self._lose_next: dict[str, collections.deque[grpc.StatusCode]] = collections.defaultdict(collections.deque)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vertex-emulator-run")
         self._stopping = threading.Event()
         self._ticker = threading.Thread(target=self._tick_forever, name="vertex-emulator-ticker", daemon=True)
@@ -278,6 +279,14 @@ class JobServiceServicer:
         self._check_methods({method})
         with self._lock:
             self._fail_next[method].extend([code] * count)
+
+    def lose_next_response(
+        self, method: str, count: int = 1, code: grpc.StatusCode = grpc.StatusCode.DEADLINE_EXCEEDED
+    ) -> None:
+        """Do the next ``count`` calls to ``method``, then answer ``code``: a response lost on the way back."""
+        self._check_methods({method})
+        with self._lock:
+            self._lose_next[method].extend([code] * count)
 
     def job(self, name: str) -> aiplatform_v1.BatchPredictionJob:
         """A copy of a job, for tests; KeyError if unknown."""
@@ -356,7 +365,9 @@ class JobServiceServicer:
                     self.calls[method] += 1
                     self._maybe_fault(method)
                     self._advance_all()
-                    return fn(request)
+                    response = fn(request)
+                    self._maybe_lose(method)
+                    return response
             except AbortError as exc:
                 context.abort(exc.code, exc.message)
 
@@ -370,6 +381,12 @@ class JobServiceServicer:
         if code is not None:
             self.faults[method] += 1
             raise AbortError(code, f"Injected fault for {method} (emulator)")
+
+    def _maybe_lose(self, method: str) -> None:
+        """After the work is done, raise a lost-response fault for this call, if one is due."""
+        if self._lose_next[method]:
+            self.faults[method] += 1
+            raise AbortError(self._lose_next[method].popleft(), f"Injected lost response for {method} (emulator)")
 
     # ----- RPC methods (called with the lock held) -----
 

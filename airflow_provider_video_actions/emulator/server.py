@@ -50,6 +50,7 @@ class Emulator:
     force_outcome = _delegated("force_outcome")
     inject_faults = _delegated("inject_faults")
     fail_next = _delegated("fail_next")
+    lose_next_response = _delegated("lose_next_response")
     job = _delegated("job")
     jobs = _delegated("jobs")
 

@@ -11,7 +11,7 @@ ones either way.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,40 @@ def _transient_errors() -> tuple[type[Exception], ...]:
 
 
 TRANSIENT_ERRORS = _transient_errors()
+
+#: How long one call keeps retrying transient errors before giving up.
+RETRY_SECONDS = 600.0
+
+
+def transient_retry(what: str, log: Any, timeout: float = RETRY_SECONDS) -> Any:
+    """An api_core ``Retry`` for transient errors: exponential backoff with jitter, each retry logged."""
+    from google.api_core.retry import Retry, if_exception_type
+
+    return Retry(
+        predicate=if_exception_type(*TRANSIENT_ERRORS),
+        initial=1.0,
+        maximum=30.0,
+        multiplier=2.0,
+        timeout=timeout,
+        on_error=lambda exc: log.warning("%s failed transiently (%s); retrying with backoff", what, exc),
+    )
+
+
+def explain_api_error(exc: Exception, what: str, project_id: str, region: str) -> str:
+    """A message for a permanent API error: what failed, where, and the likely fix."""
+    from google.api_core import exceptions
+
+    hints = {
+        exceptions.PermissionDenied: "the credentials of gcp_conn_id (or impersonation_chain) need "
+        "roles/aiplatform.user on the project, and the Vertex AI API must be enabled",
+        exceptions.Unauthenticated: "the credentials of gcp_conn_id are missing, invalid or expired",
+        exceptions.NotFound: "check the resource name, project_id and region (jobs and models are regional)",
+        exceptions.InvalidArgument: "Vertex AI rejected the request: check the model, the input URIs and "
+        "the parameters in the message",
+        exceptions.FailedPrecondition: "the resource is not in a state that allows this call",
+    }
+    hint = next((text for kind, text in hints.items() if isinstance(exc, kind)), "see the error above")
+    return f"{what} failed in project {project_id}, region {region}: {exc}. Likely fix: {hint}."
 
 
 def vertex_emulator_host() -> str | None:
@@ -111,26 +145,30 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
         return storage.Client(credentials=self.get_credentials(), project=self.project_id)
 
     def create_job(self, spec: JobSpec) -> BatchPredictionJob:
-        """Submit the job described by ``spec``; returns the created resource (state QUEUED or PENDING)."""
+        """Submit the job described by ``spec`` once (no retry here: a retried create can bill twice)."""
         return self.job_client(spec.region).create_batch_prediction_job(
             parent=spec.parent, batch_prediction_job=spec.to_proto()
         )
 
     def get_job(self, name: str) -> BatchPredictionJob:
-        """Read a job by its full resource name."""
-        return self.job_client(parse_job_name(name)[1]).get_batch_prediction_job(name=name)
-
-    def list_jobs(self, project_id: str, region: str, filter_: str) -> Iterator[BatchPredictionJob]:
-        """Jobs of a project and region matching a list filter (e.g. ``labels.key="value"``), all pages."""
-        return iter(
-            self.job_client(region).list_batch_prediction_jobs(
-                request={"parent": f"projects/{project_id}/locations/{region}", "filter": filter_}
-            )
+        """Read a job by its full resource name, retrying transient errors."""
+        return self.job_client(parse_job_name(name)[1]).get_batch_prediction_job(
+            name=name, retry=transient_retry(f"Reading {name}", self.log)
         )
 
+    def list_jobs(self, project_id: str, region: str, filter_: str) -> list[BatchPredictionJob]:
+        """Jobs of a project and region matching a list filter (e.g. ``labels.key="value"``), all pages."""
+        retry = transient_retry(f"Listing jobs ({filter_})", self.log)
+        pages = self.job_client(region).list_batch_prediction_jobs(
+            request={"parent": f"projects/{project_id}/locations/{region}", "filter": filter_}, retry=retry
+        )
+        return list(pages)
+
     def cancel_job(self, name: str) -> None:
-        """Ask Vertex AI to cancel a job; best effort, the job passes through CANCELLING."""
-        self.job_client(parse_job_name(name)[1]).cancel_batch_prediction_job(name=name)
+        """Ask Vertex AI to cancel a job (best effort: it passes through CANCELLING), retrying transient errors."""
+        self.job_client(parse_job_name(name)[1]).cancel_batch_prediction_job(
+            name=name, retry=transient_retry(f"Cancelling {name}", self.log)
+        )
 
 
 class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
@@ -174,6 +212,9 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
         return await client.get_batch_prediction_job(name=name)
 
     async def cancel_job(self, name: str) -> None:
-        """Ask Vertex AI to cancel a job."""
+        """Ask Vertex AI to cancel a job, retrying transient errors."""
+        from google.api_core.retry import AsyncRetry, if_exception_type
+
         client = await self.job_client(parse_job_name(name)[1])
-        await client.cancel_batch_prediction_job(name=name)
+        retry = AsyncRetry(predicate=if_exception_type(*TRANSIENT_ERRORS), initial=1.0, maximum=10.0, timeout=25.0)
+        await client.cancel_batch_prediction_job(name=name, retry=retry)

@@ -17,14 +17,21 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator, conf
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    BaseOperator,
+    ResumableJobMixin,
+    conf,
+)
 
 from airflow_provider_video_actions.job import (
     FAILURE_STATES,
     PROVIDER_LABEL,
     PROVIDER_LABEL_VALUE,
+    SUCCESS_STATES,
     TASK_LABEL,
-    TERMINAL_STATES,
+    WAITING_STATES,
     JobFailedError,
     JobSpec,
     MachineResources,
@@ -74,7 +81,7 @@ def check_positive(value: Any, param: str, *, integer: bool = False) -> Any:
     return value
 
 
-class VideoActionBatchPredictionOperator(BaseOperator):
+class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     """Run a Vertex AI video action recognition batch prediction job and return its summary.
 
     :param project_id: Google Cloud project of the job.
@@ -115,6 +122,8 @@ class VideoActionBatchPredictionOperator(BaseOperator):
         "impersonation_chain",
     )
     template_fields_renderers = {"videos": "json", "labels": "json"}
+    #: Key of the job name in the task state store (Airflow >= 3.3); renaming it breaks in-flight retries.
+    external_id_key = "batch_prediction_job"
     operator_extra_links = (VideoActionBatchPredictionJobLink(),)
     ui_color = "#e8f0fe"
 
@@ -166,6 +175,7 @@ class VideoActionBatchPredictionOperator(BaseOperator):
         )
         self.service_account, self.encryption_key = service_account, encryption_key
         self._job_name: str | None = None
+        self._result: dict[str, Any] | None = None
         given = [name for name in ("videos", "videos_prefix", "gcs_source") if getattr(self, name) is not None]
         if len(given) != 1:
             raise VideoActionsValueError(
@@ -213,47 +223,89 @@ class VideoActionBatchPredictionOperator(BaseOperator):
         )
 
     def execute(self, context: Any) -> dict[str, Any]:
-        """Submit (or re-attach to) this task instance's job, then wait for it."""
-        ti = context["ti"]
-        task_label = task_label_value(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+        """Check the rendered parameters, then submit (or re-attach to) this task instance's job and wait."""
         try:
             self._check_rendered(literal_only=False)
-            job = self._reusable_job(task_label) or self._submit(ti, task_label)
+            return self.execute_resumable(context)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        self._job_name = job.name
-        ti.xcom_push(key=JOB_NAME_XCOM_KEY, value=job.name)
-        summary = job_summary(job)
-        if summary["state"] in TERMINAL_STATES:
-            return self.execute_complete(context, {"status": "done", "job": summary})
-        trigger = self._trigger(job.name)
+
+    # -- ResumableJobMixin: on Airflow >= 3.3 a retry reads the stored job name (one GET) ----------
+
+    def submit_job(self, context: Any) -> str:
+        """Re-attach to this task instance's live or succeeded job (found by label), or create one."""
+        ti = context["ti"]
+        task_label = task_label_value(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+        from airflow_provider_video_actions.hooks.batch_prediction import transient_retry
+
+        spec = self._spec(ti, task_label)
+        # A create whose answer was lost may still have made the job: each attempt lists first.
+        retry = transient_retry(f"Submitting {spec.display_name}", self.log)
+        job = self._api("Submitting the batch prediction job", lambda: retry(self._find_or_create)(spec, task_label))
+        return job.name
+
+    def get_job_status(self, external_id: Any, context: Any) -> str:
+        """The job's state name, e.g. ``JOB_STATE_RUNNING``."""
+        return self._api(f"Reading {external_id}", lambda: self.hook.get_job(external_id)).state.name
+
+    def is_job_active(self, status: str) -> bool:
+        """Queued, running, paused or updating: worth waiting on rather than resubmitting."""
+        return status in WAITING_STATES
+
+    def is_job_succeeded(self, status: str) -> bool:
+        """Finished with results (partial success is judged against ``max_failed_ratio`` afterwards)."""
+        return status in SUCCESS_STATES
+
+    def poll_until_complete(self, external_id: Any, context: Any) -> None:
+        """Wait for the job: deferred in the triggerer, or polling here with the same trigger code."""
+        self._job_name = external_id
+        context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=external_id)
+        trigger = self._trigger(external_id)
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
-        return self.execute_complete(context, asyncio.run(trigger.wait()))
+        self._result = self.execute_complete(context, asyncio.run(trigger.wait()))
 
-    def _reusable_job(self, task_label: str) -> BatchPredictionJob | None:
-        """The newest live or succeeded job this task instance created before, if any."""
+    def get_job_result(self, external_id: Any, context: Any) -> dict[str, Any]:
+        """The summary from the wait, or, for a job that succeeded on an earlier try, from one read."""
+        if self._result is None:
+            context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=external_id)
+            job = self._api(f"Reading {external_id}", lambda: self.hook.get_job(external_id))
+            self._result = self.execute_complete(context, {"status": "done", "job": job_summary(job)})
+        return self._result
+
+    # -- submission ------------------------------------------------------------------------
+
+    def _api(self, what: str, call: Any) -> Any:
+        """Run an API call, turning a permanent (or retried-out) Google API error into a clear failure."""
+        from google.api_core.exceptions import GoogleAPICallError, RetryError
+
+        from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error
+
+        try:
+            return call()
+        except (GoogleAPICallError, RetryError) as exc:
+            raise AirflowException(explain_api_error(exc, what, self.project_id, self.region)) from exc
+
+    def _find_or_create(self, spec: JobSpec, task_label: str) -> BatchPredictionJob:
+        """The newest live or succeeded job with this task's label, else a new job."""
         label_filter = f'labels.{TASK_LABEL}="{task_label}"'
         jobs = [
             j
-            for j in self.hook.list_jobs(self.project_id, self.region, label_filter)
+            for j in self.hook.list_jobs(spec.project_id, spec.region, label_filter)
             if j.state.name not in FAILURE_STATES
         ]
-        if not jobs:
-            return None
-        job = max(jobs, key=lambda j: j.create_time)
-        self.log.info("Re-attaching to %s (%s), created by an earlier try of this task", job.name, job.state.name)
-        return job
-
-    def _submit(self, ti: Any, task_label: str) -> BatchPredictionJob:
-        """Write the instances file if needed and create the job."""
-        spec = self._spec(ti, task_label)
+        if jobs:
+            job = max(jobs, key=lambda j: j.create_time)
+            self.log.info("Re-attaching to %s (%s), created by an earlier try of this task", job.name, job.state.name)
+            return job
+        if self.gcs_source is None:
+            self._write_instances(spec.instances_uris[0])
         job = self.hook.create_job(spec)
         self.log.info("Created %s reading %s", job.name, ", ".join(spec.instances_uris))
         return job
 
     def _spec(self, ti: Any, task_label: str) -> JobSpec:
-        """Build the typed job spec from the rendered parameters, writing the instances file."""
+        """Build the typed job spec from the rendered parameters."""
         display_name = self.job_display_name or default_display_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
         return JobSpec(
             project_id=self.project_id,
@@ -271,11 +323,15 @@ class VideoActionBatchPredictionOperator(BaseOperator):
         )
 
     def _instances_uris(self, task_label: str) -> tuple[str, ...]:
-        """The instances files: given as ``gcs_source``, or written from ``videos`` / ``videos_prefix``."""
-        from airflow_provider_video_actions import gcs
-
+        """The instances files: ``gcs_source`` as given, or this task instance's own file (written on create)."""
         if self.gcs_source is not None:
             return tuple([self.gcs_source] if isinstance(self.gcs_source, str) else self.gcs_source)
+        return (f"{self.gcs_destination_prefix.rstrip('/')}/instances/{task_label}.jsonl",)
+
+    def _write_instances(self, uri: str) -> None:
+        """Write the instances file from ``videos`` or the videos listed under ``videos_prefix``."""
+        from airflow_provider_video_actions import gcs
+
         if self.videos is not None:
             instances = instances_from_videos(self.videos)
         else:
@@ -286,10 +342,8 @@ class VideoActionBatchPredictionOperator(BaseOperator):
                     "check the bucket and prefix."
                 )
             instances = instances_from_videos(uris)
-        uri = f"{self.gcs_destination_prefix.rstrip('/')}/instances/{task_label}.jsonl"
         gcs.write_text(self.hook.storage_client, uri, "".join(i.to_line() + "\n" for i in instances))
         self.log.info("Wrote %d instances to %s", len(instances), uri)
-        return (uri,)
 
     def _trigger(self, job_name: str) -> VideoActionBatchPredictionTrigger:
         from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger

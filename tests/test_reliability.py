@@ -1,0 +1,157 @@
+"""No duplicate jobs, no orphaned jobs, transient faults survived: against the emulator's fault knobs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timezone
+
+import grpc
+import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+from tests.conftest import BUCKET, DAGS_FOLDER, run_dag, task_states, write_dag, xcom_value
+
+FIXED_DATE = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def submit_task(task_id: str, instances_uri: str, deferrable: bool = True, **extra: object) -> str:
+    options = "".join(f", {key}={value!r}" for key, value in extra.items())
+    return f"""
+    VideoActionBatchPredictionOperator(
+        task_id={task_id!r}, project_id="test-project", region="us-central1", model="42",
+        gcs_source={instances_uri!r}, gcs_destination_prefix="gs://{BUCKET}/out",
+        job_display_name=dag.dag_id + ".{task_id}", poll_interval=0.1, deferrable={deferrable}{options},
+    )
+    """
+
+
+def creates_for(emulator, display_name: str) -> int:
+    """Jobs created with this display name (``dag.task``), or under this ``dag.`` prefix."""
+    names = [emulator.job(name).display_name for name in emulator.created]
+    return sum(1 for n in names if n == display_name or (display_name.endswith(".") and n.startswith(display_name)))
+
+
+def test_ten_percent_faults_on_every_call_are_survived(airflow_db, emulator, instances_uri, submit_job):
+    """50 concurrent deferred waits and 20 submissions under 10% transient faults all succeed, one create each."""
+    jobs = [submit_job(f"faults-wait-{i}") for i in range(50)]
+    write_dag("faults", "\n".join(submit_task(f"predict_{i}", instances_uri) for i in range(20)))
+    emulator.inject_faults(0.10, code=grpc.StatusCode.UNAVAILABLE, seed=7)
+    faults_before = sum(emulator.faults.values())
+
+    async def wait_all():
+        triggers = [VideoActionBatchPredictionTrigger(name, poll_interval=0.1) for name in jobs]
+        return await asyncio.gather(*(t.wait() for t in triggers))
+
+    events = asyncio.run(wait_all())
+    run = run_dag("faults")
+    injected = sum(emulator.faults.values()) - faults_before
+    emulator.inject_faults(0.0)
+
+    assert [e["status"] for e in events] == ["done"] * 50
+    assert {e["job"]["state"] for e in events} == {"JOB_STATE_SUCCEEDED"}
+    assert set(task_states(run).values()) == {"success"}
+    assert injected > 20, injected
+    for i in range(20):
+        assert creates_for(emulator, f"faults.predict_{i}") == 1
+    print(f"faults injected={injected} waits=50 submissions=20 creates={creates_for(emulator, 'faults.')}")
+
+
+def test_lost_create_response_does_not_create_twice(airflow_db, emulator, instances_uri):
+    """The job is created but the answer is lost (DEADLINE_EXCEEDED): the retry finds it by label."""
+    write_dag("lost_create", submit_task("predict", instances_uri))
+    emulator.lose_next_response("CreateBatchPredictionJob", 1)
+    run = run_dag("lost_create")
+    assert task_states(run) == {"predict": "success"}
+    assert creates_for(emulator, "lost_create.") == 1
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
+def test_retried_task_reattaches_to_its_job(airflow_db, emulator, instances_uri, deferrable):
+    """Try 1 creates the job and fails on a permanent read error; try 2 re-attaches instead of creating."""
+    dag_id = f"retry_{'deferred' if deferrable else 'worker'}"
+    write_dag(dag_id, submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0))
+    emulator.fail_next("GetBatchPredictionJob", 1, grpc.StatusCode.PERMISSION_DENIED)
+    lists = emulator.calls["ListBatchPredictionJobs"]
+    run = run_dag(dag_id)
+    assert task_states(run) == {"predict": "success"}
+    assert run.get_task_instance("predict").try_number == 2
+    assert creates_for(emulator, f"{dag_id}.") == 1
+    if AIRFLOW_V_3_3_PLUS:  # try 2 read the job name from the task state store: no list by label
+        assert emulator.calls["ListBatchPredictionJobs"] - lists == 1
+
+
+def start_worker(dag_id: str) -> subprocess.Popen:
+    """Run a DAG with dag.test() in another process (a worker we can signal), at a fixed date."""
+    script = textwrap.dedent(
+        f"""
+        from datetime import datetime
+        from airflow.dag_processing.dagbag import DagBag
+        DagBag(dag_folder={str(DAGS_FOLDER / f"{dag_id}.py")!r}).get_dag({dag_id!r}).test(
+            logical_date=datetime.fromisoformat({FIXED_DATE.isoformat()!r}),
+            run_after=datetime.fromisoformat({FIXED_DATE.isoformat()!r}),
+        )
+        """
+    )
+    return subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), stdout=subprocess.DEVNULL)
+
+
+def wait_for_create(emulator, worker: subprocess.Popen, display_name: str) -> None:
+    deadline = time.monotonic() + 60
+    while creates_for(emulator, display_name) == 0 and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+    assert creates_for(emulator, display_name) == 1
+
+
+def test_killed_worker_mode_task_cancels_its_job(airflow_db, emulator, instances_uri):
+    """SIGTERM to the worker runs the operator's on_kill, which cancels the job."""
+    write_dag("killed_worker", submit_task("predict", instances_uri, deferrable=False))
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name="killed_worker.predict")
+    worker = start_worker("killed_worker")
+    wait_for_create(emulator, worker, "killed_worker.predict")
+    time.sleep(1.0)  # let it reach the wait loop
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=60)
+    [name] = [n for n in emulator.created if emulator.job(n).display_name == "killed_worker.predict"]
+    assert emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
+def test_worker_crash_after_create_reattaches(airflow_db, emulator, instances_uri, deferrable):
+    """A worker killed (SIGKILL) right after the create: the next try of the same task instance re-attaches."""
+    dag_id = f"crash_{'deferred' if deferrable else 'worker'}"
+    write_dag(dag_id, submit_task("predict", instances_uri, deferrable))
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.predict")
+    worker = start_worker(dag_id)
+    wait_for_create(emulator, worker, f"{dag_id}.predict")
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert creates_for(emulator, f"{dag_id}.") == 1
+    emulator.force_outcome(None, display_name=f"{dag_id}.predict")
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    run = (
+        DagBag(dag_folder=str(DAGS_FOLDER / f"{dag_id}.py"))
+        .get_dag(dag_id)
+        .test(logical_date=FIXED_DATE, run_after=FIXED_DATE)
+    )
+    assert task_states(run) == {"predict": "success"}
+    assert creates_for(emulator, f"{dag_id}.") == 1
+    assert xcom_value(run, "predict")["state"] == "JOB_STATE_SUCCEEDED"
+
+
+def test_timeout_cancels_the_job_and_names_it(airflow_db, emulator, instances_uri, capfd):
+    write_dag("timeout", submit_task("predict", instances_uri, timeout=1.5))
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name="timeout.predict")
+    run = run_dag("timeout")
+    assert task_states(run) == {"predict": "failed"}
+    [name] = [n for n in emulator.created if emulator.job(n).display_name == "timeout.predict"]
+    assert emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+    assert f"{name} did not finish before the task's timeout. It was cancelled." in capfd.readouterr().out
