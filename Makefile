@@ -6,7 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 DEMO := $(CURDIR)/.demo
 
-.PHONY: demo test lint bench clean
+# The older Airflow lines Cloud Composer 3 builds; each gets its own env, pinned by constraints/airflow-LINE.txt.
+COMPAT_LINES := 2.11 3.1 3.2
+COMPAT := .venv-compat
+COMPAT_PACKAGES := apache-airflow apache-airflow-providers-google google-cloud-aiplatform apache-airflow-providers-common-compat
+
+.PHONY: demo test test-compat lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +23,37 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
+# Rebuilt from nothing when pyproject.toml or the line's constraints change; uv's cache makes that ~20 s.
+$(COMPAT)/airflow-%/.installed: pyproject.toml constraints/airflow-%.txt | $(STAMP)
+	rm -rf $(COMPAT)/airflow-$*
+	$(BIN)/uv venv -q --python $(PYTHON) $(COMPAT)/airflow-$*
+	$(BIN)/uv pip install -q --python $(COMPAT)/airflow-$*/bin/python -c constraints/airflow-$*.txt -e ".[dev]"
+	touch $@
+
+# The suite (no ruff) against each older line, then one summary line per line; fails if any line failed.
+test-compat: $(foreach line,$(COMPAT_LINES),$(COMPAT)/airflow-$(line)/.installed)
+	@status=0; for line in $(COMPAT_LINES); do \
+	  env=$(COMPAT)/airflow-$$line; \
+	  echo "== Airflow $$line: $$($$env/bin/python -c 'import sys; from importlib.metadata import version as v; print("python", sys.version.split()[0], *(f"{p} {v(p)}" for p in sys.argv[1:]))' $(COMPAT_PACKAGES))"; \
+	  { $$env/bin/python -m pytest -q -p no:cacheprovider; echo $$? >$$env/pytest.rc; } 2>&1 | tee $$env/pytest.log; \
+	  [ "$$(cat $$env/pytest.rc)" = 0 ] || status=1; \
+	done; \
+	echo "== test-compat summary"; \
+	for line in $(COMPAT_LINES); do \
+	  last=$$(tail -n1 $(COMPAT)/airflow-$$line/pytest.log); \
+	  count() { n=$$(echo "$$last" | grep -oE "[0-9]+ $$1" | cut -d' ' -f1); echo $${n:-0}; }; \
+	  echo "airflow-$$line: $$(count passed) passed, $$(( $$(count failed) + $$(count error) )) failed, $$(count skipped) skipped"; \
+	done; \
+	exit $$status
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# Every tests/benchmarks/bench_*.py, each printing one JSON line per case (not part of `make test`).
+bench: $(STAMP)
+	@set -e; for f in tests/benchmarks/bench_*.py; do \
+		echo "== $$f"; $(BIN)/python -m tests.benchmarks.$$(basename $$f .py); \
+	done
 
 # The emulator runs in the background for the length of the demo; the trap stops it however the demo ends.
 demo: $(STAMP)
@@ -37,4 +71,4 @@ demo: $(STAMP)
 	grep -q "DagRun Finished.*state=success" $(DEMO)/dag.log && echo "Demo DAG run succeeded."
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT) $(DEMO) .pytest_cache .ruff_cache

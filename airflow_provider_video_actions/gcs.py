@@ -1,9 +1,11 @@
 """Objects the job reads and writes: instances files, videos, prediction outputs, parsed results.
 
-URIs are ``gs://bucket/path`` (through the real ``google.cloud.storage`` client) or ``file://``
-paths (for local runs and benchmarks). Reads and writes stream in chunks; a written GCS object
-appears only when its upload completes, and a local file is written to a temporary name and
-renamed, so a failed write never leaves a half-written destination.
+URIs are ``gs://bucket/path`` (through the real ``google.cloud.storage`` client, so the hook's
+credentials and ``STORAGE_EMULATOR_HOST`` apply), ``file://`` paths (local runs and benchmarks), or
+any other fsspec URL (``s3://``, ``memory://``... when its fsspec implementation is installed).
+Reads and writes stream in chunks; a written GCS object appears only when its upload completes, a
+local file is written to a temporary name and renamed, and a failed fsspec write is removed, so a
+failed write never leaves a half-written destination.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_video_actions.job import VIDEO_MIME_TYPES, split_gcs_uri
 
@@ -21,11 +23,22 @@ if TYPE_CHECKING:
 
 #: Read and upload in chunks of this size: large enough for throughput, small enough for memory.
 CHUNK_BYTES = 8 * 1024 * 1024
+#: Parse output files this many bytes of whole lines at a time: decoded, a chunk takes several times its size.
+LINES_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 def _local_path(uri: str) -> str | None:
-    """The filesystem path of a ``file://`` URI, or None for a gs:// URI."""
+    """The filesystem path of a ``file://`` URI, or None for another URI."""
     return uri.removeprefix("file://") if uri.startswith("file://") else None
+
+
+def _fsspec(uri: str) -> tuple[Any, str] | None:
+    """The fsspec filesystem and path of a URI that is neither gs:// nor file://, else None."""
+    if uri.startswith(("gs://", "file://")):
+        return None
+    from fsspec.core import url_to_fs
+
+    return url_to_fs(uri)
 
 
 def list_objects(client: storage.Client, prefix_uri: str) -> list[str]:
@@ -34,6 +47,9 @@ def list_objects(client: storage.Client, prefix_uri: str) -> list[str]:
         return sorted(
             f"file://{os.path.join(root, name)}" for root, _, names in os.walk(path.rstrip("/")) for name in names
         )
+    if (fs_path := _fsspec(prefix_uri)) is not None:
+        fs, path = fs_path
+        return sorted(fs.unstrip_protocol(name) for name in fs.find(path))
     bucket, prefix = split_gcs_uri(prefix_uri, "prefix", want_object=False)
     return sorted(f"gs://{bucket}/{blob.name}" for blob in client.list_blobs(bucket, prefix=prefix))
 
@@ -59,6 +75,11 @@ def open_read(client: storage.Client, uri: str) -> Iterator[IO[bytes]]:
         with open(path, "rb") as handle:
             yield handle
         return
+    if (fs_path := _fsspec(uri)) is not None:
+        fs, path = fs_path
+        with fs.open(path, "rb", block_size=CHUNK_BYTES) as handle:
+            yield handle
+        return
     bucket, name = split_gcs_uri(uri, "uri")
     with client.bucket(bucket).blob(name, chunk_size=CHUNK_BYTES).open("rb") as handle:
         yield handle
@@ -79,26 +100,48 @@ def open_write(client: storage.Client, uri: str, content_type: str) -> Iterator[
             if os.path.exists(handle.name):
                 os.unlink(handle.name)
         return
+    if (fs_path := _fsspec(uri)) is not None:
+        with _fsspec_write(*fs_path) as handle:
+            yield handle
+        return
     bucket, name = split_gcs_uri(uri, "uri")
     blob = client.bucket(bucket).blob(name, chunk_size=CHUNK_BYTES)
     with blob.open("wb", content_type=content_type, ignore_flush=True) as handle:
         yield handle
 
 
-def iter_lines(handle: IO[bytes]) -> Iterator[bytes]:
-    """Split a binary stream into lines, reading it in large chunks (a trailing partial line included)."""
+@contextmanager
+def _fsspec_write(fs: Any, path: str) -> Iterator[IO[bytes]]:
+    """Write through fsspec (object stores publish on close), removing whatever a failed write left."""
+    try:
+        with fs.open(path, "wb", block_size=CHUNK_BYTES) as handle:
+            yield handle
+    except BaseException:
+        if fs.exists(path):
+            fs.rm(path)
+        raise
+
+
+def iter_chunks(handle: IO[bytes], size: int = LINES_CHUNK_BYTES) -> Iterator[bytes]:
+    """Split a binary stream into chunks of whole lines, about ``size`` bytes each.
+
+    A line longer than ``size`` makes a longer chunk; a trailing partial line is the last chunk.
+    """
     rest = b""
-    while chunk := handle.read(CHUNK_BYTES):
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield from lines
+    while chunk := handle.read(size):
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            rest += chunk
+            continue
+        whole, rest = rest + chunk[:cut], chunk[cut:]
+        yield whole
     if rest:
         yield rest
 
 
 def write_text(client: storage.Client, uri: str, text: str, content_type: str = "text/plain") -> None:
     """Write a small object in one request."""
-    if _local_path(uri) is not None:
+    if not uri.startswith("gs://"):
         with open_write(client, uri, content_type) as handle:
             handle.write(text.encode())
         return

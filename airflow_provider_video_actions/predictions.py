@@ -2,19 +2,27 @@
 
 A video action recognition output line is ``{"instance": {...}, "prediction": [{"id",
 "displayName", "timeSegmentStart", "timeSegmentEnd", "confidence"}, ...]}``; an error line carries
-the instance (nested under ``instance`` or flattened) and ``error: {code, message}``. Lines are
-decoded one at a time with msgspec into typed structs, so memory stays flat whatever the output
-size. Nothing is dropped silently: every error line and every malformed line becomes an
-:class:`ErrorRecord` with its file and line number.
+the instance (nested under ``instance`` or flattened) and ``error: {code, message}``. Output files
+are decoded a chunk of whole lines at a time with msgspec into typed structs and turned into
+columns (one list per record field), so per-moment Python work stays small and memory stays flat
+whatever the output size. Nothing is dropped silently: every error line and every malformed line
+becomes an :class:`ErrorRecord` with its file and line number.
 """
 
 from __future__ import annotations
 
+import array
 import csv
+import functools
+import gc
 import heapq
 import io
+import itertools
+import operator
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -27,7 +35,7 @@ from airflow_provider_video_actions.job import VideoActionsValueError, parse_sec
 # ---------------------------------------------------------------------------------------------
 
 
-class PredictionRecord(msgspec.Struct, frozen=True):
+class PredictionRecord(msgspec.Struct, frozen=True, gc=False):
     """One predicted moment of an action in a video. Times are seconds from the video's start."""
 
     video_uri: str
@@ -40,7 +48,7 @@ class PredictionRecord(msgspec.Struct, frozen=True):
     confidence: float
 
 
-class ErrorRecord(msgspec.Struct, frozen=True):
+class ErrorRecord(msgspec.Struct, frozen=True, gc=False):
     """An instance the job could not serve, or an output line that could not be read."""
 
     video_uri: str | None
@@ -55,18 +63,22 @@ class ErrorRecord(msgspec.Struct, frozen=True):
 RECORD_FIELDS: tuple[str, ...] = PredictionRecord.__struct_fields__
 ERROR_FIELDS: tuple[str, ...] = ErrorRecord.__struct_fields__
 
+#: Records as columns: one list per field, in the record type's field order.
+Columns = tuple[list[Any], ...]
+
 # ---------------------------------------------------------------------------------------------
 # The wire shape of output lines (tolerant: unknown keys are ignored, missing ones defaulted).
+# The structs hold no cycles, so the garbage collector need not track them (gc=False).
 # ---------------------------------------------------------------------------------------------
 
 
-class _Instance(msgspec.Struct):
+class _Instance(msgspec.Struct, gc=False):
     content: str | None = None
     timeSegmentStart: str | float | None = None  # noqa: N815 - wire names
     timeSegmentEnd: str | float | None = None  # noqa: N815
 
 
-class _Moment(msgspec.Struct):
+class _Moment(msgspec.Struct, gc=False):
     id: str | int = ""
     displayName: str = ""  # noqa: N815
     timeSegmentStart: str | float | None = None  # noqa: N815
@@ -74,12 +86,12 @@ class _Moment(msgspec.Struct):
     confidence: float = 0.0
 
 
-class _Status(msgspec.Struct):
+class _Status(msgspec.Struct, gc=False):
     code: int | None = None
     message: str = ""
 
 
-class _OutputLine(msgspec.Struct):
+class _OutputLine(msgspec.Struct, gc=False):
     instance: _Instance | None = None
     prediction: list[_Moment] | None = None
     error: _Status | None = None
@@ -89,68 +101,193 @@ class _OutputLine(msgspec.Struct):
     timeSegmentEnd: str | float | None = None  # noqa: N815
 
 
-_decode_line = msgspec.json.Decoder(_OutputLine).decode
+_DECODER = msgspec.json.Decoder(_OutputLine)
+_decode_floats = msgspec.json.Decoder(list[float]).decode
 
 
-def _segment(instance: _Instance | _OutputLine) -> tuple[float, float | None]:
-    """The instance's segment in seconds (open end as None)."""
-    start = parse_seconds(instance.timeSegmentStart, "timeSegmentStart") or 0.0
-    return start, parse_seconds(instance.timeSegmentEnd, "timeSegmentEnd", open_end=True)
+@functools.lru_cache(maxsize=4096)
+def _segment(start: str | float | None, end: str | float | None) -> tuple[float, float | None]:
+    """An instance's segment in seconds (open end as None); cached, as few distinct segments recur."""
+    return parse_seconds(start, "timeSegmentStart") or 0.0, parse_seconds(end, "timeSegmentEnd", open_end=True)
 
 
-def decode_lines(lines: Iterable[bytes], file: str) -> Iterator[tuple[_Instance, list[_Moment]] | ErrorRecord]:
-    """Decode a file's lines into (instance, moments) pairs or error records; blank lines are skipped."""
-    for number, raw in enumerate(lines, start=1):
+def _seconds(values: list[Any], param: str) -> list[float]:
+    """Moment times (``"1.5s"`` strings) as floats, in one msgspec call; anything unusual goes value by value.
+
+    The fast path joins the strings into one JSON array of numbers; it applies only when every value
+    is a string ending in a single ``s`` and the result has no negative number.
+    """
+    try:
+        body = ",".join(values)
+    except TypeError:  # a number or None among them
+        return [parse_seconds(v, param) or 0.0 for v in values]
+    if body.count("s") == len(values) == body.count("s,") + 1 and body.endswith("s"):
+        try:
+            seconds = _decode_floats(f"[{body.replace('s', '')}]")
+        except msgspec.DecodeError:
+            seconds = None
+        if seconds is not None and len(seconds) == len(values) and (not seconds or min(seconds) >= 0):
+            return seconds
+    return [parse_seconds(v, param) or 0.0 for v in values]
+
+
+def _strings(values: list[Any]) -> list[str]:
+    """The values as strings (label ids may come as numbers); the common all-string case is one C call."""
+    try:
+        "".join(values)
+    except TypeError:
+        return [str(v) for v in values]
+    return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding a chunk of whole lines.
+# ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while parsing: decoding makes millions of short-lived objects and
+    no cycles (refcounting frees them), and each collection would scan every object a worker has loaded."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@dataclass
+class DecodedChunk:
+    """A chunk's line count, its served instances, their moments (one list per instance), its error records."""
+
+    lines: int
+    instances: list[_Instance] = field(default_factory=list)
+    moments: list[list[_Moment]] = field(default_factory=list)
+    errors: list[ErrorRecord] = field(default_factory=list)
+
+
+def decode_chunk(chunk: bytes, file: str, first_line: int) -> DecodedChunk:
+    """Decode a chunk of whole lines (numbered from ``first_line``): all at once, or line by line if it must."""
+    count = chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+    try:
+        lines = _DECODER.decode_lines(chunk)
+    except msgspec.DecodeError:
+        lines = None
+    # Blank lines are skipped by decode_lines: then line numbers need the slow path too.
+    if lines is None or len(lines) != count:
+        return _decode_each(chunk, file, first_line, count)
+    decoded = DecodedChunk(count)
+    for number, line in enumerate(lines, start=first_line):
+        _classify(line, file, number, decoded)
+    return decoded
+
+
+def _decode_each(chunk: bytes, file: str, first_line: int, count: int) -> DecodedChunk:
+    """Decode line by line, so that a malformed line becomes an error record with its number."""
+    decoded = DecodedChunk(count)
+    for number, raw in enumerate(chunk.split(b"\n"), start=first_line):
         if not raw.strip():
             continue
         try:
-            line = _decode_line(raw)
-            instance = line.instance or _Instance(line.content, line.timeSegmentStart, line.timeSegmentEnd)
-            start, end = _segment(instance)
-        except (msgspec.DecodeError, VideoActionsValueError) as exc:
-            yield ErrorRecord(None, None, None, None, f"malformed output line: {exc}", file, number)
+            line = _DECODER.decode(raw)
+        except msgspec.DecodeError as exc:
+            decoded.errors.append(_malformed(f"malformed output line: {exc}", file, number))
             continue
-        if line.error is not None:
-            yield ErrorRecord(instance.content, start, end, line.error.code, line.error.message, file, number)
-        elif line.prediction is None or instance.content is None:
-            message = "output line has no 'prediction'" if instance.content else "output line has no instance content"
-            yield ErrorRecord(instance.content, start, end, None, f"malformed output line: {message}", file, number)
-        else:
-            yield instance, line.prediction
+        _classify(line, file, number, decoded)
+    return decoded
+
+
+def _classify(line: _OutputLine, file: str, number: int, decoded: DecodedChunk) -> None:
+    """File one decoded line as a served instance or an error record."""
+    instance = line.instance or _Instance(line.content, line.timeSegmentStart, line.timeSegmentEnd)
+    try:
+        start, end = _segment(instance.timeSegmentStart, instance.timeSegmentEnd)
+    except VideoActionsValueError as exc:
+        decoded.errors.append(_malformed(f"malformed output line: {exc}", file, number))
+        return
+    if line.error is not None:
+        decoded.errors.append(
+            ErrorRecord(instance.content, start, end, line.error.code, line.error.message, file, number)
+        )
+    elif line.prediction is None or instance.content is None:
+        message = "output line has no 'prediction'" if instance.content else "output line has no instance content"
+        decoded.errors.append(
+            ErrorRecord(instance.content, start, end, None, f"malformed output line: {message}", file, number)
+        )
+    else:
+        decoded.instances.append(instance)
+        decoded.moments.append(line.prediction)
+
+
+def _malformed(message: str, file: str, number: int) -> ErrorRecord:
+    """An error record for a line that could not be read."""
+    return ErrorRecord(None, None, None, None, message, file, number)
+
+
+# ---------------------------------------------------------------------------------------------
+# Filtering served instances into record columns.
+# ---------------------------------------------------------------------------------------------
+
+_ids, _names, _starts, _ends, _confidences = (
+    operator.attrgetter(name) for name in ("id", "displayName", "timeSegmentStart", "timeSegmentEnd", "confidence")
+)
+_contents = operator.attrgetter("content")
+
+
+def _repeat(values: Iterable[Any], counts: list[int]) -> list[Any]:
+    """Each value repeated its count of times, flattened (one value per kept moment)."""
+    return list(itertools.chain.from_iterable(map(itertools.repeat, values, counts)))
 
 
 @dataclass(frozen=True)
 class PredictionFilter:
-    """Which moments to keep: a confidence floor, a label allow-list, the top k per instance."""
+    """Which moments to keep: a confidence floor, a label allow-list, the top k per instance (in output order)."""
 
     min_confidence: float = 0.0
     labels: frozenset[str] | None = None
     top_k: int | None = None
 
-    def records(self, instance: _Instance, moments: list[_Moment]) -> list[PredictionRecord]:
-        """Turn one instance's moments into records that pass the filter, in time order."""
-        start, end = _segment(instance)
+    def keep(self, moments: list[_Moment]) -> list[_Moment]:
+        """The moments of one instance that pass the filter, in their output order."""
         kept = [
             m
             for m in moments
             if m.confidence >= self.min_confidence and (self.labels is None or m.displayName in self.labels)
         ]
         if self.top_k is not None and len(kept) > self.top_k:
-            kept = heapq.nlargest(self.top_k, kept, key=lambda m: m.confidence)
-        records = [
-            PredictionRecord(
-                video_uri=instance.content or "",
-                segment_start=start,
-                segment_end=end,
-                label_id=str(m.id),
-                label=m.displayName,
-                time_start=parse_seconds(m.timeSegmentStart, "timeSegmentStart") or 0.0,
-                time_end=parse_seconds(m.timeSegmentEnd or m.timeSegmentStart, "timeSegmentEnd") or 0.0,
-                confidence=m.confidence,
-            )
-            for m in kept
-        ]
-        return sorted(records, key=lambda r: (r.time_start, r.label))
+            best = heapq.nlargest(self.top_k, range(len(kept)), key=lambda i: kept[i].confidence)
+            kept = [kept[i] for i in sorted(best)]
+        return kept
+
+    def columns(self, decoded: DecodedChunk) -> Columns:
+        """The kept moments of a chunk's served instances as :class:`PredictionRecord` columns."""
+        kept = decoded.moments
+        if self.min_confidence > 0 or self.labels is not None or self.top_k is not None:
+            kept = list(map(self.keep, kept))
+        counts = list(map(len, kept))
+        segments = list(map(_segment, map(_starts, decoded.instances), map(_ends, decoded.instances)))
+        moments = list(itertools.chain.from_iterable(kept))
+        starts = list(map(_starts, moments))
+        ends = list(map(_ends, moments))
+        if None in ends:
+            ends = [end if end is not None else start for start, end in zip(starts, ends, strict=True)]
+        return (
+            _repeat(map(_contents, decoded.instances), counts),
+            _repeat(map(operator.itemgetter(0), segments), counts),
+            _repeat(map(operator.itemgetter(1), segments), counts),
+            _strings(list(map(_ids, moments))),
+            list(map(_names, moments)),
+            _seconds(starts, "timeSegmentStart"),
+            _seconds(ends, "timeSegmentEnd"),
+            list(map(_confidences, moments)),
+        )
+
+
+def error_columns(errors: Sequence[ErrorRecord]) -> Columns:
+    """Error records as :class:`ErrorRecord` columns."""
+    return tuple(map(list, zip(*map(msgspec.structs.astuple, errors), strict=True))) or tuple([] for _ in ERROR_FIELDS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,18 +303,19 @@ class ParseStats:
 
     rows: int = 0
     instances: int = 0
-    videos: set[str] = field(default_factory=set)
+    #: 64-bit hashes of the videos seen, 8 bytes each (a set of the URIs would take ~150 bytes a video).
+    video_hashes: array.array = field(default_factory=lambda: array.array("q"))
     label_counts: Counter[str] = field(default_factory=Counter)
     errors: int = 0
     malformed_lines: int = 0
     error_samples: list[dict[str, Any]] = field(default_factory=list)
 
-    def add_records(self, records: list[PredictionRecord], video_uri: str) -> None:
-        """Count one served instance and the records kept from it."""
-        self.instances += 1
-        self.videos.add(video_uri)
-        self.rows += len(records)
-        self.label_counts.update(r.label for r in records)
+    def add_records(self, columns: Columns, decoded: DecodedChunk) -> None:
+        """Count a chunk's served instances and the records kept from them."""
+        self.instances += len(decoded.instances)
+        self.video_hashes.extend(set(map(hash, map(_contents, decoded.instances))))
+        self.rows += len(columns[0])
+        self.label_counts.update(columns[RECORD_FIELDS.index("label")])
 
     def add_error(self, error: ErrorRecord) -> None:
         """Count an error record and keep it as a sample if there is room."""
@@ -194,12 +332,17 @@ class ParseStats:
                 }
             )
 
+    @property
+    def videos(self) -> int:
+        """How many distinct videos were served (by hash: a collision among 2**64 values is negligible)."""
+        return len(set(self.video_hashes))
+
     def summary(self) -> dict[str, Any]:
         """The JSON-able part of the parse operator's return value."""
         return {
             "rows": self.rows,
             "instances": self.instances,
-            "videos": len(self.videos),
+            "videos": self.videos,
             "errors": self.errors,
             "malformed_lines": self.malformed_lines,
             "label_counts": dict(sorted(self.label_counts.items())),
@@ -208,7 +351,7 @@ class ParseStats:
 
 
 # ---------------------------------------------------------------------------------------------
-# Writers: one per destination format, each streaming to a binary handle.
+# Writers: one per destination format, each streaming columns to a binary handle.
 # ---------------------------------------------------------------------------------------------
 
 WRITER_FORMATS = (".jsonl", ".csv", ".parquet")
@@ -216,53 +359,114 @@ CONTENT_TYPES = {".jsonl": "application/jsonl", ".csv": "text/csv", ".parquet": 
 PARQUET_ROW_GROUP = 65_536
 
 
+class _OneAhead:
+    """Runs writes on one background thread, one at a time and at most one behind the caller.
+
+    File and network writes, and Parquet's encoding and compression, release the GIL: they overlap
+    with decoding the next chunk, while at most one batch waits in memory.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-actions-writer")
+        self._pending: Future[Any] | None = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the background once the previous write is done (raising its error)."""
+        self.wait()
+        self._pending = self._executor.submit(fn, *args)
+
+    def wait(self) -> None:
+        """Wait for the write in flight, raising its error."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def stop(self) -> None:
+        """Let the write in flight end and the thread go, without raising (for an exception's unwinding)."""
+        self._executor.shutdown(wait=True)
+
+
 class RecordWriter:
-    """Streams records of one type to a binary handle as JSONL, CSV or Parquet."""
+    """Streams records of one type, given as columns, to a binary handle as JSONL, CSV or Parquet.
+
+    JSONL and Parquet writes go through a background thread; call :meth:`stop` before the handle
+    closes when the writer is abandoned half way.
+    """
 
     def __init__(self, handle: IO[bytes], fmt: str, record_type: type[msgspec.Struct]) -> None:
-        self._handle, self._fmt, self._fields = handle, fmt, record_type.__struct_fields__
-        self._pending: list[msgspec.Struct] = []
+        if fmt not in WRITER_FORMATS:
+            raise VideoActionsValueError(f"unknown format {fmt!r}; use one of {', '.join(WRITER_FORMATS)}.")
+        self._handle, self._fmt, self._type = handle, fmt, record_type
         self._encoder = msgspec.json.Encoder()
-        self._csv: Any = None
-        self._parquet: Any = None
+        self._io = _OneAhead()
         if fmt == ".csv":
             self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
             self._csv = csv.writer(self._text)
-            self._csv.writerow(self._fields)
+            self._csv.writerow(record_type.__struct_fields__)
         elif fmt == ".parquet":
-            import pyarrow.parquet as pq
+            self._parquet = _ParquetColumns(handle, record_type, self._io)
 
-            self._schema = _arrow_schema(record_type)
-            self._parquet = pq.ParquetWriter(handle, self._schema)
-        elif fmt != ".jsonl":
-            raise VideoActionsValueError(f"unknown format {fmt!r}; use one of {', '.join(WRITER_FORMATS)}.")
-
-    def write(self, records: Iterable[msgspec.Struct]) -> None:
-        """Write records (Parquet buffers them into row groups)."""
+    def write(self, columns: Columns) -> None:
+        """Write a batch of records (Parquet gathers them into row groups)."""
+        if not columns[0]:
+            return
         if self._fmt == ".jsonl":
-            self._handle.write(b"".join(self._encoder.encode(r) + b"\n" for r in records))
-        elif self._csv is not None:
-            self._csv.writerows(tuple("" if v is None else v for v in msgspec.structs.astuple(r)) for r in records)
+            self._io.submit(self._handle.write, self._encoder.encode_lines(list(map(self._type, *columns))))
+        elif self._fmt == ".csv":
+            text = [["" if v is None else v for v in c] if None in c else c for c in columns]
+            self._csv.writerows(zip(*text, strict=True))
         else:
-            self._pending.extend(records)
-            if len(self._pending) >= PARQUET_ROW_GROUP:
-                self._flush_parquet()
+            self._parquet.write(columns)
 
     def close(self) -> None:
         """Finish the file (the last row group, the Parquet footer); the handle stays open."""
-        if self._parquet is not None:
-            self._flush_parquet()
+        if self._fmt == ".parquet":
             self._parquet.close()
-        elif self._csv is not None:
+        elif self._fmt == ".csv":
             self._text.detach()
+        self._io.wait()
+        self._io.stop()
 
-    def _flush_parquet(self) -> None:
+    def stop(self) -> None:
+        """Stop the background thread (a write in flight ends first); nothing more is written."""
+        self._io.stop()
+
+
+class _ParquetColumns:
+    """A Parquet writer fed with column batches, writing a row group every ``PARQUET_ROW_GROUP`` rows."""
+
+    def __init__(self, handle: IO[bytes], record_type: type[msgspec.Struct], background: _OneAhead) -> None:
+        import pyarrow.parquet as pq
+
+        self._schema = _arrow_schema(record_type)
+        self._writer = pq.ParquetWriter(handle, self._schema)
+        self._io = background
+        self._batches: list[Any] = []
+        self._rows = 0
+
+    def write(self, columns: Columns) -> None:
+        """Convert a batch to Arrow now (the lists can go), write once a row group is full."""
         import pyarrow as pa
 
-        if self._pending:
-            columns = list(zip(*(msgspec.structs.astuple(r) for r in self._pending), strict=True))
-            self._parquet.write_table(pa.Table.from_arrays([pa.array(c) for c in columns], schema=self._schema))
-            self._pending.clear()
+        arrays = [_arrow_array(c, f.type) for c, f in zip(columns, self._schema, strict=True)]
+        self._batches.append(pa.record_batch(arrays, schema=self._schema))
+        self._rows += len(columns[0])
+        if self._rows >= PARQUET_ROW_GROUP:
+            self._flush()
+
+    def close(self) -> None:
+        """Write the last row group and the footer."""
+        self._flush()
+        self._io.wait()
+        self._writer.close()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._batches:
+            table = pa.Table.from_batches(self._batches, schema=self._schema)
+            self._io.submit(self._writer.write_table, table, max(self._rows, 1))
+            self._batches, self._rows = [], 0
 
 
 def _arrow_schema(record_type: type[msgspec.Struct]) -> Any:
@@ -276,3 +480,31 @@ def _arrow_schema(record_type: type[msgspec.Struct]) -> Any:
 def _annotations(record_type: type[msgspec.Struct]) -> list[tuple[str, str]]:
     """(field, annotation text) pairs; annotations are strings under ``from __future__ import annotations``."""
     return [(f.name, str(record_type.__annotations__[f.name])) for f in msgspec.structs.fields(record_type)]
+
+
+_ARRAY_CODES = {"double": "d", "int64": "q"}
+
+
+def _arrow_array(values: list[Any], arrow_type: Any) -> Any:
+    """An Arrow string, double or int64 array built from buffers.
+
+    ``pa.array`` would do, but its first call imports pandas (seconds, and tens of MB) to check the
+    argument's type.
+    """
+    import pyarrow as pa
+
+    validity = None
+    if None in values:
+        present = bytes(map(operator.is_not, values, itertools.repeat(None)))
+        validity = pa.Array.from_buffers(pa.uint8(), len(values), [None, pa.py_buffer(present)])
+        validity = validity.cast(pa.bool_()).buffers()[1]
+        filler = "" if arrow_type == pa.string() else 0
+        values = [filler if v is None else v for v in values]
+    if arrow_type != pa.string():
+        data = pa.py_buffer(array.array(_ARRAY_CODES[str(arrow_type)], values))
+        return pa.Array.from_buffers(arrow_type, len(values), [validity, data])
+    text = "".join(values)
+    encoded = [v.encode() for v in values] if not text.isascii() else values
+    offsets = array.array("i", itertools.accumulate(map(len, encoded), initial=0))
+    data = pa.py_buffer(text.encode())
+    return pa.Array.from_buffers(pa.string(), len(values), [validity, pa.py_buffer(offsets), data])

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,7 @@ def emulator(emulator_session, monkeypatch: pytest.MonkeyPatch) -> Iterator[obje
     for name, value in emulator_session.env().items():
         monkeypatch.setenv(name, value)
     yield emulator_session
-    emulator_session.force_outcome(None)
-    emulator_session.inject_faults(0.0)
+    emulator_session.reset_knobs()
     emulator_session.lines_per_file = 1000
 
 
@@ -91,18 +91,48 @@ with DAG({dag_id!r}, schedule=None, catchup=False) as dag:
     return dag_id
 
 
-def dag_bag(dag_folder: Path):
-    """A ``DagBag`` of a folder or file (``airflow.dag_processing.dagbag`` since 3.2, ``airflow.models`` before)."""
+def dag_bag_class() -> type:
+    """``DagBag`` (``airflow.dag_processing.dagbag`` since 3.2, ``airflow.models.dagbag`` before)."""
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow < 3.2
         from airflow.models.dagbag import DagBag
-    return DagBag(dag_folder=str(dag_folder))
+    return DagBag
 
 
-def run_dag(dag_id: str):
-    """Run a DAG from the DAGs folder with ``dag.test()`` (triggers run inline) and return its run."""
-    return dag_bag(DAGS_FOLDER / f"{dag_id}.py").get_dag(dag_id).test()
+def dag_bag(dag_folder: Path):
+    """A ``DagBag`` of a folder or file."""
+    return dag_bag_class()(dag_folder=str(dag_folder))
+
+
+def dag_test_dates(at: datetime | None) -> dict[str, datetime]:
+    """``dag.test()`` arguments pinning the run's date (``execution_date`` on Airflow 2)."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if at is None:
+        return {}
+    return {"logical_date": at, "run_after": at} if AIRFLOW_V_3_0_PLUS else {"execution_date": at}
+
+
+def run_dag(dag_id: str, at: datetime | None = None):
+    """Run a DAG from the DAGs folder with ``dag.test()`` (triggers run inline), at ``at`` if given."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if at is not None and not AIRFLOW_V_3_0_PLUS:
+        # Airflow 2's dag.test() deletes an earlier run of that date; its note's foreign key names FAB's ab_user.
+        import airflow.providers.fab.auth_manager.models  # noqa: F401
+    return dag_bag(DAGS_FOLDER / f"{dag_id}.py").get_dag(dag_id).test(**dag_test_dates(at))
+
+
+def run_dag_script(dag_id: str, at: datetime) -> str:
+    """Python source running :func:`run_dag` in another process (no conftest import: it resets the emulator env)."""
+    dates = ", ".join(
+        f"{name}=datetime.fromisoformat({value.isoformat()!r})" for name, value in dag_test_dates(at).items()
+    )
+    return (
+        f"from datetime import datetime\nfrom {dag_bag_class().__module__} import DagBag\n"
+        f"DagBag(dag_folder={str(DAGS_FOLDER / f'{dag_id}.py')!r}).get_dag({dag_id!r}).test({dates})\n"
+    )
 
 
 def xcom_value(run, task_id: str, key: str = "return_value"):
@@ -144,9 +174,10 @@ def instances_uri(storage_client) -> str:
 def submit_job(emulator, instances_uri):
     """Create a job through the real hook: ``submit_job(display_name) -> job name``."""
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
-    from airflow_provider_video_actions.job import JobSpec
+    from airflow_provider_video_actions.job import PROVIDER_LABEL, PROVIDER_LABEL_VALUE, JobSpec
 
     def submit(display_name: str = "test-job", labels: dict[str, str] | None = None) -> str:
+        """Labels default to the provider's own, so shared polls see the job in their list."""
         spec = JobSpec(
             project_id="test-project",
             region="us-central1",
@@ -154,7 +185,7 @@ def submit_job(emulator, instances_uri):
             display_name=display_name,
             instances_uris=(instances_uri,),
             destination_prefix=f"gs://{BUCKET}/out",
-            labels=labels or {},
+            labels={PROVIDER_LABEL: PROVIDER_LABEL_VALUE} if labels is None else labels,
         )
         return VideoActionBatchPredictionHook().create_job(spec).name
 

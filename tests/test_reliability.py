@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -16,7 +16,7 @@ import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
-from tests.conftest import BUCKET, DAGS_FOLDER, run_dag, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, run_dag, run_dag_script, task_states, write_dag, xcom_value
 
 FIXED_DATE = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -73,32 +73,44 @@ def test_lost_create_response_does_not_create_twice(airflow_db, emulator, instan
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
-def test_retried_task_reattaches_to_its_job(airflow_db, emulator, instances_uri, deferrable):
-    """Try 1 creates the job and fails on a permanent read error; try 2 re-attaches instead of creating."""
-    dag_id = f"retry_{'deferred' if deferrable else 'worker'}"
+def test_retry_after_failed_submit_reattaches_by_label(airflow_db, emulator, instances_uri, deferrable):
+    """Try 1 creates the job but gets PERMISSION_DENIED back; try 2 finds the job by its task label."""
+    dag_id = f"retry_label_{'deferred' if deferrable else 'worker'}"
     write_dag(dag_id, submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0))
-    emulator.fail_next("GetBatchPredictionJob", 1, grpc.StatusCode.PERMISSION_DENIED)
-    lists = emulator.calls["ListBatchPredictionJobs"]
+    emulator.lose_next_response("CreateBatchPredictionJob", 1, grpc.StatusCode.PERMISSION_DENIED)
     run = run_dag(dag_id)
     assert task_states(run) == {"predict": "success"}
     assert run.get_task_instance("predict").try_number == 2
     assert creates_for(emulator, f"{dag_id}.") == 1
-    if AIRFLOW_V_3_3_PLUS:  # try 2 read the job name from the task state store: no list by label
-        assert emulator.calls["ListBatchPredictionJobs"] - lists == 1
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
+def test_retry_after_timeout_reattaches_from_task_state(airflow_db, emulator, instances_uri, deferrable):
+    """Try 1 times out waiting (job kept: cancel_on_kill=False); try 2 reconnects to the same job."""
+    dag_id = f"retry_state_{'deferred' if deferrable else 'worker'}"
+    write_dag(
+        dag_id,
+        submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0, timeout=4, cancel_on_kill=False),
+    )
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.predict")
+    unpause = threading.Timer(6.0, emulator.force_outcome, args=(None, f"{dag_id}.predict"))
+    unpause.start()
+    try:
+        run = run_dag(dag_id)
+    finally:
+        unpause.cancel()
+    assert task_states(run) == {"predict": "success"}
+    assert run.get_task_instance("predict").try_number == 2
+    assert creates_for(emulator, f"{dag_id}.") == 1
+    if AIRFLOW_V_3_3_PLUS:  # try 2 took the job name from the task state store, not from a list by label
+        task_lists = [f for f in emulator.list_filters.elements() if "labels.airflow-task=" in f]
+        [job] = [emulator.job(n) for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.predict"]
+        assert sum(job.labels["airflow-task"] in f for f in task_lists) == 1
 
 
 def start_worker(dag_id: str) -> subprocess.Popen:
     """Run a DAG with dag.test() in another process (a worker we can signal), at a fixed date."""
-    script = textwrap.dedent(
-        f"""
-        from datetime import datetime
-        from airflow.dag_processing.dagbag import DagBag
-        DagBag(dag_folder={str(DAGS_FOLDER / f"{dag_id}.py")!r}).get_dag({dag_id!r}).test(
-            logical_date=datetime.fromisoformat({FIXED_DATE.isoformat()!r}),
-            run_after=datetime.fromisoformat({FIXED_DATE.isoformat()!r}),
-        )
-        """
-    )
+    script = run_dag_script(dag_id, FIXED_DATE)
     return subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), stdout=subprocess.DEVNULL)
 
 
@@ -135,13 +147,7 @@ def test_worker_crash_after_create_reattaches(airflow_db, emulator, instances_ur
     assert creates_for(emulator, f"{dag_id}.") == 1
     emulator.force_outcome(None, display_name=f"{dag_id}.predict")
 
-    from airflow.dag_processing.dagbag import DagBag
-
-    run = (
-        DagBag(dag_folder=str(DAGS_FOLDER / f"{dag_id}.py"))
-        .get_dag(dag_id)
-        .test(logical_date=FIXED_DATE, run_after=FIXED_DATE)
-    )
+    run = run_dag(dag_id, FIXED_DATE)
     assert task_states(run) == {"predict": "success"}
     assert creates_for(emulator, f"{dag_id}.") == 1
     assert xcom_value(run, "predict")["state"] == "JOB_STATE_SUCCEEDED"

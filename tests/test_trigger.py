@@ -66,14 +66,41 @@ async def test_paused_job_is_not_success_and_times_out(submit_job, emulator):
     assert event["job"]["state"] == "JOB_STATE_PAUSED"
 
 
-async def test_transient_errors_are_retried(submit_job, emulator):
-    name = submit_job()
-    emulator.fail_next("GetBatchPredictionJob", 3, grpc.StatusCode.UNAVAILABLE)
-    emulator.fail_next("GetBatchPredictionJob", 1, grpc.StatusCode.RESOURCE_EXHAUSTED)
-    before = emulator.faults["GetBatchPredictionJob"]
+@pytest.mark.parametrize(
+    ("labels", "method"),
+    [(None, "ListBatchPredictionJobs"), ({}, "GetBatchPredictionJob")],
+    ids=["shared-list", "direct-read"],
+)
+async def test_transient_errors_are_retried(submit_job, emulator, labels, method):
+    name = submit_job(labels=labels)
+    emulator.fail_next(method, 3, grpc.StatusCode.UNAVAILABLE)
+    emulator.fail_next(method, 1, grpc.StatusCode.RESOURCE_EXHAUSTED)
+    before = emulator.faults[method]
     event = await first_event(trigger(name, poll_interval=0.05))
     assert event["status"] == "done"
-    assert emulator.faults["GetBatchPredictionJob"] - before == 4
+    assert emulator.faults[method] - before == 4
+
+
+async def test_many_waits_share_one_list_per_poll(submit_job, emulator):
+    """40 waits on labelled jobs: the job service sees list calls per poll, not a read per job."""
+    import asyncio
+
+    names = [submit_job(f"shared-{i}") for i in range(40)]
+    gets, lists = emulator.calls["GetBatchPredictionJob"], emulator.calls["ListBatchPredictionJobs"]
+    events = await asyncio.gather(*(trigger(name, poll_interval=0.2).wait() for name in names))
+    assert [e["status"] for e in events] == ["done"] * 40
+    assert {e["job"]["name"] for e in events} == set(names)
+    assert emulator.calls["GetBatchPredictionJob"] == gets
+    polls = emulator.calls["ListBatchPredictionJobs"] - lists
+    assert 1 <= polls <= 30, polls
+
+
+async def test_unlabelled_job_is_read_directly(submit_job, emulator):
+    name = submit_job("foreign", labels={})
+    gets = emulator.calls["GetBatchPredictionJob"]
+    event = await first_event(trigger(name))
+    assert event["status"] == "done"
+    assert emulator.calls["GetBatchPredictionJob"] > gets
 
 
 async def test_permanent_error_yields_error_event_naming_the_job(emulator):
@@ -114,3 +141,31 @@ async def test_triggerer_restart_does_not_cancel_the_job(submit_job, emulator):
         await waiting
     assert emulator.calls["CancelBatchPredictionJob"] == cancels
     assert emulator.job(name).state.name not in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+async def test_shared_stream_contract(submit_job, emulator):
+    """The Airflow >= 3.3 shared-stream methods: one key, one open stream, one event per filter."""
+    import asyncio
+
+    names = [submit_job(f"stream-{i}") for i in range(3)]
+    triggers = [trigger(name) for name in names]
+    keys = {t._poll_key() for t in triggers}
+    assert len(keys) == 1
+    queues = [asyncio.Queue() for _ in triggers]
+
+    async def pump():
+        async for snapshot in VideoActionBatchPredictionTrigger.open_shared_stream(triggers[0].serialize()[1]):
+            for queue in queues:
+                queue.put_nowait(snapshot)
+
+    async def from_queue(queue):
+        while True:
+            yield await queue.get()
+
+    async def events(t, queue):
+        return [event.payload async for event in t.filter_shared_stream(from_queue(queue))]
+
+    poller = asyncio.ensure_future(pump())
+    results = await asyncio.gather(*(events(t, q) for t, q in zip(triggers, queues, strict=True)))
+    poller.cancel()
+    assert [[e["job"]["name"] for e in r] for r in results] == [[name] for name in names]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+import operator
 import random
 import re
 import threading
@@ -71,6 +72,13 @@ _FILTER_TERMS = {
     "label_any": re.compile(r"^labels\.([a-z0-9_-]+)\s*:\s*\*$"),
     "display_name": re.compile(r'^display_name\s*=\s*"([^"]*)"$'),
     "state": re.compile(r'^state\s*(=|!=)\s*"?(JOB_STATE_[A-Z_]+)"?$'),
+    "create_time": re.compile(r'^create_time\s*(>=|<=|>|<)\s*"([^"]+)"$'),
+}
+_COMPARISONS: dict[str, Callable[[datetime, datetime], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
 }
 
 
@@ -166,13 +174,17 @@ def _filter_term(term: str) -> Callable[[aiplatform_v1.BatchPredictionJob], bool
     if match := _FILTER_TERMS["display_name"].match(term):
         name = match.group(1)
         return lambda job: job.display_name == name
+    if match := _FILTER_TERMS["create_time"].match(term):
+        compare, since = _COMPARISONS[match.group(1)], datetime.fromisoformat(match.group(2).replace("Z", "+00:00"))
+        return lambda job: compare(job.create_time, since)
     if (match := _FILTER_TERMS["state"].match(term)) and match.group(2) in JobState.__members__:
         operator, state = match.group(1), JobState[match.group(2)]
         return lambda job: (job.state == state) == (operator == "=")
     raise AbortError(
         grpc.StatusCode.INVALID_ARGUMENT,
         f'Unsupported filter term {term!r}: the emulator supports labels.KEY="V", labels.KEY:*, '
-        'display_name="X", state="JOB_STATE_X" and state!="JOB_STATE_X", joined with AND',
+        'display_name="X", state="JOB_STATE_X", state!="JOB_STATE_X" and create_time>="RFC 3339" '
+        "(also >, <, <=), joined with AND",
     )
 
 
@@ -221,6 +233,8 @@ class JobServiceServicer:
         self.lines_per_file = lines_per_file
         self.calls: collections.Counter[str] = collections.Counter()
         self.faults: collections.Counter[str] = collections.Counter()
+        #: filter string -> list calls made with it, so tests can tell one caller's lists from another's.
+        self.list_filters: collections.Counter[str] = collections.Counter()
         self.created: list[str] = []
         self._lock = threading.RLock()
         self._jobs: dict[str, _Record] = {}
@@ -279,6 +293,14 @@ class JobServiceServicer:
         self._check_methods({method})
         with self._lock:
             self._fail_next[method].extend([code] * count)
+
+    def reset_knobs(self) -> None:
+        """Back to a well-behaved service: no forced outcomes, no injected or pending faults."""
+        with self._lock:
+            self._forced.clear()
+            self._fault_rate = 0.0
+            self._fail_next.clear()
+            self._lose_next.clear()
 
     def lose_next_response(
         self, method: str, count: int = 1, code: grpc.StatusCode = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -422,6 +444,7 @@ class JobServiceServicer:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"parent must be projects/P/locations/L, got {request.parent!r}",
             )
+        self.list_filters[request.filter] += 1
         predicates = parse_filter(request.filter)
         prefix = f"{request.parent}/batchPredictionJobs/"
         matching = [

@@ -46,11 +46,13 @@ class Emulator:
     lines_per_file = _delegated("lines_per_file")
     calls = _delegated("calls")
     faults = _delegated("faults")
+    list_filters = _delegated("list_filters")
     created = _delegated("created")
     force_outcome = _delegated("force_outcome")
     inject_faults = _delegated("inject_faults")
     fail_next = _delegated("fail_next")
     lose_next_response = _delegated("lose_next_response")
+    reset_knobs = _delegated("reset_knobs")
     job = _delegated("job")
     jobs = _delegated("jobs")
 

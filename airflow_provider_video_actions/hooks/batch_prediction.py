@@ -211,6 +211,21 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
         client = await self.job_client(parse_job_name(name)[1])
         return await client.get_batch_prediction_job(name=name)
 
+    async def list_jobs(self, project_id: str, region: str, filter_: str, read_mask: str) -> list[BatchPredictionJob]:
+        """Every page of jobs matching a filter, with only the ``read_mask`` fields (comma-separated)."""
+        from google.protobuf import field_mask_pb2
+
+        client = await self.job_client(region)
+        pager = await client.list_batch_prediction_jobs(
+            request={
+                "parent": f"projects/{project_id}/locations/{region}",
+                "filter": filter_,
+                "page_size": 1000,
+                "read_mask": field_mask_pb2.FieldMask(paths=read_mask.split(",")),
+            }
+        )
+        return [job async for job in pager]
+
     async def cancel_job(self, name: str) -> None:
         """Ask Vertex AI to cancel a job, retrying transient errors."""
         from google.api_core.retry import AsyncRetry, if_exception_type

@@ -10,7 +10,7 @@ It returns counts, label counts and a few error samples; errors never pass silen
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -23,12 +23,15 @@ from airflow_provider_video_actions.operators.submit import check_fraction, chec
 from airflow_provider_video_actions.predictions import (
     CONTENT_TYPES,
     WRITER_FORMATS,
+    Columns,
     ErrorRecord,
     ParseStats,
     PredictionFilter,
     PredictionRecord,
     RecordWriter,
-    decode_lines,
+    decode_chunk,
+    error_columns,
+    gc_paused,
 )
 
 if TYPE_CHECKING:
@@ -39,8 +42,17 @@ DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
 
 
 def check_location(uri: Any, param: str, *, want_object: bool) -> str:
-    """A ``gs://`` or ``file://`` URI, or raise naming the parameter."""
+    """A ``gs://``, ``file://`` or other fsspec URI (``s3://``, ``memory://``...), or raise naming the parameter."""
     if isinstance(uri, str) and uri.startswith("file://"):
+        return uri
+    scheme = uri.partition("://")[0] if isinstance(uri, str) and "://" in uri else "gs"
+    if scheme != "gs":
+        from fsspec import get_filesystem_class
+
+        try:
+            get_filesystem_class(scheme)
+        except (ImportError, ValueError) as exc:
+            raise VideoActionsValueError(f"{param}: cannot read or write {uri!r}: {exc}") from None
         return uri
     split_gcs_uri(uri, param, want_object=want_object)
     return uri
@@ -75,14 +87,15 @@ class _XComBudget:
 
 
 class _XComSink:
-    """Collects records as dicts for the return value, within a shared budget."""
+    """Collects records of one type as dicts for the return value, within a shared budget."""
 
-    def __init__(self, budget: _XComBudget) -> None:
-        self.budget, self.items = budget, []
+    def __init__(self, budget: _XComBudget, record_type: type[msgspec.Struct]) -> None:
+        self.budget, self.items, self._type = budget, [], record_type
         self._encode = msgspec.json.Encoder().encode
 
-    def write(self, records: Sequence[msgspec.Struct]) -> None:
-        for record in records:
+    def write(self, columns: Columns) -> None:
+        """Charge each record to the budget and keep it as a dict."""
+        for record in map(self._type, *columns):
             self.budget.charge(len(self._encode(record)) + 2)
             self.items.append(msgspec.structs.asdict(record))
 
@@ -97,13 +110,15 @@ class _ErrorsFile:
         self._stack, self._client, self.uri = stack, client, uri
         self._writer: RecordWriter | None = None
 
-    def write(self, records: Sequence[ErrorRecord]) -> None:
+    def write(self, columns: Columns) -> None:
+        """Write error records, creating the file on the first call."""
         if self._writer is None:
             from airflow_provider_video_actions import gcs
 
             handle = self._stack.enter_context(gcs.open_write(self._client, self.uri, CONTENT_TYPES[".jsonl"]))
             self._writer = RecordWriter(handle, ".jsonl", ErrorRecord)
-        self._writer.write(records)
+            self._stack.callback(self._writer.stop)
+        self._writer.write(columns)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -200,8 +215,8 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from exc
         from airflow_provider_video_actions import gcs
 
-        local = source.startswith("file://") and (self.destination or "file://").startswith("file://")
-        client = None if local else self.hook.storage_client
+        on_gcs = any(uri.startswith("gs://") for uri in (source, self.destination or ""))
+        client = self.hook.storage_client if on_gcs else None
         predictions, errors = gcs.output_files(client, source)
         if not predictions and not errors:
             raise AirflowException(
@@ -211,10 +226,13 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         self.log.info("Parsing %d predictions and %d errors files from %s", len(predictions), len(errors), source)
         stats = ParseStats()
         with ExitStack() as stack:
+            stack.enter_context(gc_paused())
             records, error_records = self._sinks(stack, fmt, client)
             for uri in predictions + errors:
                 with gcs.open_read(client, uri) as handle:
-                    self._parse_file(uri, gcs.iter_lines(handle), keep, stats, records, error_records)
+                    first_line = 1
+                    for chunk in gcs.iter_chunks(handle):
+                        first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, error_records)
             records.close()
             error_records.close()
         result = stats.summary()
@@ -223,7 +241,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         else:
             result["uri"] = self.destination
             result["errors_uri"] = self._errors_uri() if stats.errors else None
-        self.log.info("Parsed %d moments from %d videos; %d errors", stats.rows, len(stats.videos), stats.errors)
+        self.log.info("Parsed %d moments from %d videos; %d errors", stats.rows, result["videos"], stats.errors)
         if stats.errors:
             self.log.warning("Error samples: %s", stats.error_samples)
         return result
@@ -232,30 +250,42 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
         if fmt is None:
             budget = _XComBudget(self.max_xcom_bytes)
-            return _XComSink(budget), _XComSink(budget)
+            return _XComSink(budget, PredictionRecord), _XComSink(budget, ErrorRecord)
         from airflow_provider_video_actions import gcs
 
         handle = stack.enter_context(gcs.open_write(client, self.destination, CONTENT_TYPES[fmt]))
-        return RecordWriter(handle, fmt, PredictionRecord), _ErrorsFile(stack, client, self._errors_uri())
+        writer = RecordWriter(handle, fmt, PredictionRecord)
+        stack.callback(writer.stop)  # before the handle closes, if the parse fails half way
+        return writer, _ErrorsFile(stack, client, self._errors_uri())
 
     def _errors_uri(self) -> str:
         return os.path.splitext(self.destination)[0] + ".errors.jsonl"
 
-    def _parse_file(
-        self, uri: str, lines: Iterator[bytes], keep: PredictionFilter, stats: ParseStats, records: Any, errors: Any
-    ) -> None:
-        """Decode one output file, sending kept records and every error to their sinks."""
-        for item in decode_lines(lines, uri):
-            if isinstance(item, ErrorRecord):
-                stats.add_error(item)
-                errors.write([item])
-                if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:
-                    raise AirflowException(
-                        f"More than max_malformed_lines={self.max_malformed_lines} output lines could not be read; "
-                        f"the last at {uri} line {item.line}: {item.message}"
-                    )
-            else:
-                instance, moments = item
-                kept = keep.records(instance, moments)
-                stats.add_records(kept, instance.content or "")
-                records.write(kept)
+    def _parse_chunk(
+        self,
+        uri: str,
+        first_line: int,
+        chunk: bytes,
+        keep: PredictionFilter,
+        stats: ParseStats,
+        records: Any,
+        errors: Any,
+    ) -> int:
+        """Decode a chunk of one output file's lines, sending kept records and every error to their sinks.
+
+        Returns the chunk's line count.
+        """
+        decoded = decode_chunk(chunk, uri, first_line)
+        for error in decoded.errors:
+            stats.add_error(error)
+            if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:
+                raise AirflowException(
+                    f"More than max_malformed_lines={self.max_malformed_lines} output lines could not be read; "
+                    f"the last at {uri} line {error.line}: {error.message}"
+                )
+        if decoded.errors:
+            errors.write(error_columns(decoded.errors))
+        columns = keep.columns(decoded)
+        stats.add_records(columns, decoded)
+        records.write(columns)
+        return decoded.lines

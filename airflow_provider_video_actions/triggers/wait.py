@@ -1,10 +1,13 @@
 """Wait for a batch prediction job in the triggerer, without holding a worker slot.
 
-The trigger reads the job every ``poll_interval`` seconds until it reaches a terminal state
-(see :mod:`airflow_provider_video_actions.job` for what each state means), then yields one event
-with the job summary. Transient API errors (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ABORTED,
-RESOURCE_EXHAUSTED) are logged and retried with backoff until the deadline; any other error
-yields an error event naming the job. When the deadline passes it yields a timeout event and
+The trigger follows its job through the snapshots of a poll shared by every wait on the same
+connection, project, region and interval (:mod:`.job_poll`: one list call per interval, not one
+read per job) until the job reaches a terminal state (see :mod:`airflow_provider_video_actions.job`
+for what each state means), then yields one event with the job summary. A job the list does not
+return (not labelled by this provider, or older than the list's window) is read directly.
+Transient API errors (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ABORTED, RESOURCE_EXHAUSTED) are
+logged and retried at the next poll until the deadline; any other error yields an error event
+naming the job. When the deadline passes it yields a timeout event and
 leaves cancelling to the operator. A user marking the task failed or success, or clearing it,
 cancels the job (``on_kill`` on Airflow >= 3.3; before that, a cancelled ``run()`` whose task is
 no longer deferred); a triggerer restart or redistribution does not.
@@ -13,13 +16,14 @@ no longer deferred); a triggerer restart or redistribution does not.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
+from contextlib import aclosing
 from typing import Any
 
+import airflow.triggers.base
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_video_actions.hooks.batch_prediction import (
     TRANSIENT_ERRORS,
@@ -27,17 +31,20 @@ from airflow_provider_video_actions.hooks.batch_prediction import (
     explain_api_error,
 )
 from airflow_provider_video_actions.job import TERMINAL_STATES, job_summary, parse_job_name
+from airflow_provider_video_actions.triggers.job_poll import PollKey, Snapshot, job_snapshots, shared_hook, subscribe
 
-#: First retry delay after a transient error; doubles up to the poll interval.
-RETRY_BASE_SECONDS = 1.0
+#: Shared-stream triggers derive from BaseEventTrigger (Airflow >= 3.0); plain BaseTrigger before.
+_TriggerBase: Any = getattr(airflow.triggers.base, "BaseEventTrigger", airflow.triggers.base.BaseTrigger)
 
 
-class VideoActionBatchPredictionTrigger(BaseTrigger):
+class VideoActionBatchPredictionTrigger(_TriggerBase):
     """Yield one event when the job ends, fails to be read, or passes its deadline.
 
     Event payloads: ``{"status": "done", "job": summary}``, ``{"status": "timeout", "job_name",
     "message", "job": last summary}`` or ``{"status": "error", "job_name", "message"}``.
     """
+
+    supports_triggerer_queue = True
 
     def __init__(
         self,
@@ -72,12 +79,34 @@ class VideoActionBatchPredictionTrigger(BaseTrigger):
         )
 
     def _hook(self) -> VideoActionBatchPredictionAsyncHook:
-        return VideoActionBatchPredictionAsyncHook(
-            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
+        return shared_hook(self.gcp_conn_id, self.impersonation_chain)
+
+    def _poll_key(self) -> PollKey:
+        return PollKey.for_job(self.job_name, self.gcp_conn_id, self.impersonation_chain, self.poll_interval)
+
+    # -- Airflow >= 3.3: the triggerer runs one poll per key and fans it out ---------------------
+
+    def shared_stream_key(self) -> Hashable | None:
+        """Waits with the same connection, project, region and interval share one poll (Airflow >= 3.3)."""
+        return self._poll_key() if AIRFLOW_V_3_3_PLUS else None
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """The group's poll loop, from the kwargs of its first trigger (all of which are in the key)."""
+        key = PollKey.for_job(
+            kwargs["job_name"], kwargs["gcp_conn_id"], kwargs["impersonation_chain"], kwargs["poll_interval"]
         )
+        async for snapshot in job_snapshots(key):
+            yield snapshot
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """This job's one event from the shared snapshots: done, timeout or error."""
+        yield TriggerEvent(await self._watch(shared_stream))
+
+    # -- everywhere else: the same snapshots from a process-wide poll ---------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until the job ends; yield exactly one event.
+        """Wait on the process-wide poll for this key; yield exactly one event.
 
         Before Airflow 3.3 there is no ``on_kill``: a cancelled ``run()`` cancels the job only when
         the task is no longer deferred (a user acted on it), never on a triggerer restart.
@@ -90,6 +119,11 @@ class VideoActionBatchPredictionTrigger(BaseTrigger):
                 self.log.info("Task no longer deferred: cancelling %s", self.job_name)
                 await self._hook().cancel_job(self.job_name)
             raise
+
+    async def wait(self) -> dict[str, Any]:
+        """The event payload, from the process-wide poll (also how worker-mode polling waits)."""
+        async with aclosing(subscribe(self._poll_key())) as snapshots:
+            return await self._watch(snapshots)
 
     async def _task_no_longer_deferred(self) -> bool:
         """Whether the task left DEFERRED (marked failed/success or cleared) rather than the triggerer stopping."""
@@ -108,37 +142,38 @@ class VideoActionBatchPredictionTrigger(BaseTrigger):
             state = ti.state
         return state is not None and state != "deferred"
 
-    async def wait(self) -> dict[str, Any]:
-        """The wait itself, returning the event payload (also used by worker-mode polling)."""
-        hook, progress = self._hook(), _Progress(self.job_name, self.log)
-        summary: dict[str, Any] | None = None
-        failures = 0
+    async def _watch(self, snapshots: AsyncIterator[Snapshot]) -> dict[str, Any]:
+        """Follow the job through snapshots (reading it directly when a snapshot lacks it) until it ends."""
+        progress, summary = _Progress(self.job_name, self.log), None
         while True:
+            remaining = None if self.deadline is None else self.deadline - time.time()
             try:
-                summary = job_summary(await hook.get_job(self.job_name))
-                failures = 0
-            except TRANSIENT_ERRORS as exc:
-                failures += 1
-                delay = min(self.poll_interval, RETRY_BASE_SECONDS * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
-                self.log.warning("Reading %s failed (%s), retry %d in %.1fs", self.job_name, exc, failures, delay)
-            except Exception as exc:
-                project, region, _ = parse_job_name(self.job_name)
-                message = explain_api_error(exc, f"Reading {self.job_name}", project, region)
-                return {"status": "error", "job_name": self.job_name, "message": message}
-            else:
-                progress.report(summary)
-                if summary["state"] in TERMINAL_STATES:
-                    return {"status": "done", "job": summary}
-                delay = self.poll_interval
-            if self.deadline is not None and time.time() + delay > self.deadline:
-                await asyncio.sleep(max(0.0, self.deadline - time.time()))
+                snapshot = await asyncio.wait_for(anext(snapshots), timeout=remaining)
+            except asyncio.TimeoutError:
                 return {
                     "status": "timeout",
                     "job_name": self.job_name,
                     "message": f"Batch prediction job {self.job_name} did not finish before the task's timeout.",
                     "job": summary,
                 }
-            await asyncio.sleep(delay)
+            try:
+                summary = snapshot.get(self.job_name) or await self._read()
+            except Exception as exc:
+                project, region, _ = parse_job_name(self.job_name)
+                message = explain_api_error(exc, f"Reading {self.job_name}", project, region)
+                return {"status": "error", "job_name": self.job_name, "message": message}
+            if summary is not None:
+                progress.report(summary)
+                if summary["state"] in TERMINAL_STATES:
+                    return {"status": "done", "job": summary}
+
+    async def _read(self) -> dict[str, Any] | None:
+        """One direct read, for a job the list did not return; None after a transient error (next time)."""
+        try:
+            return job_summary(await self._hook().get_job(self.job_name))
+        except TRANSIENT_ERRORS as exc:
+            self.log.warning("Reading %s failed (%s); trying again at the next poll", self.job_name, exc)
+            return None
 
     async def on_kill(self) -> None:
         """Cancel the job when a user marks the deferred task failed/success or clears it (Airflow >= 3.3).

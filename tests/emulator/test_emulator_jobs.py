@@ -302,8 +302,10 @@ def test_list_filters_paging_and_read_mask(
     assert not job.labels
     assert "create_time" not in job
 
-    with pytest.raises(exceptions.InvalidArgument, match="create_time"):
-        names('create_time>"2020-01-01T00:00:00Z"')
+    assert len(names('create_time>="2020-01-01T00:00:00Z"')) == len(names(""))
+    assert names('create_time<"2020-01-01T00:00:00Z"') == []
+    with pytest.raises(exceptions.InvalidArgument, match="update_time"):
+        names('update_time>"2020-01-01T00:00:00Z"')
     with pytest.raises(exceptions.InvalidArgument, match="OR"):
         names('display_name="a" OR display_name="b"')
 
