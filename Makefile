@@ -11,7 +11,7 @@ COMPAT_LINES := 2.11 3.1 3.2
 COMPAT := .venv-compat
 COMPAT_PACKAGES := apache-airflow apache-airflow-providers-google google-cloud-aiplatform apache-airflow-providers-common-compat
 
-.PHONY: demo test test-compat lint bench clean
+.PHONY: demo test test-compat lint bench dist dist-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,11 +64,24 @@ demo: $(STAMP)
 	for i in $$(seq 150); do [ -f $(DEMO)/emulator.env ] && break; sleep 0.2; done; \
 	cat $(DEMO)/emulator.env; . $(DEMO)/emulator.env; \
 	export AIRFLOW_HOME=$(DEMO)/airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False; \
+	export VIDEO_ACTIONS_TIMELINE=$(DEMO)/timeline.png; \
 	$(BIN)/airflow db migrate >$(DEMO)/airflow-db.log 2>&1; \
 	echo "Running the example DAG (log: $(DEMO)/dag.log)"; \
 	$(BIN)/airflow dags test video_action_recognition >$(DEMO)/dag.log 2>&1 || { tail -40 $(DEMO)/dag.log; exit 1; }; \
 	sed -n '/^video  /,/ errors$$/p' $(DEMO)/dag.log; \
-	grep -q "DagRun Finished.*state=success" $(DEMO)/dag.log && echo "Demo DAG run succeeded."
+	grep -q "DagRun Finished.*state=success" $(DEMO)/dag.log; echo "Demo DAG run succeeded."; \
+	test -s $$VIDEO_ACTIONS_TIMELINE; echo "Timeline: $$VIDEO_ACTIONS_TIMELINE"
+
+# Wheel and sdist in dist/, built by the standard PEP 517 frontend with the setuptools backend.
+dist: $(STAMP)
+	rm -rf dist && $(BIN)/python -m build -q --installer uv -o dist . && ls dist
+
+# The built wheel in a clean env with only Airflow (constraints.txt pins), then `airflow providers list` there.
+DIST_ENV := .venv-dist
+dist-check: dist
+	rm -rf $(DIST_ENV) && $(BIN)/uv venv -q --python $(PYTHON) $(DIST_ENV)
+	$(BIN)/uv pip install -q --python $(DIST_ENV)/bin/python -c constraints.txt dist/*.whl
+	AIRFLOW_HOME=$(CURDIR)/$(DIST_ENV)/airflow $(DIST_ENV)/bin/airflow providers list -o plain | grep -E "^package_name|video"
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(DEMO) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT) $(DEMO) $(DIST_ENV) dist build .pytest_cache .ruff_cache

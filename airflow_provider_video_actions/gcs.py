@@ -60,8 +60,11 @@ def list_videos(client: storage.Client, prefix_uri: str) -> list[str]:
 
 
 def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str]]:
-    """The ``predictions_*`` and ``errors_*`` files of a job's output directory, each sorted by name."""
-    uris = list_objects(client, output_directory.rstrip("/") + "/")
+    """The ``predictions*`` and ``errors*`` files of a job's output directory, each sorted by name.
+
+    Gemini jobs may also write an ``incremental_predictions/`` folder repeating lines: it is skipped.
+    """
+    uris = [u for u in list_objects(client, output_directory.rstrip("/") + "/") if "/incremental_predictions/" not in u]
     base = [(uri, uri.rsplit("/", 1)[-1]) for uri in uris]
     predictions = [uri for uri, name in base if name.startswith("predictions")]
     errors = [uri for uri, name in base if name.startswith("errors")]

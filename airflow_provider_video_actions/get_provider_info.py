@@ -13,6 +13,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-video-actions",
         "name": "Video Actions (Vertex AI)",
         "description": "Vertex AI video action recognition batch predictions: submit, wait deferred, parse.",
+        "version": __version__,
         "versions": [__version__],
         "integrations": [
             {

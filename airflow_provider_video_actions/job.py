@@ -224,7 +224,14 @@ def instances_from_videos(videos: Any) -> list[VideoInstance]:
 
 
 def model_resource_name(model: Any, project_id: str, region: str) -> str:
-    """Turn a model ID or full resource name into the full name, checking it matches project and region."""
+    """Turn a model ID or full resource name into the full name, checking it matches project and region.
+
+    A Gemini model (``gemini-...`` or ``publishers/google/models/gemini-...``) becomes its publisher path.
+    """
+    from airflow_provider_video_actions.gemini import gemini_model_name
+
+    if gemini := gemini_model_name(model):
+        return gemini
     match = _MODEL_RE.match(model) if isinstance(model, str) else None
     if not match:
         raise VideoActionsValueError(
@@ -333,10 +340,11 @@ class JobSpec:
             {"confidenceThreshold": self.confidence_threshold, "maxPredictions": self.max_predictions},
             struct_pb2.Value(),
         )
+        from airflow_provider_video_actions.gemini import is_gemini
+
         job = aiplatform_v1.BatchPredictionJob(
             display_name=self.display_name,
             model=self.model,
-            model_parameters=parameters,
             input_config={"instances_format": "jsonl", "gcs_source": {"uris": list(self.instances_uris)}},
             output_config={
                 "predictions_format": "jsonl",
@@ -344,6 +352,8 @@ class JobSpec:
             },
             labels=dict(self.labels),
         )
+        if not is_gemini(self.model):  # Gemini takes none: its prompt states them and the parser enforces them
+            job.model_parameters = parameters
         res = self.resources
         if res.machine_type:
             job.dedicated_resources = aiplatform_v1.BatchDedicatedResources(

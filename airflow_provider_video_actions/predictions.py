@@ -18,6 +18,7 @@ import gc
 import heapq
 import io
 import itertools
+import math
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -112,23 +113,28 @@ def _segment(start: str | float | None, end: str | float | None) -> tuple[float,
 
 
 def _seconds(values: list[Any], param: str) -> list[float]:
-    """Moment times (``"1.5s"`` strings) as floats, in one msgspec call; anything unusual goes value by value.
+    """Moment times (``"1.5s"`` strings) as floats: in one msgspec call if it can, else value by value."""
+    seconds = _seconds_at_once(values)
+    return seconds if seconds is not None else [parse_seconds(v, param) or 0.0 for v in values]
 
-    The fast path joins the strings into one JSON array of numbers; it applies only when every value
-    is a string ending in a single ``s`` and the result has no negative number.
+
+def _seconds_at_once(values: list[Any]) -> list[float] | None:
+    """Decode the times as one JSON array of numbers, or None when any of them is unusual.
+
+    Applies only when every value is a string ending in a single ``s`` and no number comes out
+    negative or infinite; anything else goes to :func:`parse_seconds`, which names the problem.
     """
     try:
         body = ",".join(values)
     except TypeError:  # a number or None among them
-        return [parse_seconds(v, param) or 0.0 for v in values]
-    if body.count("s") == len(values) == body.count("s,") + 1 and body.endswith("s"):
-        try:
-            seconds = _decode_floats(f"[{body.replace('s', '')}]")
-        except msgspec.DecodeError:
-            seconds = None
-        if seconds is not None and len(seconds) == len(values) and (not seconds or min(seconds) >= 0):
-            return seconds
-    return [parse_seconds(v, param) or 0.0 for v in values]
+        return None
+    if not (body.count("s") == len(values) == body.count("s,") + 1 and body.endswith("s")):
+        return None
+    try:
+        seconds = _decode_floats(f"[{body.replace('s', '')}]")
+    except msgspec.DecodeError:
+        return None
+    return seconds if len(seconds) == len(values) and 0 <= min(seconds) <= max(seconds) < math.inf else None
 
 
 def _strings(values: list[Any]) -> list[str]:
@@ -286,8 +292,8 @@ class PredictionFilter:
 
 
 def error_columns(errors: Sequence[ErrorRecord]) -> Columns:
-    """Error records as :class:`ErrorRecord` columns."""
-    return tuple(map(list, zip(*map(msgspec.structs.astuple, errors), strict=True))) or tuple([] for _ in ERROR_FIELDS)
+    """Error records (at least one) as :class:`ErrorRecord` columns."""
+    return tuple(map(list, zip(*map(msgspec.structs.astuple, errors), strict=True)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +301,7 @@ def error_columns(errors: Sequence[ErrorRecord]) -> Columns:
 # ---------------------------------------------------------------------------------------------
 
 ERROR_SAMPLES = 5
+VIDEO_BUCKETS = 64
 
 
 @dataclass
@@ -334,8 +341,14 @@ class ParseStats:
 
     @property
     def videos(self) -> int:
-        """How many distinct videos were served (by hash: a collision among 2**64 values is negligible)."""
-        return len(set(self.video_hashes))
+        """How many distinct videos were served (by 64-bit hash: a collision is negligible).
+
+        The hashes are counted a bucket at a time, so that no set of them all is ever built.
+        """
+        buckets = [array.array("q") for _ in range(VIDEO_BUCKETS)]
+        for value in self.video_hashes:
+            buckets[value % VIDEO_BUCKETS].append(value)
+        return sum(len(set(bucket)) for bucket in buckets)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able part of the parse operator's return value."""

@@ -1,6 +1,7 @@
 """Example: recognise actions in videos with a Vertex AI model, then use the moments downstream.
 
-submit (deferred wait) -> parse to XCom and to a Parquet file in GCS -> print a per-video table.
+submit (deferred wait) -> parse to XCom and to a Parquet file in GCS -> print a per-video table and
+draw a per-video action timeline PNG (at ``$VIDEO_ACTIONS_TIMELINE``; needs the ``timeline`` extra).
 
 Against Google Cloud, set the DAG params (project, region, model, bucket) and put videos under
 ``gs://<bucket>/videos/``. With ``VERTEX_AI_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST`` set
@@ -11,6 +12,7 @@ plus one missing video to show how a failed instance is reported.
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 from airflow.providers.common.compat.sdk import dag, task
@@ -72,7 +74,18 @@ def video_action_recognition() -> None:
         lines.append(f"{parsed['rows']} moments in {parsed['videos']} videos, {parsed['errors']} errors")
         print("\n".join(lines))
 
+    @task
+    def draw_timeline(parsed: dict[str, Any]) -> str:
+        """The same moments as a picture: one row per video, a mark per moment, opacity by confidence."""
+        from airflow_provider_video_actions.timeline import render_timeline
+
+        path = os.environ.get("VIDEO_ACTIONS_TIMELINE") or os.path.join(tempfile.gettempdir(), "video_actions.png")
+        render_timeline(parsed["predictions"], path, errors=parsed["error_records"])
+        print(f"Timeline: {path}")
+        return path
+
     print_table(moments.output)
+    draw_timeline(moments.output)
 
 
 video_action_recognition()

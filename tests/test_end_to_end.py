@@ -37,10 +37,15 @@ def assert_planted(records: list[dict], expected: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def example_run(airflow_db, emulator_session):
+def example_run(airflow_db, emulator_session, tmp_path_factory):
     """One run of the example DAG, shared by the assertions below."""
     mp = pytest.MonkeyPatch()
-    for name, value in {**emulator_session.env(), "VIDEO_ACTIONS_BUCKET": BUCKET}.items():
+    timeline = tmp_path_factory.mktemp("timeline") / "timeline.png"
+    for name, value in {
+        **emulator_session.env(),
+        "VIDEO_ACTIONS_BUCKET": BUCKET,
+        "VIDEO_ACTIONS_TIMELINE": str(timeline),
+    }.items():
         mp.setenv(name, value)
     for old in DAGS_FOLDER.glob("*.py"):
         old.unlink()
@@ -93,3 +98,9 @@ def test_parse_to_parquet_writes_every_moment(example_run, storage_client):
     assert_planted(table.to_pylist(), planted())
     errors_name = parsed["errors_uri"].removeprefix(f"gs://{bucket}/")
     assert MISSING_VIDEO in storage_client.bucket(bucket).blob(errors_name).download_as_text()
+
+
+def test_draw_timeline_writes_a_png(example_run):
+    path = xcom_value(example_run, "draw_timeline")
+    with open(path, "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"

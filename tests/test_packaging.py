@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, version
 
+from airflow_provider_video_actions import __version__
 from airflow_provider_video_actions.job import console_url
 from tests.conftest import ROOT, dag_bag
 
 
-def test_example_dags_load_without_import_errors():
+def test_example_dags_load_without_import_errors(airflow_db):
     bag = dag_bag(ROOT / "dags")
     assert bag.import_errors == {}
-    assert "video_action_recognition" in bag.dags
+    assert {"video_action_recognition", "video_actions_lineage_producer", "video_actions_lineage_consumer"} <= set(
+        bag.dags
+    )
     assert {t.task_id for t in bag.dags["video_action_recognition"].tasks} == {
-        "list_videos", "predict", "parse_to_xcom", "parse_to_parquet", "print_table",
+        "list_videos", "predict", "parse_to_xcom", "parse_to_parquet", "print_table", "draw_timeline",
     }  # fmt: skip
 
 
@@ -25,6 +28,7 @@ def test_provider_info_is_registered():
     assert info["package-name"] == "airflow-provider-video-actions"
     assert "connection-types" not in info  # the Google connection type is reused
     assert info["extra-links"] == ["airflow_provider_video_actions.links.VideoActionBatchPredictionJobLink"]
+    assert info["version"] == __version__ == version("airflow-provider-video-actions")
 
 
 def test_airflow_providers_list_shows_the_provider(airflow_db):

@@ -102,3 +102,18 @@ def test_sensor_fails_on_failed_job_and_never_cancels(airflow_db, emulator, subm
     run = run_dag("sensor_failed")
     assert task_states(run) == {"wait": "failed"}
     assert emulator.calls["CancelBatchPredictionJob"] == cancels
+
+
+def test_sensor_can_start_straight_in_the_triggerer():
+    from airflow_provider_video_actions.sensors.wait import VideoActionBatchPredictionSensor
+    from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+
+    sensor = VideoActionBatchPredictionSensor(
+        task_id="wait", job_name="{{ params.job }}", poke_interval=30, timeout=600, start_from_trigger=True
+    )
+    args = sensor.start_trigger_args
+    assert sensor.start_from_trigger is True
+    assert args.next_method == "execute_complete" and args.timeout.total_seconds() == 600
+    trigger = VideoActionBatchPredictionTrigger(**args.trigger_kwargs)
+    assert trigger.job_name == "{{ params.job }}" and trigger.cancel_on_kill is False
+    assert set(VideoActionBatchPredictionTrigger.template_fields) >= {"job_name"}

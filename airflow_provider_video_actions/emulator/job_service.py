@@ -151,10 +151,15 @@ def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
     model_parameters(job)
 
 
+def is_gemini(job: aiplatform_v1.BatchPredictionJob) -> bool:
+    """Whether the job runs a Gemini publisher model (request lines in, response lines out)."""
+    return job.model.startswith("publishers/google/models/gemini-")
+
+
 def output_directory(job: aiplatform_v1.BatchPredictionJob) -> str:
-    """``{prefix}/prediction-{model id}-{create time}Z``, where the run writes its files."""
+    """``{prefix}/prediction-{model id, or "model" for Gemini}-{create time}Z``, where the run writes its files."""
     prefix = job.output_config.gcs_destination.output_uri_prefix.rstrip("/")
-    model_id = job.model.rstrip("/").rsplit("/", 1)[-1]
+    model_id = "model" if is_gemini(job) else job.model.rstrip("/").rsplit("/", 1)[-1]
     return f"{prefix}/prediction-{model_id}-{job.create_time:%Y_%m_%dT%H_%M_%S_%f}Z"
 
 
@@ -556,6 +561,7 @@ class JobServiceServicer:
             confidence_threshold=threshold,
             max_predictions=limit,
             lines_per_file=self.lines_per_file,
+            gemini=is_gemini(record.job),
         )
         record.job.start_time = _now()
         self._set_state(record, JobState.JOB_STATE_RUNNING)

@@ -39,6 +39,8 @@ class BatchSpec:
     confidence_threshold: float = 0.0
     max_predictions: int = 50
     lines_per_file: int = 1000
+    #: A Gemini job: request lines in, one ``predictions.jsonl`` of response lines out (``emulator/gemini.py``).
+    gemini: bool = False
 
 
 @dataclass
@@ -177,6 +179,10 @@ def run_batch(client: storage.Client, spec: BatchSpec, cancelled: threading.Even
         lines = list(_all_lines(client, spec.instances_uris))
     except InstanceError as exc:
         return RunResult(error=(exc.code, exc.message))
+    if spec.gemini:
+        from airflow_provider_video_actions.emulator.gemini import run_requests
+
+        return run_requests(client, lines, spec.output_directory, cancelled)
     result = RunResult()
     predictions = ShardedWriter(client, spec.output_directory, "predictions", spec.lines_per_file)
     errors = ShardedWriter(client, spec.output_directory, "errors", spec.lines_per_file)

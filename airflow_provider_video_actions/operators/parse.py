@@ -1,7 +1,7 @@
 """Parse a finished job's output into prediction records, for XCom or a file in GCS.
 
 The operator streams every ``predictions_*`` and ``errors_*`` file of the job's output directory
-line by line (:mod:`airflow_provider_video_actions.predictions`), filters the moments, and either
+in chunks of whole lines (:mod:`airflow_provider_video_actions.predictions`), filters the moments, and either
 returns them in its XCom (bounded by ``max_xcom_bytes``) or writes them to a ``.jsonl``, ``.csv``
 or ``.parquet`` destination, with the error records beside it in ``<destination stem>.errors.jsonl``.
 It returns counts, label counts and a few error samples; errors never pass silently.
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
+from airflow_provider_video_actions.gemini_answers import AnswerRules, decode_output_chunk
 from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs_uri
 from airflow_provider_video_actions.operators.submit import check_fraction, check_positive
 from airflow_provider_video_actions.predictions import (
@@ -29,12 +30,13 @@ from airflow_provider_video_actions.predictions import (
     PredictionFilter,
     PredictionRecord,
     RecordWriter,
-    decode_chunk,
     error_columns,
     gc_paused,
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
 
 #: Default XCom budget: the metadata database is no place for bulk data.
@@ -130,13 +132,18 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
     :param job: the submit operator's return value (a dict with ``output_directory``), e.g. its XComArg.
     :param output_directory: the job's output directory, when ``job`` is not given.
-    :param destination: ``gs://`` (or ``file://``) URI ending in ``.jsonl``, ``.csv`` or ``.parquet``;
-        unset returns the records in XCom.
+    :param destination: ``gs://`` (or ``file://``, or another fsspec) URI ending in ``.jsonl``, ``.csv`` or
+        ``.parquet``; unset returns the records in XCom.
     :param min_confidence: keep moments at or above this confidence (0..1).
     :param labels: keep only these action labels.
     :param top_k: keep at most this many moments per instance, the most confident.
     :param max_xcom_bytes: fail rather than push more than this to XCom.
     :param max_malformed_lines: fail when more output lines than this cannot be read (None: never).
+    :param action_labels: Gemini jobs only: the label set answers must keep to (names, or name -> description).
+        Defaults to the one in ``job`` (the submit task's result), else to each line's echoed response schema.
+        Gemini answers are also held to the job's ``confidence_threshold`` and ``max_predictions`` here.
+    :param asset_alias: name of an ``AssetAlias`` added to the outlets; the written destination is emitted
+        through it as an asset event (with the counts as its extra), so DAGs scheduled on the alias run.
     """
 
     template_fields: Sequence[str] = ("job", "output_directory", "destination", "labels", "impersonation_chain")
@@ -153,6 +160,8 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         top_k: int | None = None,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         max_malformed_lines: int | None = None,
+        action_labels: Sequence[str] | dict[str, str] | None = None,
+        asset_alias: str | None = None,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         **kwargs: Any,
@@ -172,9 +181,12 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                 f"max_malformed_lines must be None or an integer >= 0, got {max_malformed_lines!r}."
             )
         self.max_malformed_lines = max_malformed_lines
+        self.action_labels = action_labels
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         if isinstance(destination, str) and "{{" not in destination:
             destination_format(destination)
+        self.asset_alias = asset_alias
+        self._add_alias_outlet()
 
     @cached_property
     def hook(self) -> VideoActionBatchPredictionHook:
@@ -206,6 +218,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         """Stream the output files through the filter into XCom or the destination."""
         try:
             source, keep = self._source(), self._filter()
+            self.answer_rules = AnswerRules.from_job(self.job, self.action_labels)
             fmt = (
                 None
                 if self.destination is None
@@ -244,6 +257,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         self.log.info("Parsed %d moments from %d videos; %d errors", stats.rows, result["videos"], stats.errors)
         if stats.errors:
             self.log.warning("Error samples: %s", stats.error_samples)
+        self._emit_asset_event(context, result)
         return result
 
     def _sinks(self, stack: ExitStack, fmt: str | None, client: Any) -> tuple[Any, Any]:
@@ -275,7 +289,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
         Returns the chunk's line count.
         """
-        decoded = decode_chunk(chunk, uri, first_line)
+        decoded = decode_output_chunk(chunk, uri, first_line, self.answer_rules)
         for error in decoded.errors:
             stats.add_error(error)
             if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:
@@ -289,3 +303,31 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         stats.add_records(columns, decoded)
         records.write(columns)
         return decoded.lines
+
+    def _add_alias_outlet(self) -> None:
+        """Declare ``asset_alias`` as an outlet; it needs a destination, since XCom is not an asset."""
+        if self.asset_alias is None:
+            return
+        if self.destination is None:
+            raise VideoActionsValueError(
+                f"{type(self).__name__} {self.task_id}: asset_alias needs a destination file; XCom is not an asset."
+            )
+        from airflow.providers.common.compat.sdk import AssetAlias
+
+        self.outlets = [*self.outlets, AssetAlias(self.asset_alias)]
+
+    def _emit_asset_event(self, context: Any, result: dict[str, Any]) -> None:
+        """Emit the written destination through ``asset_alias``, with the parse counts as the event's extra."""
+        if self.asset_alias is None:
+            return
+        from airflow_provider_video_actions.lineage import emit_asset_event
+
+        extra = {key: result[key] for key in ("rows", "videos", "errors", "label_counts")}
+        emit_asset_event(context, self.asset_alias, self.destination, extra)
+        self.log.info("Asset event: %s through alias %r %s", self.destination, self.asset_alias, extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: the job's output directory in; the parsed destination out (nothing for XCom)."""
+        from airflow_provider_video_actions.lineage import parse_lineage
+
+        return parse_lineage(self._source(), self.destination)

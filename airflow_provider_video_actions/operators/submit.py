@@ -25,6 +25,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_video_actions.gemini import SUMMARY_KEY, check_family, request_line, summary_fields
 from airflow_provider_video_actions.job import (
     FAILURE_STATES,
     PROVIDER_LABEL,
@@ -49,6 +50,7 @@ from airflow_provider_video_actions.job import (
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from google.cloud.aiplatform_v1 import BatchPredictionJob
 
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
@@ -86,15 +88,21 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
 
     :param project_id: Google Cloud project of the job.
     :param region: Vertex AI region of the model, e.g. ``us-central1``.
-    :param model: model ID, or full resource name ``projects/P/locations/L/models/ID[@version]``.
+    :param model: model ID, or full resource name ``projects/P/locations/L/models/ID[@version]``; or a
+        Gemini model, ``gemini-<version>`` or ``publishers/google/models/gemini-<version>``.
     :param gcs_destination_prefix: ``gs://`` prefix under which the job writes its output directory
         (the instances file is written under ``<prefix>/instances/``).
     :param videos: gs:// URIs, or dicts with ``content`` and optional ``mime_type``,
         ``time_segment_start`` and ``time_segment_end`` (seconds; no end means to the end).
     :param videos_prefix: a ``gs://`` prefix listed for ``.mp4``, ``.avi`` and ``.mov`` files.
     :param gcs_source: a ready instances JSONL URI, or a list of them. Give exactly one of the three.
-    :param confidence_threshold: the model drops moments below this confidence (0..1).
-    :param max_predictions: the model returns at most this many moments per instance.
+    :param confidence_threshold: the model drops moments below this confidence (0..1). Gemini has no
+        model parameters: the prompt asks for it and the parse operator enforces it.
+    :param max_predictions: the model returns at most this many moments per instance (Gemini: asked in
+        the prompt and the response schema, enforced by the parse operator).
+    :param action_labels: Gemini models only, and required for them: the labels it may answer, as a list
+        of names or a dict of name -> one-line description (sent in the prompt and as the schema's enum).
+    :param prompt: Gemini models only: extra instructions appended to the provider's prompt.
     :param job_display_name: defaults to ``<dag>.<task>.<run>``.
     :param labels: extra job labels (Google label rules).
     :param poll_interval: seconds between reads of the job while waiting.
@@ -120,6 +128,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         "job_display_name",
         "labels",
         "impersonation_chain",
+        "prompt",
     )
     template_fields_renderers = {"videos": "json", "labels": "json"}
     #: Key of the job name in the task state store (Airflow >= 3.3); renaming it breaks in-flight retries.
@@ -155,6 +164,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         max_replica_count: int | None = None,
         service_account: str | None = None,
         encryption_key: str | None = None,
+        action_labels: Sequence[str] | dict[str, str] | None = None,
+        prompt: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -174,6 +185,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             machine_type, accelerator_type, accelerator_count, starting_replica_count, max_replica_count
         )
         self.service_account, self.encryption_key = service_account, encryption_key
+        self.action_labels, self.prompt = action_labels, prompt
         self._job_name: str | None = None
         self._result: dict[str, Any] | None = None
         given = [name for name in ("videos", "videos_prefix", "gcs_source") if getattr(self, name) is not None]
@@ -198,6 +210,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             check_region(self.region)
         if check(self.model) and check(self.region) and check(self.project_id):
             model_resource_name(self.model, self.project_id, self.region)
+        if check(self.model):
+            self._check_family()
         if check(self.gcs_destination_prefix):
             split_gcs_uri(self.gcs_destination_prefix, "gcs_destination_prefix", want_object=False)
         if check(self.videos) and not any(_is_template(v) for v in self.videos):
@@ -210,6 +224,17 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                     split_gcs_uri(uri, "gcs_source")
         if check(self.labels):
             check_labels(self.labels)
+
+    def _check_family(self) -> None:
+        """Gemini needs ``action_labels`` and runs on Google's machines; other models take no labels or prompt."""
+        if check_family(self.model, self.action_labels) is None:
+            if self.prompt is not None:
+                raise VideoActionsValueError("prompt is only for Gemini models; remove it or use a 'gemini-...' model.")
+        elif self.machine_resources.machine_type:
+            raise VideoActionsValueError(
+                "machine_type is not for Gemini models: Google serves them; remove machine_type and the "
+                "accelerator and replica settings."
+            )
 
     # -- execution ------------------------------------------------------------------------
 
@@ -342,7 +367,13 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                     "check the bucket and prefix."
                 )
             instances = instances_from_videos(uris)
-        gcs.write_text(self.hook.storage_client, uri, "".join(i.to_line() + "\n" for i in instances))
+        labels = check_family(self.model, self.action_labels)
+        if labels is None:
+            lines = [i.to_line() for i in instances]
+        else:
+            args = (labels, self.confidence_threshold, self.max_predictions, self.prompt)
+            lines = [request_line(i, *args) for i in instances]
+        gcs.write_text(self.hook.storage_client, uri, "".join(line + "\n" for line in lines))
         self.log.info("Wrote %d instances to %s", len(instances), uri)
 
     def _trigger(self, job_name: str) -> VideoActionBatchPredictionTrigger:
@@ -364,7 +395,13 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                 self.log.info(job_outcome(event["job"], self.max_failed_ratio))
             except JobFailedError as exc:
                 raise AirflowException(str(exc)) from exc
-            return event["job"]
+            labels = check_family(self.model, self.action_labels)
+            if labels is None:
+                return event["job"]
+            return {
+                **event["job"],
+                SUMMARY_KEY: summary_fields(labels, self.confidence_threshold, self.max_predictions),
+            }
         if event["status"] == "timeout":
             if self.cancel_on_kill:
                 self.hook.cancel_job(event["job_name"])
@@ -377,3 +414,16 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         if self._job_name and self.cancel_on_kill:
             self.log.info("Task killed: cancelling %s", self._job_name)
             self.hook.cancel_job(self._job_name)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage: videos, prefix or instances files and the model in; the prediction directory out."""
+        from airflow_provider_video_actions.lineage import submit_lineage
+
+        summary = task_instance.xcom_pull(task_ids=self.task_id, map_indexes=task_instance.map_index) or {}
+        if self.videos is not None:
+            sources = [v if isinstance(v, str) else v["content"] for v in self.videos]
+        elif self.videos_prefix is not None:
+            sources = [self.videos_prefix]
+        else:
+            sources = [self.gcs_source] if isinstance(self.gcs_source, str) else list(self.gcs_source)
+        return submit_lineage(summary, sources)

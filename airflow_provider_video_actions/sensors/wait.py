@@ -44,6 +44,8 @@ class VideoActionBatchPredictionSensor(BaseSensorOperator):
     :param max_failed_ratio: largest share of failed instances that still counts as success.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``);
         ``poke_interval`` is the poll interval and ``timeout`` the deadline in both modes.
+    :param start_from_trigger: start straight in the triggerer, with no worker run at all
+        (Airflow's ``start_from_trigger``; ``job_name`` is rendered in the triggerer).
     """
 
     template_fields: Sequence[str] = ("job_name", "impersonation_chain")
@@ -57,6 +59,7 @@ class VideoActionBatchPredictionSensor(BaseSensorOperator):
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -66,6 +69,32 @@ class VideoActionBatchPredictionSensor(BaseSensorOperator):
         self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         self.deferrable = deferrable
+        if start_from_trigger:
+            self._start_in_triggerer()
+
+    def _start_in_triggerer(self) -> None:
+        """Skip the worker: the scheduler defers straight to the trigger, which renders ``job_name`` itself.
+
+        The sensor's ``timeout`` becomes the trigger timeout; the console link is not recorded (no
+        worker run stores it).
+        """
+        from airflow.triggers.base import StartTriggerArgs
+
+        timeout = self.timeout if isinstance(self.timeout, timedelta) else timedelta(seconds=self.timeout)
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="airflow_provider_video_actions.triggers.wait.VideoActionBatchPredictionTrigger",
+            trigger_kwargs={
+                "job_name": self.job_name,
+                "gcp_conn_id": self.gcp_conn_id,
+                "impersonation_chain": self.impersonation_chain,
+                "poll_interval": float(self.poke_interval),
+                "deadline": None,
+                "cancel_on_kill": False,
+            },
+            next_method="execute_complete",
+            timeout=timeout,
+        )
+        self.start_from_trigger = True
 
     @cached_property
     def hook(self) -> VideoActionBatchPredictionHook:

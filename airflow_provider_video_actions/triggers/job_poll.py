@@ -104,7 +104,9 @@ async def job_snapshots(key: PollKey) -> AsyncIterator[Snapshot]:
     hook = shared_hook(key.gcp_conn_id, key.impersonation_chain)
     since = datetime.now(timezone.utc) - FIRST_LOOKBACK
     interval, failures = min(FIRST_INTERVAL, key.poll_interval), 0
+    loop = asyncio.get_running_loop()
     while True:
+        next_poll = loop.time() + interval  # a fixed rate: the list's own time does not stretch the interval
         try:
             jobs = await hook.list_jobs(key.project_id, key.region, list_filter(since), SUMMARY_FIELDS)
         except TRANSIENT_ERRORS as exc:
@@ -122,7 +124,7 @@ async def job_snapshots(key: PollKey) -> AsyncIterator[Snapshot]:
         snapshot = {job.name: job_summary(job) for job in jobs}
         since = next_since(snapshot, datetime.now(timezone.utc)) if snapshot else since
         yield snapshot
-        await asyncio.sleep(interval)
+        await asyncio.sleep(max(0.0, next_poll - loop.time()))
         interval = min(interval * BACKOFF, key.poll_interval)
 
 

@@ -45,6 +45,8 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
     """
 
     supports_triggerer_queue = True
+    #: Rendered by the triggerer when a sensor starts straight in it (``start_from_trigger``).
+    template_fields = ("job_name", "impersonation_chain")
 
     def __init__(
         self,

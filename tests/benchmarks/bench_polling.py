@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import statistics
 import sys
@@ -119,10 +120,6 @@ async def _wait_all(impl: str, waits: list[Any]) -> dict[str, Any]:
 
 def child(impl: str, jobs_file: str, host: str) -> None:
     """Run the waits and print the measurements."""
-    import logging
-
-    # Both triggers log at INFO in a triggerer: pay for the formatting, not for a terminal.
-    logging.basicConfig(level=logging.INFO, stream=open("/dev/null", "w"), force=True)  # noqa: SIM115
     names = json.loads(Path(jobs_file).read_text())
     import google.cloud.aiplatform_v1  # noqa: F401 - both triggers load it on first use; load it before measuring
 
@@ -167,8 +164,6 @@ def _create_jobs(emulator: Any, count: int, tag: str) -> list[str]:
 
 def measure(emulator: Any, impl: str, count: int, workdir: Path) -> dict[str, Any]:
     """One case: create the jobs, run the waits in a child, count the job-service reads they made."""
-    import os
-
     os.environ.update(emulator.env())
     names = _create_jobs(emulator, count, f"{impl}-{count}")
     jobs_file = workdir / f"{impl}-{count}.json"
@@ -223,9 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--job-seconds", type=float, default=60.0)
     parser.add_argument("--child", nargs=3, metavar=("IMPL", "JOBS_FILE", "HOST"))
     args = parser.parse_args(argv)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, force=True)
+    # Quiet logs for both triggers and the emulator alike (Airflow configures logging on import).
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     if args.child:
         child(*args.child)
         return

@@ -10,6 +10,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,26 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+class Stopwatch:
+    """Wall and CPU seconds (all threads) summed over the blocks it times.
+
+    CPU time shows the work done whatever else runs on the machine; wall time is what a task waits.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = self.cpu_seconds = 0.0
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """Time one block."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - wall
+            self.cpu_seconds += time.process_time() - cpu
 
 
 def run_case(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:

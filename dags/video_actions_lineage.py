@@ -1,0 +1,85 @@
+"""Example: data-aware scheduling on parsed moments, through an asset alias.
+
+The producer runs a job and parses its output to a file whose path is known only at run time
+(``.../{{ ts_nodash }}/moments.jsonl``); the parse task emits that file as an asset event through
+the ``video-actions-moments`` alias. The consumer is scheduled on the alias, so it runs once per
+parsed file and reads the file's URI and counts from the triggering event. With the OpenLineage
+provider installed, both operators also report their inputs and outputs as OpenLineage datasets.
+
+Runs against the emulator as ``dags/video_action_recognition.py`` does (``VERTEX_AI_EMULATOR_HOST``
+and ``STORAGE_EMULATOR_HOST`` set: sample videos are generated).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AssetAlias, dag, task
+
+from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, VideoActionBatchPredictionOperator
+
+BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")
+MOMENTS_ALIAS = "video-actions-moments"
+
+
+@dag(
+    schedule=None,
+    catchup=False,
+    tags=["example", "vertex-ai", "video", "lineage"],
+    params={"project": "demo-project", "region": "us-central1", "model": "1234567890"},
+)
+def video_actions_lineage_producer() -> None:
+    @task
+    def list_videos() -> list[str]:
+        """Sample videos on the emulator, the bucket's ``videos/`` folder otherwise."""
+        from airflow_provider_video_actions import gcs
+        from airflow_provider_video_actions.hooks.batch_prediction import (
+            VideoActionBatchPredictionHook,
+            vertex_emulator_host,
+        )
+
+        client = VideoActionBatchPredictionHook().storage_client
+        if vertex_emulator_host():
+            from airflow_provider_video_actions.emulator.samples import upload_samples
+
+            return upload_samples(client, BUCKET)
+        return gcs.list_videos(client, f"gs://{BUCKET}/videos/")
+
+    predict = VideoActionBatchPredictionOperator(
+        task_id="predict",
+        project_id="{{ params.project }}",
+        region="{{ params.region }}",
+        model="{{ params.model }}",
+        videos=list_videos(),
+        gcs_destination_prefix=f"gs://{BUCKET}/predictions",
+        poll_interval=2,
+        timeout=3600,
+    )
+    ParseVideoActionPredictionsOperator(
+        task_id="parse",
+        job=predict.output,
+        destination=f"gs://{BUCKET}/moments/{{{{ ts_nodash }}}}/moments.jsonl",
+        min_confidence=0.5,
+        asset_alias=MOMENTS_ALIAS,
+    )
+
+
+@dag(schedule=[AssetAlias(MOMENTS_ALIAS)], catchup=False, tags=["example", "video", "lineage"])
+def video_actions_lineage_consumer() -> None:
+    @task
+    def report(**context: Any) -> list[str]:
+        """Each moments file that triggered this run, with the counts the parse task attached."""
+        events = context.get("triggering_asset_events") or {}
+        uris = []
+        for asset_events in events.values():
+            for event in asset_events:
+                print(f"New moments file {event.asset.uri}: {event.extra}")
+                uris.append(event.asset.uri)
+        return uris
+
+    report()
+
+
+video_actions_lineage_producer()
+video_actions_lineage_consumer()
