@@ -31,19 +31,10 @@ BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")
 def video_action_recognition() -> None:
     @task
     def list_videos() -> list[str]:
-        """The videos to score: sample ones on the emulator, the bucket's ``videos/`` folder otherwise."""
-        from airflow_provider_video_actions import gcs
-        from airflow_provider_video_actions.hooks.batch_prediction import (
-            VideoActionBatchPredictionHook,
-            vertex_emulator_host,
-        )
+        """Sample videos uploaded to the emulator, or the bucket's ``videos/`` folder on Google Cloud."""
+        from airflow_provider_video_actions.emulator.samples import example_videos
 
-        client = VideoActionBatchPredictionHook().storage_client
-        if vertex_emulator_host():
-            from airflow_provider_video_actions.emulator.samples import upload_samples
-
-            return upload_samples(client, BUCKET)
-        return gcs.list_videos(client, f"gs://{BUCKET}/videos/")
+        return example_videos(BUCKET)
 
     predict = VideoActionBatchPredictionOperator(
         task_id="predict",
@@ -53,6 +44,7 @@ def video_action_recognition() -> None:
         videos=list_videos(),
         gcs_destination_prefix=f"gs://{BUCKET}/predictions",
         confidence_threshold=0.2,
+        deferrable=True,  # wait in the triggerer whatever [operators] default_deferrable says
         poll_interval=2,
         timeout=3600,
     )

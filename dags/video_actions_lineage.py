@@ -32,19 +32,10 @@ MOMENTS_ALIAS = "video-actions-moments"
 def video_actions_lineage_producer() -> None:
     @task
     def list_videos() -> list[str]:
-        """Sample videos on the emulator, the bucket's ``videos/`` folder otherwise."""
-        from airflow_provider_video_actions import gcs
-        from airflow_provider_video_actions.hooks.batch_prediction import (
-            VideoActionBatchPredictionHook,
-            vertex_emulator_host,
-        )
+        """Sample videos uploaded to the emulator, or the bucket's ``videos/`` folder on Google Cloud."""
+        from airflow_provider_video_actions.emulator.samples import example_videos
 
-        client = VideoActionBatchPredictionHook().storage_client
-        if vertex_emulator_host():
-            from airflow_provider_video_actions.emulator.samples import upload_samples
-
-            return upload_samples(client, BUCKET)
-        return gcs.list_videos(client, f"gs://{BUCKET}/videos/")
+        return example_videos(BUCKET)
 
     predict = VideoActionBatchPredictionOperator(
         task_id="predict",

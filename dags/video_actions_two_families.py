@@ -44,19 +44,10 @@ ACTION_LABELS = {
 def video_actions_two_families() -> None:
     @task
     def list_videos() -> list[str]:
-        """The videos to score: sample ones on the emulator, the bucket's ``videos/`` folder otherwise."""
-        from airflow_provider_video_actions import gcs
-        from airflow_provider_video_actions.hooks.batch_prediction import (
-            VideoActionBatchPredictionHook,
-            vertex_emulator_host,
-        )
+        """Sample videos uploaded to the emulator, or the bucket's ``videos/`` folder on Google Cloud."""
+        from airflow_provider_video_actions.emulator.samples import example_videos
 
-        client = VideoActionBatchPredictionHook().storage_client
-        if vertex_emulator_host():
-            from airflow_provider_video_actions.emulator.samples import upload_samples
-
-            return upload_samples(client, BUCKET)
-        return gcs.list_videos(client, f"gs://{BUCKET}/videos/")
+        return example_videos(BUCKET)
 
     videos = list_videos()
     common = {

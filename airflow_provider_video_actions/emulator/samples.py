@@ -2,6 +2,7 @@
 
 Each sample plants actions with :func:`make_video`; the emulator reports each at the middle of its
 run (see ``model.py``). One more URI names a video that does not exist, to show a failed instance.
+Importable without the emulator extra: against Google Cloud, :func:`example_videos` only lists.
 """
 
 from __future__ import annotations
@@ -20,6 +21,20 @@ SAMPLE_VIDEOS: dict[str, tuple[PlantedAction, ...]] = {
     "videos/lobby.mp4": (PlantedAction("sit", 1.5, 1.0, 0.4),),
 }
 MISSING_VIDEO = "videos/missing.mp4"
+
+
+def example_videos(bucket: str) -> list[str]:
+    """The example DAGs' videos: samples uploaded to the emulator, else the bucket's ``videos/`` folder."""
+    from airflow_provider_video_actions import gcs
+    from airflow_provider_video_actions.hooks.batch_prediction import (
+        VideoActionBatchPredictionHook,
+        vertex_emulator_host,
+    )
+
+    client = VideoActionBatchPredictionHook().storage_client
+    if vertex_emulator_host():
+        return upload_samples(client, bucket)
+    return gcs.list_videos(client, f"gs://{bucket}/videos/")
 
 
 def upload_samples(client: storage.Client, bucket: str) -> list[str]:

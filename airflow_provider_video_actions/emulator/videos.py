@@ -10,9 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-import av
-import numpy as np
-
 RGB = tuple[int, int, int]
 
 #: label -> (label id, colour). The order is stable; ids are what the model reports as ``id``.
@@ -66,6 +63,9 @@ def make_video(
     size: tuple[int, int] = (64, 48),
 ) -> bytes:
     """Encode an H.264 MP4 of black frames, with each planted action's frames in its colour."""
+    import av  # the emulator extra; imported here so sample names and actions need no codec
+    import numpy as np
+
     width, height = size
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as container:

@@ -214,7 +214,7 @@ class _Progress:
         self.last = current
         done = stats["successful_count"] + stats["failed_count"]
         total = done + max(stats["incomplete_count"], 0)
-        share = f" ({done / total:.0%})" if total else ""
+        share = f", {done} of {total} done ({done / total:.0%})" if total else ""
         self._log.info(
             "%s is %s: %d instances succeeded, %d failed%s",
             self.job_name,
