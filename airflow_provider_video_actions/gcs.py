@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from google.cloud import storage
 
 #: Read and upload in chunks of this size: large enough for throughput, small enough for memory.
-CHUNK_BYTES = 8 * 1024 * 1024
-#: Parse output files this many bytes of whole lines at a time: decoded, a chunk takes several times its size.
-LINES_CHUNK_BYTES = 4 * 1024 * 1024
+CHUNK_BYTES = 4 * 1024 * 1024
+#: Parse output files this many bytes of whole lines at a time: decoded, a chunk takes several times its size
+#: (1 MiB measured as fast as 4 MiB, with ~20 MB less peak RSS).
+LINES_CHUNK_BYTES = 1024 * 1024
 
 
 def _local_path(uri: str) -> str | None:

@@ -13,6 +13,7 @@ and ``STORAGE_EMULATOR_HOST`` set: sample videos are generated).
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AssetAlias, dag, task
@@ -21,10 +22,13 @@ from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, 
 
 BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")
 MOMENTS_ALIAS = "video-actions-moments"
+#: Asset-scheduled DAGs need a start date on Airflow 2.
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 @dag(
     schedule=None,
+    start_date=START,
     catchup=False,
     tags=["example", "vertex-ai", "video", "lineage"],
     params={"project": "demo-project", "region": "us-central1", "model": "1234567890"},
@@ -56,17 +60,19 @@ def video_actions_lineage_producer() -> None:
     )
 
 
-@dag(schedule=[AssetAlias(MOMENTS_ALIAS)], catchup=False, tags=["example", "video", "lineage"])
+@dag(schedule=[AssetAlias(MOMENTS_ALIAS)], start_date=START, catchup=False, tags=["example", "video", "lineage"])
 def video_actions_lineage_consumer() -> None:
     @task
     def report(**context: Any) -> list[str]:
         """Each moments file that triggered this run, with the counts the parse task attached."""
-        events = context.get("triggering_asset_events") or {}
+        # Airflow 2 calls assets datasets.
+        events = context.get("triggering_asset_events") or context.get("triggering_dataset_events") or {}
         uris = []
         for asset_events in events.values():
             for event in asset_events:
-                print(f"New moments file {event.asset.uri}: {event.extra}")
-                uris.append(event.asset.uri)
+                uri = (getattr(event, "asset", None) or event.dataset).uri
+                print(f"New moments file {uri}: {event.extra}")
+                uris.append(uri)
         return uris
 
     report()

@@ -1,7 +1,8 @@
 """Benchmark: N concurrent waits on emulator jobs, this provider's trigger against the Google provider's.
 
 The emulator runs in this process; each case runs the N waits in a fresh interpreter, so its CPU and
-memory are its own. Both triggers use the same poll interval. The baseline is
+memory are its own. The two triggers run side by side (one emulator each) to keep ``make bench``
+short; they share the machine's two cores. Both triggers use the same poll interval. The baseline is
 ``CreateBatchPredictionJobTrigger`` of apache-airflow-providers-google, pointed at the emulator by
 giving its async hook a client on an insecure channel (its own code builds a TLS client to Google):
 one client per trigger, as it does. Ours goes through ``VERTEX_AI_EMULATOR_HOST`` and its standalone
@@ -26,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -143,56 +145,49 @@ def child(impl: str, jobs_file: str, host: str) -> None:
 
 def _create_jobs(emulator: Any, count: int, tag: str) -> list[str]:
     """``count`` labelled jobs whose one instance fails fast (a missing video): they end after the timeline."""
-    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
     from airflow_provider_video_actions.job import PROVIDER_LABEL, PROVIDER_LABEL_VALUE, JobSpec
 
-    client = emulator.storage_client()
     line = json.dumps({"content": f"gs://{BUCKET}/missing.mp4", "mimeType": "video/mp4"})
-    client.bucket(BUCKET).blob("instances.jsonl").upload_from_string(line + "\n")
-    hook = VideoActionBatchPredictionHook()
-    return [
-        hook.create_job(
-            JobSpec(
-                project_id="bench", region="us-central1", model="projects/bench/locations/us-central1/models/1",
-                display_name=f"{tag}-{i}", instances_uris=(f"gs://{BUCKET}/instances.jsonl",),
-                destination_prefix=f"gs://{BUCKET}/out", labels={PROVIDER_LABEL: PROVIDER_LABEL_VALUE},
-            )
-        ).name
+    emulator.storage_client().bucket(BUCKET).blob("instances.jsonl").upload_from_string(line + "\n")
+    client = emulator.job_client()
+    specs = (
+        JobSpec(
+            project_id="bench", region="us-central1", model="projects/bench/locations/us-central1/models/1",
+            display_name=f"{tag}-{i}", instances_uris=(f"gs://{BUCKET}/instances.jsonl",),
+            destination_prefix=f"gs://{BUCKET}/out", labels={PROVIDER_LABEL: PROVIDER_LABEL_VALUE},
+        )
         for i in range(count)
-    ]  # fmt: skip
+    )  # fmt: skip
+    return [client.create_batch_prediction_job(parent=s.parent, batch_prediction_job=s.to_proto()).name for s in specs]
 
 
-def measure(emulator: Any, impl: str, count: int, workdir: Path) -> dict[str, Any]:
-    """One case: create the jobs, run the waits in a child, count the job-service reads they made."""
-    os.environ.update(emulator.env())
-    names = _create_jobs(emulator, count, f"{impl}-{count}")
-    jobs_file = workdir / f"{impl}-{count}.json"
-    jobs_file.write_text(json.dumps(names))
-    reads = ("GetBatchPredictionJob", "ListBatchPredictionJobs")
-    before = sum(emulator.calls[m] for m in reads)
-    result = run_case("tests.benchmarks.bench_polling", "--child", impl, str(jobs_file), emulator.vertex_host)
-    calls = sum(emulator.calls[m] for m in reads) - before
-    minutes = result["wall_s"] / 60
+def measure(impl: str, count: int, job_seconds: float) -> dict[str, Any]:
+    """One case on its own emulator: create the jobs, run the waits in a child, count the reads they made."""
+    from airflow_provider_video_actions.emulator import Emulator
+
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        Emulator(buckets=[BUCKET], queued_seconds=1, pending_seconds=1, running_seconds=job_seconds) as emulator,
+    ):
+        jobs_file = Path(workdir) / "jobs.json"
+        jobs_file.write_text(json.dumps(_create_jobs(emulator, count, f"{impl}-{count}")))
+        reads = ("GetBatchPredictionJob", "ListBatchPredictionJobs")
+        before = sum(emulator.calls[m] for m in reads)
+        args = ("--child", impl, str(jobs_file), emulator.vertex_host)
+        result = run_case("tests.benchmarks.bench_polling", *args, env=emulator.env())
+        calls = sum(emulator.calls[m] for m in reads) - before
     return {
         **result,
         "calls": calls,
-        "calls_per_job_per_min": round(calls / count / minutes, 3),
+        "calls_per_job_per_min": round(calls / count / (result["wall_s"] / 60), 3),
         "rss_per_trigger_kb": round(1024 * max(0.0, result["peak_rss_mb"] - result["base_rss_mb"]) / count, 1),
     }
 
 
 def compare(count: int, job_seconds: float) -> dict[str, Any]:
-    """Both triggers at one N, each against a fresh emulator; one JSON line with the ratios."""
-    from airflow_provider_video_actions.emulator import Emulator
-
-    results = {}
-    for impl in IMPLS:
-        with (
-            tempfile.TemporaryDirectory() as workdir,
-            Emulator(buckets=[BUCKET], queued_seconds=1, pending_seconds=1, running_seconds=job_seconds) as emulator,
-        ):
-            results[impl] = measure(emulator, impl, count, Path(workdir))
-    ours, base = results["provider"], results["google"]
+    """Both triggers at one N, side by side (each in its own process, on its own emulator); ratios."""
+    with ThreadPoolExecutor(len(IMPLS)) as pool:
+        ours, base = pool.map(lambda impl: measure(impl, count, job_seconds), IMPLS)
 
     def ratio(key: str) -> float | None:
         return round(base[key] / ours[key], 2) if ours[key] else None
