@@ -144,10 +144,12 @@ def iter_chunks(handle: IO[bytes], size: int = LINES_CHUNK_BYTES) -> Iterator[by
 
 
 def write_text(client: storage.Client, uri: str, text: str, content_type: str = "text/plain") -> None:
-    """Write a small object in one request."""
+    """Write a small object in one request, retrying transient errors (callers write the same text again)."""
     if not uri.startswith("gs://"):
         with open_write(client, uri, content_type) as handle:
             handle.write(text.encode())
         return
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
     bucket, name = split_gcs_uri(uri, "uri")
-    client.bucket(bucket).blob(name).upload_from_string(text, content_type=content_type)
+    client.bucket(bucket).blob(name).upload_from_string(text, content_type=content_type, retry=DEFAULT_RETRY)

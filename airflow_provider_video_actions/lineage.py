@@ -65,7 +65,15 @@ def parse_lineage(source: str, destination: str | None) -> OperatorLineage:
 
 
 def emit_asset_event(context: Any, alias: str, uri: str, extra: dict[str, Any]) -> None:
-    """Record ``uri`` as an asset event through ``alias``, so DAGs scheduled on the alias run on it."""
-    from airflow.providers.common.compat.sdk import Asset, AssetAlias
+    """Record ``uri`` as an asset event through ``alias``, so DAGs scheduled on the alias run on it.
 
+    Airflow 2 hashes the extra's values, so nested values (dicts, lists) travel as JSON text there.
+    """
+    import json
+
+    from airflow.providers.common.compat.sdk import Asset, AssetAlias
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        extra = {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in extra.items()}
     context["outlet_events"][AssetAlias(alias)].add(Asset(uri), extra=extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -17,6 +18,13 @@ EXAMPLE_BUCKET = "video-actions-example"
 @pytest.fixture(scope="module")
 def producer_run(airflow_db, emulator_session):
     """One run of the lineage example's producer DAG against the emulator."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        pytest.skip(
+            "Airflow 2's dag.test() does not register dataset aliases (the DAG processor does), so the alias "
+            "outlet fails to flush ('None value found in collection DatasetModel.aliases'); runs on Airflow 3"
+        )
     mp = pytest.MonkeyPatch()
     for name, value in {**emulator_session.env(), "VIDEO_ACTIONS_BUCKET": EXAMPLE_BUCKET}.items():
         mp.setenv(name, value)
@@ -46,7 +54,12 @@ def asset_events(run) -> list[tuple[str, dict, list[str]]]:
         events = session.scalars(
             select(AssetEvent).where(AssetEvent.source_dag_id == run.dag_id, AssetEvent.source_run_id == run.run_id)
         ).all()
-        return [(getattr(e, asset_of).uri, e.extra, [a.name for a in e.source_aliases]) for e in events]
+        return [(getattr(e, asset_of).uri, _decoded(e.extra), [a.name for a in e.source_aliases]) for e in events]
+
+
+def _decoded(extra: dict) -> dict:
+    """The event's extra with Airflow 2's JSON-text nested values decoded (Airflow 2 hashes extra values)."""
+    return {k: json.loads(v) if isinstance(v, str) and v[:1] in "{[" else v for k, v in extra.items()}
 
 
 def test_producer_emits_the_parsed_file_through_the_alias(producer_run):
@@ -69,7 +82,15 @@ def test_consumer_is_scheduled_on_the_alias(airflow_db):
     assert bag.import_errors == {}
     timetable = bag.get_dag("video_actions_lineage_consumer").timetable
     condition = getattr(timetable, "asset_condition", None) or timetable.dataset_condition  # Airflow 2: datasets
-    assert "video-actions-moments" in repr(condition)
+    assert "video-actions-moments" in _names(condition)
+
+
+def _names(condition) -> set[str]:
+    """Names in a schedule condition tree (asset/alias names, on Airflow 2 and 3)."""
+    names = {getattr(condition, "name", None)} - {None}
+    for child in getattr(condition, "objects", ()):
+        names |= _names(child)
+    return names
 
 
 def test_asset_alias_needs_a_destination():
