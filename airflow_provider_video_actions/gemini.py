@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_video_actions.job import (
@@ -125,59 +126,54 @@ def response_schema(labels: Mapping[str, str], max_predictions: int) -> dict[str
     }
 
 
-def prompt_text(
-    instance: VideoInstance,
-    labels: Mapping[str, str],
-    confidence_threshold: float,
-    max_predictions: int,
-    addition: str | None = None,
-) -> str:
-    """The instructions: the label set with descriptions, the absolute segment, seconds, threshold and limit."""
-    label_lines = "\n".join(f"- {name}: {text}" if text else f"- {name}" for name, text in labels.items())
-    end = "the end of the video" if instance.segment_end is None else f"{instance.segment_end:.3f} s"
-    parts = [
-        "Find the moments in this video where one of these actions happens. Use only these labels:",
-        label_lines,
-        f"Look only at the part of the video from {instance.segment_start:.3f} s to {end}.",
-        "For each moment give its label, its start and end as seconds from the start of the whole video "
-        "(not of the part you look at), and your confidence from 0 to 1.",
-        f"Leave out moments with confidence below {confidence_threshold:g}; report at most {max_predictions} "
-        "moments, the most confident ones. If none of the actions happens, answer an empty list.",
-    ]
-    if addition:
-        parts.append(addition.strip())
-    return "\n".join(parts)
+@dataclass(frozen=True)
+class GeminiAsk:
+    """What one Gemini job is asked, the same for every video: the label set, threshold, limit, extra prompt."""
 
+    labels: Mapping[str, str]
+    confidence_threshold: float
+    max_predictions: int
+    addition: str | None = None
 
-def request_line(
-    instance: VideoInstance,
-    labels: Mapping[str, str],
-    confidence_threshold: float,
-    max_predictions: int,
-    addition: str | None = None,
-) -> str:
-    """One JSONL request line for a video or segment (camelCase protobuf JSON, checked against content.py)."""
-    metadata = {"startOffset": format_seconds(instance.segment_start)}
-    if instance.segment_end is not None:
-        metadata["endOffset"] = format_seconds(instance.segment_end)
-    video = {"fileData": {"fileUri": instance.content, "mimeType": instance.mime_type}, "videoMetadata": metadata}
-    prompt = prompt_text(instance, labels, confidence_threshold, max_predictions, addition)
-    request = {
-        "contents": [{"role": "user", "parts": [video, {"text": prompt}]}],
-        "generationConfig": {
-            "responseMimeType": "application/json",
-            "responseSchema": response_schema(labels, max_predictions),
-            "temperature": 0,
-        },
-        "labels": {PROVIDER_LABEL: PROVIDER_LABEL_VALUE},
-    }
-    return json.dumps({"request": request})
+    def prompt(self, instance: VideoInstance) -> str:
+        """The instructions: the label set with descriptions, the absolute segment, seconds, threshold and limit."""
+        label_lines = "\n".join(f"- {name}: {text}" if text else f"- {name}" for name, text in self.labels.items())
+        end = "the end of the video" if instance.segment_end is None else f"{instance.segment_end:.3f} s"
+        parts = [
+            "Find the moments in this video where one of these actions happens. Use only these labels:",
+            label_lines,
+            f"Look only at the part of the video from {instance.segment_start:.3f} s to {end}.",
+            "For each moment give its label, its start and end as seconds from the start of the whole video "
+            "(not of the part you look at), and your confidence from 0 to 1.",
+            f"Leave out moments with confidence below {self.confidence_threshold:g}; report at most "
+            f"{self.max_predictions} moments, the most confident ones. If none of the actions happens, answer an "
+            "empty list.",
+        ]
+        if self.addition:
+            parts.append(self.addition.strip())
+        return "\n".join(parts)
 
+    def request_line(self, instance: VideoInstance) -> str:
+        """One JSONL request line for a video or segment (camelCase protobuf JSON, checked against content.py)."""
+        metadata = {"startOffset": format_seconds(instance.segment_start)}
+        if instance.segment_end is not None:
+            metadata["endOffset"] = format_seconds(instance.segment_end)
+        video = {"fileData": {"fileUri": instance.content, "mimeType": instance.mime_type}, "videoMetadata": metadata}
+        request = {
+            "contents": [{"role": "user", "parts": [video, {"text": self.prompt(instance)}]}],
+            "generationConfig": {
+                "responseMimeType": "application/json",
+                "responseSchema": response_schema(self.labels, self.max_predictions),
+                "temperature": 0,
+            },
+            "labels": {PROVIDER_LABEL: PROVIDER_LABEL_VALUE},
+        }
+        return json.dumps({"request": request})
 
-def summary_fields(labels: Mapping[str, str], confidence_threshold: float, max_predictions: int) -> dict[str, Any]:
-    """What the parse operator needs from a Gemini job's summary: the label set, threshold and limit."""
-    return {
-        "action_labels": list(labels),
-        "confidence_threshold": confidence_threshold,
-        "max_predictions": max_predictions,
-    }
+    def summary_fields(self) -> dict[str, Any]:
+        """What the parse operator needs from a Gemini job's summary: the label set, threshold and limit."""
+        return {
+            "action_labels": list(self.labels),
+            "confidence_threshold": self.confidence_threshold,
+            "max_predictions": self.max_predictions,
+        }

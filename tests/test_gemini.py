@@ -8,7 +8,7 @@ import pytest
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from airflow_provider_video_actions.gemini import check_action_labels, request_line
+from airflow_provider_video_actions.gemini import GeminiAsk, check_action_labels
 from airflow_provider_video_actions.job import JobSpec, VideoActionsValueError, VideoInstance, model_resource_name
 from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
 from airflow_provider_video_actions.operators.submit import VideoActionBatchPredictionOperator
@@ -72,7 +72,7 @@ def test_label_set_keeps_order_and_descriptions():
 
 def test_request_line_is_a_valid_generate_content_request():
     instance = VideoInstance(VIDEO, "video/mp4", 30.0, 90.5)
-    line = json.loads(request_line(instance, LABELS, 0.4, 7, "Ignore the audio."))
+    line = json.loads(GeminiAsk(LABELS, 0.4, 7, "Ignore the audio.").request_line(instance))
     message = aiplatform_v1.GenerateContentRequest.pb()()
     json_format.ParseDict(line["request"], message)  # raises on any misplaced or misspelt field
     request = aiplatform_v1.GenerateContentRequest.wrap(message)

@@ -25,7 +25,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_video_actions.gemini import SUMMARY_KEY, check_family, request_line, summary_fields
+from airflow_provider_video_actions.gemini import SUMMARY_KEY, GeminiAsk, check_family
 from airflow_provider_video_actions.job import (
     FAILURE_STATES,
     PROVIDER_LABEL,
@@ -371,8 +371,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         if labels is None:
             lines = [i.to_line() for i in instances]
         else:
-            args = (labels, self.confidence_threshold, self.max_predictions, self.prompt)
-            lines = [request_line(i, *args) for i in instances]
+            ask = GeminiAsk(labels, self.confidence_threshold, self.max_predictions, self.prompt)
+            lines = [ask.request_line(i) for i in instances]
         gcs.write_text(self.hook.storage_client, uri, "".join(line + "\n" for line in lines))
         self.log.info("Wrote %d instances to %s", len(instances), uri)
 
@@ -400,7 +400,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                 return event["job"]
             return {
                 **event["job"],
-                SUMMARY_KEY: summary_fields(labels, self.confidence_threshold, self.max_predictions),
+                SUMMARY_KEY: GeminiAsk(labels, self.confidence_threshold, self.max_predictions).summary_fields(),
             }
         if event["status"] == "timeout":
             if self.cancel_on_kill:
