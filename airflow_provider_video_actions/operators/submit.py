@@ -219,7 +219,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         if check(self.videos_prefix):
             split_gcs_uri(self.videos_prefix, "videos_prefix", want_object=False)
         if check(self.gcs_source):
-            for uri in [self.gcs_source] if isinstance(self.gcs_source, str) else self.gcs_source:
+            for uri in self._gcs_sources():
                 if not (literal_only and _is_template(uri)):
                     split_gcs_uri(uri, "gcs_source")
         if check(self.labels):
@@ -350,8 +350,19 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     def _instances_uris(self, task_label: str) -> tuple[str, ...]:
         """The instances files: ``gcs_source`` as given, or this task instance's own file (written on create)."""
         if self.gcs_source is not None:
-            return tuple([self.gcs_source] if isinstance(self.gcs_source, str) else self.gcs_source)
+            return self._gcs_sources()
         return (f"{self.gcs_destination_prefix.rstrip('/')}/instances/{task_label}.jsonl",)
+
+    def _gcs_sources(self) -> tuple[str, ...]:
+        """``gcs_source`` as a tuple of URIs (one URI or a list may be given)."""
+        return (self.gcs_source,) if isinstance(self.gcs_source, str) else tuple(self.gcs_source)
+
+    def _gemini_ask(self) -> GeminiAsk | None:
+        """What a Gemini model is asked (label set, threshold, limit, prompt); None for other models."""
+        labels = check_family(self.model, self.action_labels)
+        if labels is None:
+            return None
+        return GeminiAsk(labels, self.confidence_threshold, self.max_predictions, self.prompt)
 
     def _write_instances(self, uri: str) -> None:
         """Write the instances file from ``videos`` or the videos listed under ``videos_prefix``."""
@@ -367,12 +378,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                     "check the bucket and prefix."
                 )
             instances = instances_from_videos(uris)
-        labels = check_family(self.model, self.action_labels)
-        if labels is None:
-            lines = [i.to_line() for i in instances]
-        else:
-            ask = GeminiAsk(labels, self.confidence_threshold, self.max_predictions, self.prompt)
-            lines = [ask.request_line(i) for i in instances]
+        ask = self._gemini_ask()
+        lines = [i.to_line() if ask is None else ask.request_line(i) for i in instances]
         gcs.write_text(self.hook.storage_client, uri, "".join(line + "\n" for line in lines))
         self.log.info("Wrote %d instances to %s", len(instances), uri)
 
@@ -395,13 +402,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                 self.log.info(job_outcome(event["job"], self.max_failed_ratio))
             except JobFailedError as exc:
                 raise AirflowException(str(exc)) from exc
-            labels = check_family(self.model, self.action_labels)
-            if labels is None:
-                return event["job"]
-            return {
-                **event["job"],
-                SUMMARY_KEY: GeminiAsk(labels, self.confidence_threshold, self.max_predictions).summary_fields(),
-            }
+            ask = self._gemini_ask()
+            return event["job"] if ask is None else {**event["job"], SUMMARY_KEY: ask.summary_fields()}
         if event["status"] == "timeout":
             if self.cancel_on_kill:
                 self.hook.cancel_job(event["job_name"])
@@ -425,5 +427,5 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         elif self.videos_prefix is not None:
             sources = [self.videos_prefix]
         else:
-            sources = [self.gcs_source] if isinstance(self.gcs_source, str) else list(self.gcs_source)
+            sources = list(self._gcs_sources())
         return submit_lineage(summary, sources)

@@ -66,8 +66,12 @@ class PollKey:
     def for_job(cls, job_name: str, gcp_conn_id: str, impersonation_chain: Any, poll_interval: float) -> PollKey:
         """The key of the loop that watches ``job_name``."""
         project_id, region, _ = parse_job_name(job_name)
-        chain = tuple(impersonation_chain) if isinstance(impersonation_chain, list) else impersonation_chain
-        return cls(gcp_conn_id, chain, project_id, region, float(poll_interval))
+        return cls(gcp_conn_id, _hashable(impersonation_chain), project_id, region, float(poll_interval))
+
+
+def _hashable(impersonation_chain: Any) -> str | tuple[str, ...] | None:
+    """An impersonation chain usable in a key (trigger kwargs bring it back from JSON as a list)."""
+    return tuple(impersonation_chain) if isinstance(impersonation_chain, list) else impersonation_chain
 
 
 _hooks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, VideoActionBatchPredictionAsyncHook]] = (
@@ -77,7 +81,7 @@ _hooks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, VideoActi
 
 def shared_hook(gcp_conn_id: str, impersonation_chain: Any) -> VideoActionBatchPredictionAsyncHook:
     """One async hook (so one gRPC channel per region) per connection and event loop."""
-    chain = tuple(impersonation_chain) if isinstance(impersonation_chain, list) else impersonation_chain
+    chain = _hashable(impersonation_chain)
     hooks = _hooks.setdefault(asyncio.get_running_loop(), {})
     if (gcp_conn_id, chain) not in hooks:
         hooks[(gcp_conn_id, chain)] = VideoActionBatchPredictionAsyncHook(
