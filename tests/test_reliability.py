@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import grpc
@@ -84,6 +86,39 @@ def test_retry_after_failed_submit_reattaches_by_label(airflow_db, emulator, ins
     assert creates_for(emulator, f"{dag_id}.") == 1
 
 
+@contextlib.contextmanager
+def when_first_try_ended(dag_id: str, task_id: str, action: Callable[[], None]) -> Iterator[None]:
+    """Run ``action`` once the task's first try has ended (up for retry, or try 2 begun), read from the Airflow DB.
+
+    Keyed on the task's state rather than a timer, so a slow machine cannot let the job finish inside try 1.
+    """
+    from airflow.utils.session import create_session
+    from sqlalchemy import text
+
+    # Plain SQL: configuring the ORM mappers from a second thread races the DAG run's own use of them.
+    query = text("SELECT state, try_number FROM task_instance WHERE dag_id = :dag_id AND task_id = :task_id")
+    stop = threading.Event()
+
+    def first_try_ended() -> bool:
+        with create_session() as session:
+            rows = session.execute(query, {"dag_id": dag_id, "task_id": task_id}).all()
+        return any(state == "up_for_retry" or try_number >= 2 for state, try_number in rows)
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            if first_try_ended():
+                action()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+
+
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
 def test_retry_after_timeout_reattaches_from_task_state(airflow_db, emulator, instances_uri, deferrable):
     """Try 1 times out waiting (job kept: cancel_on_kill=False); try 2 reconnects to the same job."""
@@ -93,12 +128,8 @@ def test_retry_after_timeout_reattaches_from_task_state(airflow_db, emulator, in
         submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0, timeout=4, cancel_on_kill=False),
     )
     emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.predict")
-    unpause = threading.Timer(6.0, emulator.force_outcome, args=(None, f"{dag_id}.predict"))
-    unpause.start()
-    try:
+    with when_first_try_ended(dag_id, "predict", lambda: emulator.force_outcome(None, f"{dag_id}.predict")):
         run = run_dag(dag_id)
-    finally:
-        unpause.cancel()
     assert task_states(run) == {"predict": "success"}
     assert run.get_task_instance("predict").try_number == 2
     assert creates_for(emulator, f"{dag_id}.") == 1
@@ -121,13 +152,22 @@ def wait_for_create(emulator, worker: subprocess.Popen, display_name: str) -> No
     assert creates_for(emulator, display_name) == 1
 
 
+def wait_for_poll(emulator, worker: subprocess.Popen) -> None:
+    """Wait until the task lists jobs again after its create: it is in the wait loop (an event, not a sleep)."""
+    lists = emulator.calls["ListBatchPredictionJobs"]
+    deadline = time.monotonic() + 60
+    while emulator.calls["ListBatchPredictionJobs"] == lists and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+    assert emulator.calls["ListBatchPredictionJobs"] > lists, "the task never polled its job"
+
+
 def test_killed_worker_mode_task_cancels_its_job(airflow_db, emulator, instances_uri):
     """SIGTERM to the worker runs the operator's on_kill, which cancels the job."""
     write_dag("killed_worker", submit_task("predict", instances_uri, deferrable=False))
     emulator.force_outcome("JOB_STATE_PAUSED", display_name="killed_worker.predict")
     worker = start_worker("killed_worker")
     wait_for_create(emulator, worker, "killed_worker.predict")
-    time.sleep(1.0)  # let it reach the wait loop
+    wait_for_poll(emulator, worker)
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=60)
     [name] = [n for n in emulator.created if emulator.job(n).display_name == "killed_worker.predict"]
