@@ -116,20 +116,8 @@ def dag_test_dates(at: datetime | None) -> dict[str, datetime]:
     return {"logical_date": at, "run_after": at} if AIRFLOW_V_3_0_PLUS else {"execution_date": at}
 
 
-def skip_where_dag_test_is_broken() -> None:
-    """Skip on Airflow 3.2: its ``dag.test()`` cannot start a task in this environment (upstream, not ours)."""
-    from airflow import __version__
-
-    if __version__.startswith("3.2."):
-        pytest.skip(
-            f"Airflow {__version__}: dag.test()'s in-process execution API fails every task start here "
-            "(\"'State' object has no attribute 'svcs_registry'\"); the same test passes on 2.11, 3.1 and 3.3"
-        )
-
-
 def run_dag(dag_id: str, at: datetime | None = None):
     """Run a DAG from the DAGs folder with ``dag.test()`` (triggers run inline), at ``at`` if given."""
-    skip_where_dag_test_is_broken()
     from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
     if at is not None and not AIRFLOW_V_3_0_PLUS:
@@ -140,7 +128,6 @@ def run_dag(dag_id: str, at: datetime | None = None):
 
 def run_dag_script(dag_id: str, at: datetime) -> str:
     """Python source running :func:`run_dag` in another process (no conftest import: it resets the emulator env)."""
-    skip_where_dag_test_is_broken()
     dates = ", ".join(
         f"{name}=datetime.fromisoformat({value.isoformat()!r})" for name, value in dag_test_dates(at).items()
     )

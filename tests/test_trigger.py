@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -125,6 +126,110 @@ async def test_on_kill_keeps_the_job_when_asked(submit_job, emulator):
     await trigger(name, cancel_on_kill=False).on_kill()
     assert emulator.calls["CancelBatchPredictionJob"] == cancels
     assert emulator.job(name).state.name not in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+@dataclass
+class DeferredTask:
+    """The trigger's task instance as the triggerer hands it over; ``state`` is what the metadata DB says now."""
+
+    state: str | None
+    map_index: int = -1
+    dag_id: str = "dag"
+    task_id: str = "predict"
+    run_id: str = "run"
+
+    def refresh_from_db(self) -> None:
+        """Airflow 2's read of the state (it is already current here)."""
+
+
+@pytest.fixture
+def task_states(monkeypatch: pytest.MonkeyPatch):
+    """Answer the execution API's task-state read (the triggerer's supervisor channel does not run here).
+
+    Keys follow the API: ``task_id``, or ``task_id_<map_index>`` for a mapped task instance.
+    """
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    def attach(ti: DeferredTask, *, fails: bool = False) -> DeferredTask:
+        if AIRFLOW_V_3_0_PLUS:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            def get_task_states(dag_id, task_ids, run_ids, map_index):
+                if fails:
+                    raise ConnectionError("supervisor channel closed")
+                assert (dag_id, task_ids, run_ids, map_index) == (ti.dag_id, [ti.task_id], [ti.run_id], ti.map_index)
+                key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+                return {ti.run_id: {key: ti.state}}
+
+            monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
+        elif fails:
+            monkeypatch.setattr(ti, "refresh_from_db", lambda: (_ for _ in ()).throw(ConnectionError("DB gone")))
+        return ti
+
+    return attach
+
+
+def paused_job(submit_job, emulator, display_name: str) -> str:
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name=display_name)
+    return submit_job(display_name)
+
+
+def cancelled(emulator, name: str) -> bool:
+    return emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+@pytest.mark.parametrize(
+    ("state", "map_index", "cancels"),
+    [
+        ("deferred", -1, False),  # the trigger moved to another triggerer
+        ("failed", -1, True),  # marked failed
+        ("success", -1, True),  # marked success
+        (None, -1, True),  # cleared (or the run deleted)
+        ("deferred", 3, False),
+        ("failed", 3, True),  # a mapped task instance, keyed task_id_3 by the API
+    ],
+)
+async def test_on_kill_cancels_only_when_a_user_acted(submit_job, emulator, task_states, state, map_index, cancels):
+    name = paused_job(submit_job, emulator, f"kill-{state}-{map_index}")
+    t = trigger(name)
+    t.task_instance = task_states(DeferredTask(state, map_index))
+    await t.on_kill()
+    assert cancelled(emulator, name) is cancels
+
+
+async def test_on_kill_cancels_when_the_task_state_cannot_be_read(submit_job, emulator, task_states):
+    name = paused_job(submit_job, emulator, "kill-unreadable")
+    t = trigger(name)
+    t.task_instance = task_states(DeferredTask("deferred"), fails=True)
+    await t.on_kill()
+    assert cancelled(emulator, name)
+
+
+@pytest.mark.parametrize(
+    ("state", "fails", "cancels"),
+    [("failed", False, True), (None, False, True), ("deferred", False, False), ("deferred", True, False)],
+    ids=["marked-failed", "cleared", "triggerer-restart", "state-unreadable"],
+)
+async def test_before_3_3_cancelled_run_cancels_only_when_a_user_acted(
+    submit_job, emulator, task_states, monkeypatch, state, fails, cancels
+):
+    """Airflow < 3.3 has no trigger on_kill: a cancelled run() reads the task state (forced here on 3.3 too)."""
+    import asyncio
+
+    from airflow_provider_video_actions.triggers import wait
+
+    monkeypatch.setattr(wait, "AIRFLOW_V_3_3_PLUS", False)
+    name = paused_job(submit_job, emulator, f"legacy-{state}-{fails}")
+    t = trigger(name)
+    t.task_instance = task_states(DeferredTask(state), fails=fails)
+    lists = emulator.calls["ListBatchPredictionJobs"]
+    waiting = asyncio.ensure_future(first_event(t))
+    while emulator.calls["ListBatchPredictionJobs"] == lists:  # the trigger is polling
+        await asyncio.sleep(0.02)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert cancelled(emulator, name) is cancels
 
 
 async def test_triggerer_restart_does_not_cancel_the_job(submit_job, emulator):

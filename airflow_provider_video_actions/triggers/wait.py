@@ -117,7 +117,7 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
             yield TriggerEvent(await self.wait())
         except asyncio.CancelledError:
             legacy = not AIRFLOW_V_3_3_PLUS and self.task_instance is not None
-            if legacy and self.cancel_on_kill and await self._task_no_longer_deferred():
+            if legacy and self.cancel_on_kill and await self._left_deferred_on_cancel():
                 self.log.info("Task no longer deferred: cancelling %s", self.job_name)
                 await self._hook().cancel_job(self.job_name)
             raise
@@ -127,22 +127,30 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
         async with aclosing(subscribe(self._poll_key())) as snapshots:
             return await self._watch(snapshots)
 
-    async def _task_no_longer_deferred(self) -> bool:
-        """Whether the task left DEFERRED (marked failed/success or cleared) rather than the triggerer stopping."""
+    async def _left_deferred_on_cancel(self) -> bool:
+        """Whether a cancelled ``run()`` means a user acted (Airflow < 3.3); an unreadable state means a restart."""
+        try:
+            return await self._task_state() != "deferred"
+        except Exception:
+            self.log.warning("Could not read the task's state; keeping %s", self.job_name, exc_info=True)
+            return False
+
+    async def _task_state(self) -> str | None:
+        """The task instance's state now: ``deferred`` while it waits; None once cleared or deleted."""
         from asgiref.sync import sync_to_async
 
         ti = self.task_instance
-        if AIRFLOW_V_3_0_PLUS:
-            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-                dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
-            )
-            state = states.get(ti.run_id, {}).get(ti.task_id)
-        else:
+        if not AIRFLOW_V_3_0_PLUS:
             await sync_to_async(ti.refresh_from_db)()
-            state = ti.state
-        return state is not None and state != "deferred"
+            return ti.state
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+        )
+        # The execution API keys a mapped task instance as "<task_id>_<map_index>".
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        return states.get(ti.run_id, {}).get(key)
 
     async def _watch(self, snapshots: AsyncIterator[Snapshot]) -> dict[str, Any]:
         """Follow the job through snapshots (reading it directly when a snapshot lacks it) until it ends."""
@@ -187,7 +195,7 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
         if not self.cancel_on_kill:
             return
         try:
-            moved_only = self.task_instance is not None and not await self._task_no_longer_deferred()
+            moved_only = self.task_instance is not None and await self._task_state() == "deferred"
         except Exception:
             self.log.warning("Could not read the task's state; cancelling %s", self.job_name, exc_info=True)
             moved_only = False
