@@ -49,14 +49,19 @@ def airflow_db() -> Iterator[Path]:
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
+def fast_timeline() -> object:
+    """Short job timings for tests: about half a second from create to done."""
+    from airflow_provider_video_actions.emulator import JobTimeline
+
+    return JobTimeline(queued_seconds=0.05, pending_seconds=0.05, running_seconds=0.3, cancelling_seconds=0.1)
+
+
 @pytest.fixture(scope="session")
 def emulator_session() -> Iterator[object]:
     """One emulator for the session, with short job timings."""
     from airflow_provider_video_actions.emulator import Emulator
 
-    with Emulator(
-        buckets=[BUCKET], queued_seconds=0.05, pending_seconds=0.05, running_seconds=0.3, cancelling_seconds=0.1
-    ) as emulator:
+    with Emulator(buckets=[BUCKET], timeline=fast_timeline()) as emulator:
         yield emulator
 
 
@@ -67,7 +72,7 @@ def emulator(emulator_session, monkeypatch: pytest.MonkeyPatch) -> Iterator[obje
         monkeypatch.setenv(name, value)
     yield emulator_session
     emulator_session.reset_knobs()
-    emulator_session.lines_per_file = 1000
+    emulator_session.timeline = fast_timeline()
 
 
 @pytest.fixture

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import signal
 import threading
 from pathlib import Path
 
+from airflow_provider_video_actions.emulator.job_service import JobTimeline
 from airflow_provider_video_actions.emulator.server import Emulator
 
 
@@ -18,11 +20,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--vertex-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--storage-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--bucket", action="append", default=[], help="bucket to create (repeatable)")
-    parser.add_argument("--queued-seconds", type=float, default=0.5)
-    parser.add_argument("--pending-seconds", type=float, default=0.5)
-    parser.add_argument("--running-seconds", type=float, default=1.0)
-    parser.add_argument("--cancelling-seconds", type=float, default=0.5)
-    parser.add_argument("--lines-per-file", type=int, default=1000)
+    for setting in dataclasses.fields(JobTimeline):  # --queued-seconds ... --lines-per-file
+        option = "--" + setting.name.replace("_", "-")
+        parser.add_argument(option, type=type(setting.default), default=setting.default, help="job timeline")
     parser.add_argument("--env-file", type=Path, help="write the export lines here once ready (removed on exit)")
     parser.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
@@ -52,11 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         vertex_port=args.vertex_port,
         storage_port=args.storage_port,
         buckets=args.bucket,
-        queued_seconds=args.queued_seconds,
-        pending_seconds=args.pending_seconds,
-        running_seconds=args.running_seconds,
-        cancelling_seconds=args.cancelling_seconds,
-        lines_per_file=args.lines_per_file,
+        timeline=JobTimeline(**{f.name: getattr(args, f.name) for f in dataclasses.fields(JobTimeline)}),
     )
     with emulator:
         print(export_lines(emulator), end="", flush=True)

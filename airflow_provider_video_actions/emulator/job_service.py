@@ -82,6 +82,21 @@ _COMPARISONS: dict[str, Callable[[datetime, datetime], bool]] = {
 }
 
 
+@dataclass
+class JobTimeline:
+    """How long an emulated job stays in each state, and how many lines go in one output file.
+
+    One object shared by the CLI (its ``--queued-seconds``... flags), the :class:`Emulator` and the
+    servicer; a test may change a field while the emulator runs, and the next tick uses it.
+    """
+
+    queued_seconds: float = 0.5
+    pending_seconds: float = 0.5
+    running_seconds: float = 1.0
+    cancelling_seconds: float = 0.5
+    lines_per_file: int = 1000
+
+
 class AbortError(Exception):
     """Ends an RPC with a gRPC status code and message."""
 
@@ -222,20 +237,10 @@ class JobServiceServicer:
         "DeleteBatchPredictionJob",
     )
 
-    def __init__(
-        self,
-        storage_endpoint: str,
-        queued_seconds: float = 0.5,
-        pending_seconds: float = 0.5,
-        running_seconds: float = 1.0,
-        cancelling_seconds: float = 0.5,
-        lines_per_file: int = 1000,
-    ) -> None:
-        """Set the timeline; ``start()`` then starts the ticker (runs use a two-worker pool)."""
+    def __init__(self, storage_endpoint: str, timeline: JobTimeline | None = None) -> None:
+        """Set the timeline (changes to it apply to the next tick); ``start()`` starts the ticker."""
         self.storage_endpoint = storage_endpoint
-        self.queued_seconds, self.pending_seconds = queued_seconds, pending_seconds
-        self.running_seconds, self.cancelling_seconds = running_seconds, cancelling_seconds
-        self.lines_per_file = lines_per_file
+        self.timeline = timeline or JobTimeline()
         self.calls: collections.Counter[str] = collections.Counter()
         self.faults: collections.Counter[str] = collections.Counter()
         #: filter string -> list calls made with it, so tests can tell one caller's lists from another's.
@@ -527,13 +532,13 @@ class JobServiceServicer:
     def _advance(self, record: _Record) -> bool:
         """Make at most one due transition; return whether one happened."""
         state, elapsed = record.job.state, time.monotonic() - record.since
-        if state == JobState.JOB_STATE_QUEUED and elapsed >= self.queued_seconds:
+        if state == JobState.JOB_STATE_QUEUED and elapsed >= self.timeline.queued_seconds:
             self._set_state(record, JobState.JOB_STATE_PENDING)
-        elif state == JobState.JOB_STATE_PENDING and elapsed >= self.pending_seconds:
+        elif state == JobState.JOB_STATE_PENDING and elapsed >= self.timeline.pending_seconds:
             self._start_running(record)
         elif self._run_over(record, elapsed):
             self._finish(record, *self._outcome(record))
-        elif state == JobState.JOB_STATE_CANCELLING and elapsed >= self.cancelling_seconds and _idle(record):
+        elif state == JobState.JOB_STATE_CANCELLING and elapsed >= self.timeline.cancelling_seconds and _idle(record):
             self._finish(record, JobState.JOB_STATE_CANCELLED, _FORCED_ERRORS[JobState.JOB_STATE_CANCELLED])
         else:
             return False
@@ -542,7 +547,7 @@ class JobServiceServicer:
     def _run_over(self, record: _Record, elapsed: float) -> bool:
         """Whether a running job has had its running time and its worker is done, or a pause was lifted."""
         if record.job.state == JobState.JOB_STATE_RUNNING:
-            return elapsed >= self.running_seconds and _idle(record)
+            return elapsed >= self.timeline.running_seconds and _idle(record)
         return record.job.state == JobState.JOB_STATE_PAUSED and self._forced_state(record) != record.job.state
 
     def _set_state(self, record: _Record, state: JobState) -> None:
@@ -560,7 +565,7 @@ class JobServiceServicer:
             output_directory=output_directory(record.job),
             confidence_threshold=threshold,
             max_predictions=limit,
-            lines_per_file=self.lines_per_file,
+            lines_per_file=self.timeline.lines_per_file,
             gemini=is_gemini(record.job),
         )
         record.job.start_time = _now()

@@ -13,7 +13,7 @@ from google.cloud import aiplatform_v1, storage
 from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
 
 from airflow_provider_video_actions.emulator import runner
-from airflow_provider_video_actions.emulator.job_service import JobServiceServicer
+from airflow_provider_video_actions.emulator.job_service import JobServiceServicer, JobTimeline
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -35,15 +35,11 @@ def _delegated(name: str) -> property:
 class Emulator:
     """Starts the emulated Vertex AI JobService and GCS on local ports; use as a context manager.
 
-    The servicer's knobs and counters (timings, ``force_outcome``, ``inject_faults``, ``calls``...) are
+    The servicer's knobs and counters (``timeline``, ``force_outcome``, ``inject_faults``, ``calls``...) are
     available directly on the emulator as well as on ``emulator.service``.
     """
 
-    queued_seconds = _delegated("queued_seconds")
-    pending_seconds = _delegated("pending_seconds")
-    running_seconds = _delegated("running_seconds")
-    cancelling_seconds = _delegated("cancelling_seconds")
-    lines_per_file = _delegated("lines_per_file")
+    timeline = _delegated("timeline")
     calls = _delegated("calls")
     faults = _delegated("faults")
     list_filters = _delegated("list_filters")
@@ -62,23 +58,12 @@ class Emulator:
         vertex_port: int = 0,
         storage_port: int = 0,
         buckets: Sequence[str] = (),
-        queued_seconds: float = 0.5,
-        pending_seconds: float = 0.5,
-        running_seconds: float = 1.0,
-        cancelling_seconds: float = 0.5,
-        lines_per_file: int = 1000,
+        timeline: JobTimeline | None = None,
     ) -> None:
         """Configure; nothing listens until ``start()``. Port 0 picks a free port."""
         self.host, self._vertex_port, self._storage_port = host, vertex_port, storage_port
         self.buckets = list(dict.fromkeys(buckets))
-        self.service = JobServiceServicer(
-            storage_endpoint="",
-            queued_seconds=queued_seconds,
-            pending_seconds=pending_seconds,
-            running_seconds=running_seconds,
-            cancelling_seconds=cancelling_seconds,
-            lines_per_file=lines_per_file,
-        )
+        self.service = JobServiceServicer(storage_endpoint="", timeline=timeline)
         self._storage_server = None
         self._grpc_server: grpc.Server | None = None
 

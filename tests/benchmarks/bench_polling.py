@@ -163,12 +163,10 @@ def _create_jobs(emulator: Any, count: int, tag: str) -> list[str]:
 
 def measure(impl: str, count: int, job_seconds: float) -> dict[str, Any]:
     """One case on its own emulator: create the jobs, run the waits in a child, count the reads they made."""
-    from airflow_provider_video_actions.emulator import Emulator
+    from airflow_provider_video_actions.emulator import Emulator, JobTimeline
 
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        Emulator(buckets=[BUCKET], queued_seconds=1, pending_seconds=1, running_seconds=job_seconds) as emulator,
-    ):
+    timeline = JobTimeline(queued_seconds=1, pending_seconds=1, running_seconds=job_seconds)
+    with tempfile.TemporaryDirectory() as workdir, Emulator(buckets=[BUCKET], timeline=timeline) as emulator:
         jobs_file = Path(workdir) / "jobs.json"
         jobs_file.write_text(json.dumps(_create_jobs(emulator, count, f"{impl}-{count}")))
         reads = ("GetBatchPredictionJob", "ListBatchPredictionJobs")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 import pytest
 from google.cloud import aiplatform_v1, storage
 
-from airflow_provider_video_actions.emulator import Emulator, PlantedAction, make_video
+from airflow_provider_video_actions.emulator import Emulator, JobTimeline, PlantedAction, make_video
 
 BUCKET = "videos"
 PARENT = "projects/test-project/locations/us-central1"
@@ -26,13 +26,8 @@ TERMINAL = {
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     """A fresh emulator with a ``videos`` bucket and a fast timeline (about 0.2 s per job)."""
-    with Emulator(
-        buckets=[BUCKET],
-        queued_seconds=0.05,
-        pending_seconds=0.05,
-        running_seconds=0.1,
-        cancelling_seconds=0.05,
-    ) as running:
+    timeline = JobTimeline(queued_seconds=0.05, pending_seconds=0.05, running_seconds=0.1, cancelling_seconds=0.05)
+    with Emulator(buckets=[BUCKET], timeline=timeline) as running:
         yield running
 
 

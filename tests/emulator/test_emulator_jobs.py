@@ -71,7 +71,7 @@ def test_output_is_split_every_lines_per_file(
     emulator: Emulator, submit: Submit, wait_for: WaitFor, upload_video: Callable, read_outputs: Callable
 ) -> None:
     """Output files hold at most lines_per_file lines and are numbered from 00001."""
-    emulator.lines_per_file = 2
+    emulator.timeline.lines_per_file = 2
     uri = upload_video("clap.mp4", [PlantedAction("clap", 1.0)])
 
     job = wait_for(submit([video_line(uri)] * 5).name)
@@ -158,8 +158,8 @@ def test_cancel_goes_through_cancelling(
     emulator: Emulator, job_client: aiplatform_v1.JobServiceClient, submit: Submit, wait_for: WaitFor
 ) -> None:
     """Cancel moves through CANCELLING to CANCELLED; cancelling a finished job is refused."""
-    emulator.queued_seconds = 60
-    emulator.cancelling_seconds = 1.5  # long enough to observe CANCELLING on a loaded machine
+    emulator.timeline.queued_seconds = 60
+    emulator.timeline.cancelling_seconds = 1.5  # long enough to observe CANCELLING on a loaded machine
     job = submit([])
 
     job_client.cancel_batch_prediction_job(name=job.name)
@@ -182,7 +182,7 @@ def test_cancel_while_running_keeps_partial_outputs(
     read_outputs: Callable,
 ) -> None:
     """A job cancelled after writing its first file keeps it; the stats account for every instance."""
-    emulator.running_seconds, emulator.lines_per_file = 60, 1
+    emulator.timeline.running_seconds, emulator.timeline.lines_per_file = 60, 1
     uri = upload_video("wave.mp4", [PlantedAction("wave", 1.0)])
     job = submit([video_line(uri)] * 4)
     deadline = time.monotonic() + 20
