@@ -2,7 +2,7 @@
 
 Airflow reads its configuration on first import, so the environment is set here, before any test
 module imports Airflow. DAG files run by ``dag.test()`` must live in the configured DAGs folder:
-tests write theirs with :func:`write_dag`.
+tests write theirs with :func:`write_dag`, or run an example from `dags/` with :func:`example_dag_run`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -92,10 +93,30 @@ from airflow_provider_video_actions import VideoActionBatchPredictionOperator, V
 with DAG({dag_id!r}, schedule=None, catchup=False) as dag:
 {textwrap.indent(textwrap.dedent(body), "    ")}
 """
-    for old in DAGS_FOLDER.glob("*.py"):  # dag.test() parses the whole folder: keep it to one file
-        old.unlink()
-    (DAGS_FOLDER / f"{dag_id}.py").write_text(source)
+    only_dag_file(f"{dag_id}.py", source)
     return dag_id
+
+
+def only_dag_file(file_name: str, source: str) -> None:
+    """Make this the one file in the DAGs folder (dag.test() parses the whole folder)."""
+    for old in DAGS_FOLDER.glob("*.py"):
+        old.unlink()
+    (DAGS_FOLDER / file_name).write_text(source)
+
+
+@contextmanager
+def example_dag_run(emulator_session, example: str, dag_id: str, **env: str) -> Iterator[object]:
+    """Run ``dags/<example>`` as ``dag_id`` against the emulator, with ``env`` set until the block ends."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {**emulator_session.env(), **env}.items():
+            mp.setenv(name, value)
+        only_dag_file(f"{dag_id}.py", (ROOT / "dags" / example).read_text())
+        yield run_dag(dag_id)
+
+
+def job_cancelled(emulator, name: str) -> bool:
+    """Whether the emulator's job was cancelled (CANCELLING counts: the cancel was accepted)."""
+    return emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
 
 
 def dag_bag_class() -> type:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import shutil
 
 import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_video_actions.emulator.samples import MISSING_VIDEO, SAMPLE_VIDEOS
-from tests.conftest import DAGS_FOLDER, ROOT, run_dag, task_states, xcom_value
+from tests.conftest import example_dag_run, task_states, xcom_value
 
 BUCKET = "video-actions-example"
 
@@ -39,21 +38,15 @@ def assert_planted(records: list[dict], expected: dict) -> None:
 @pytest.fixture(scope="module")
 def example_run(airflow_db, emulator_session, tmp_path_factory):
     """One run of the example DAG, shared by the assertions below."""
-    mp = pytest.MonkeyPatch()
     timeline = tmp_path_factory.mktemp("timeline") / "timeline.png"
-    for name, value in {
-        **emulator_session.env(),
-        "VIDEO_ACTIONS_BUCKET": BUCKET,
-        "VIDEO_ACTIONS_TIMELINE": str(timeline),
-    }.items():
-        mp.setenv(name, value)
-    for old in DAGS_FOLDER.glob("*.py"):
-        old.unlink()
-    shutil.copy(ROOT / "dags" / "video_action_recognition.py", DAGS_FOLDER)
-    try:
-        yield run_dag("video_action_recognition")
-    finally:
-        mp.undo()
+    with example_dag_run(
+        emulator_session,
+        "video_action_recognition.py",
+        "video_action_recognition",
+        VIDEO_ACTIONS_BUCKET=BUCKET,
+        VIDEO_ACTIONS_TIMELINE=str(timeline),
+    ) as run:
+        yield run
 
 
 def test_example_dag_succeeds(example_run):

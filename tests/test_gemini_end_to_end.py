@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from google.cloud import aiplatform_v1
@@ -12,7 +11,7 @@ from google.protobuf import json_format
 from airflow_provider_video_actions.emulator import PlantedAction, make_video
 from airflow_provider_video_actions.emulator.samples import MISSING_VIDEO
 from tests.conftest import BUCKET as TEST_BUCKET
-from tests.conftest import DAGS_FOLDER, ROOT, run_dag, task_states, write_dag, xcom_value
+from tests.conftest import example_dag_run, run_dag, task_states, write_dag, xcom_value
 from tests.test_end_to_end import assert_planted, planted
 
 BUCKET = "video-actions-example"
@@ -23,16 +22,10 @@ MOMENT_FIELDS = ("video_uri", "segment_start", "segment_end", "label", "time_sta
 @pytest.fixture(scope="module")
 def two_families_run(airflow_db, emulator_session):
     """One run of the two-family example DAG, shared by the assertions below."""
-    mp = pytest.MonkeyPatch()
-    for name, value in {**emulator_session.env(), "VIDEO_ACTIONS_BUCKET": BUCKET}.items():
-        mp.setenv(name, value)
-    for old in DAGS_FOLDER.glob("*.py"):
-        old.unlink()
-    shutil.copy(ROOT / "dags" / "video_actions_two_families.py", DAGS_FOLDER)
-    try:
-        yield run_dag("video_actions_two_families")
-    finally:
-        mp.undo()
+    with example_dag_run(
+        emulator_session, "video_actions_two_families.py", "video_actions_two_families", VIDEO_ACTIONS_BUCKET=BUCKET
+    ) as run:
+        yield run
 
 
 def read(storage_client, uri: str) -> str:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, VideoActionBatchPredictionOperator
 from airflow_provider_video_actions.job import VideoActionsValueError, console_url
 from airflow_provider_video_actions.links import VideoActionBatchPredictionJobLink
-from tests.conftest import BUCKET, DAGS_FOLDER, ROOT, dag_bag, run_dag, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, ROOT, dag_bag, example_dag_run, run_dag, task_states, write_dag, xcom_value
 
 EXAMPLE_BUCKET = "video-actions-example"
 
@@ -25,16 +24,13 @@ def producer_run(airflow_db, emulator_session):
             "Airflow 2's dag.test() does not register dataset aliases (the DAG processor does), so the alias "
             "outlet fails to flush ('None value found in collection DatasetModel.aliases'); runs on Airflow 3"
         )
-    mp = pytest.MonkeyPatch()
-    for name, value in {**emulator_session.env(), "VIDEO_ACTIONS_BUCKET": EXAMPLE_BUCKET}.items():
-        mp.setenv(name, value)
-    for old in DAGS_FOLDER.glob("*.py"):
-        old.unlink()
-    shutil.copy(ROOT / "dags" / "video_actions_lineage.py", DAGS_FOLDER / "video_actions_lineage_producer.py")
-    try:
-        yield run_dag("video_actions_lineage_producer")
-    finally:
-        mp.undo()
+    with example_dag_run(
+        emulator_session,
+        "video_actions_lineage.py",
+        "video_actions_lineage_producer",
+        VIDEO_ACTIONS_BUCKET=EXAMPLE_BUCKET,
+    ) as run:
+        yield run
 
 
 def asset_events(run) -> list[tuple[str, dict, list[str]]]:

@@ -18,7 +18,7 @@ import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
-from tests.conftest import BUCKET, run_dag, run_dag_script, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, job_cancelled, run_dag, run_dag_script, task_states, write_dag, xcom_value
 
 FIXED_DATE = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -148,19 +148,22 @@ def start_worker(dag_id: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), stdout=subprocess.DEVNULL)
 
 
-def wait_for_create(emulator, worker: subprocess.Popen, display_name: str) -> None:
+def wait_while_worker_runs(worker: subprocess.Popen, done: Callable[[], bool]) -> None:
+    """Check ``done`` until it holds, the worker process exits or 60 s pass (an event, not a sleep)."""
     deadline = time.monotonic() + 60
-    while creates_for(emulator, display_name) == 0 and time.monotonic() < deadline and worker.poll() is None:
+    while not done() and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.05)
+
+
+def wait_for_create(emulator, worker: subprocess.Popen, display_name: str) -> None:
+    wait_while_worker_runs(worker, lambda: creates_for(emulator, display_name) > 0)
     assert creates_for(emulator, display_name) == 1
 
 
 def wait_for_poll(emulator, worker: subprocess.Popen) -> None:
-    """Wait until the task lists jobs again after its create: it is in the wait loop (an event, not a sleep)."""
+    """Wait until the task lists jobs again after its create: it is in the wait loop."""
     lists = emulator.calls["ListBatchPredictionJobs"]
-    deadline = time.monotonic() + 60
-    while emulator.calls["ListBatchPredictionJobs"] == lists and time.monotonic() < deadline and worker.poll() is None:
-        time.sleep(0.05)
+    wait_while_worker_runs(worker, lambda: emulator.calls["ListBatchPredictionJobs"] > lists)
     assert emulator.calls["ListBatchPredictionJobs"] > lists, "the task never polled its job"
 
 
@@ -174,7 +177,7 @@ def test_killed_worker_mode_task_cancels_its_job(airflow_db, emulator, instances
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=60)
     [name] = [n for n in emulator.created if emulator.job(n).display_name == "killed_worker.predict"]
-    assert emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+    assert job_cancelled(emulator, name)
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
@@ -202,5 +205,5 @@ def test_timeout_cancels_the_job_and_names_it(airflow_db, emulator, instances_ur
     run = run_dag("timeout")
     assert task_states(run) == {"predict": "failed"}
     [name] = [n for n in emulator.created if emulator.job(n).display_name == "timeout.predict"]
-    assert emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+    assert job_cancelled(emulator, name)
     assert f"{name} did not finish before the task's timeout. It was cancelled." in capfd.readouterr().out

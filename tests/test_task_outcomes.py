@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import BUCKET, run_dag, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, job_cancelled, run_dag, task_states, write_dag, xcom_value
 
 OUTCOMES = {
     "JOB_STATE_SUCCEEDED": "success",
@@ -52,7 +52,7 @@ def test_paused_job_is_not_success_and_timeout_cancels_it(airflow_db, emulator, 
     run = run_dag(submit_dag(dag_id, instances_uri, deferrable, timeout=2))
     assert task_states(run) == {"predict": "failed"}
     [job] = [j for j in emulator.jobs() if j.display_name == dag_id]
-    assert job.state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+    assert job_cancelled(emulator, job.name)
 
 
 def test_partial_success_over_max_failed_ratio_fails(airflow_db, emulator, storage_client):

@@ -9,6 +9,7 @@ import grpc
 import pytest
 
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+from tests.conftest import job_cancelled
 
 
 def trigger(job_name: str, **kwargs) -> VideoActionBatchPredictionTrigger:
@@ -112,20 +113,37 @@ async def test_permanent_error_yields_error_event_naming_the_job(emulator):
     assert name in event["message"] and "not found" in event["message"].lower()
 
 
+def paused_job(submit_job, emulator, display_name: str) -> str:
+    """A job the emulator holds PAUSED, so it is still live when the test acts on it."""
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name=display_name)
+    return submit_job(display_name)
+
+
+async def cancel_while_polling(t: VideoActionBatchPredictionTrigger, emulator) -> None:
+    """Start the trigger's run(), let it poll once, then cancel it as the triggerer would."""
+    import asyncio
+
+    lists = emulator.calls["ListBatchPredictionJobs"]
+    waiting = asyncio.ensure_future(first_event(t))
+    while emulator.calls["ListBatchPredictionJobs"] == lists:
+        await asyncio.sleep(0.02)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
 async def test_on_kill_cancels_the_job(submit_job, emulator):
-    emulator.force_outcome("JOB_STATE_PAUSED", display_name="killed")
-    name = submit_job("killed")
+    name = paused_job(submit_job, emulator, "killed")
     await trigger(name).on_kill()
-    assert emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+    assert job_cancelled(emulator, name)
 
 
 async def test_on_kill_keeps_the_job_when_asked(submit_job, emulator):
-    emulator.force_outcome("JOB_STATE_PAUSED", display_name="kept")
-    name = submit_job("kept")
+    name = paused_job(submit_job, emulator, "kept")
     cancels = emulator.calls["CancelBatchPredictionJob"]
     await trigger(name, cancel_on_kill=False).on_kill()
     assert emulator.calls["CancelBatchPredictionJob"] == cancels
-    assert emulator.job(name).state.name not in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+    assert not job_cancelled(emulator, name)
 
 
 @dataclass
@@ -143,7 +161,7 @@ class DeferredTask:
 
 
 @pytest.fixture
-def task_states(monkeypatch: pytest.MonkeyPatch):
+def task_state_reads(monkeypatch: pytest.MonkeyPatch):
     """Answer the execution API's task-state read (the triggerer's supervisor channel does not run here).
 
     Keys follow the API: ``task_id``, or ``task_id_<map_index>`` for a mapped task instance.
@@ -163,19 +181,14 @@ def task_states(monkeypatch: pytest.MonkeyPatch):
 
             monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
         elif fails:
-            monkeypatch.setattr(ti, "refresh_from_db", lambda: (_ for _ in ()).throw(ConnectionError("DB gone")))
+
+            def refresh_from_db() -> None:
+                raise ConnectionError("metadata DB gone")
+
+            monkeypatch.setattr(ti, "refresh_from_db", refresh_from_db)
         return ti
 
     return attach
-
-
-def paused_job(submit_job, emulator, display_name: str) -> str:
-    emulator.force_outcome("JOB_STATE_PAUSED", display_name=display_name)
-    return submit_job(display_name)
-
-
-def cancelled(emulator, name: str) -> bool:
-    return emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
 
 
 @pytest.mark.parametrize(
@@ -189,20 +202,22 @@ def cancelled(emulator, name: str) -> bool:
         ("failed", 3, True),  # a mapped task instance, keyed task_id_3 by the API
     ],
 )
-async def test_on_kill_cancels_only_when_a_user_acted(submit_job, emulator, task_states, state, map_index, cancels):
+async def test_on_kill_cancels_only_when_a_user_acted(
+    submit_job, emulator, task_state_reads, state, map_index, cancels
+):
     name = paused_job(submit_job, emulator, f"kill-{state}-{map_index}")
     t = trigger(name)
-    t.task_instance = task_states(DeferredTask(state, map_index))
+    t.task_instance = task_state_reads(DeferredTask(state, map_index))
     await t.on_kill()
-    assert cancelled(emulator, name) is cancels
+    assert job_cancelled(emulator, name) is cancels
 
 
-async def test_on_kill_cancels_when_the_task_state_cannot_be_read(submit_job, emulator, task_states):
+async def test_on_kill_cancels_when_the_task_state_cannot_be_read(submit_job, emulator, task_state_reads):
     name = paused_job(submit_job, emulator, "kill-unreadable")
     t = trigger(name)
-    t.task_instance = task_states(DeferredTask("deferred"), fails=True)
+    t.task_instance = task_state_reads(DeferredTask("deferred"), fails=True)
     await t.on_kill()
-    assert cancelled(emulator, name)
+    assert job_cancelled(emulator, name)
 
 
 @pytest.mark.parametrize(
@@ -211,41 +226,26 @@ async def test_on_kill_cancels_when_the_task_state_cannot_be_read(submit_job, em
     ids=["marked-failed", "cleared", "triggerer-restart", "state-unreadable"],
 )
 async def test_before_3_3_cancelled_run_cancels_only_when_a_user_acted(
-    submit_job, emulator, task_states, monkeypatch, state, fails, cancels
+    submit_job, emulator, task_state_reads, monkeypatch, state, fails, cancels
 ):
     """Airflow < 3.3 has no trigger on_kill: a cancelled run() reads the task state (forced here on 3.3 too)."""
-    import asyncio
-
     from airflow_provider_video_actions.triggers import wait
 
     monkeypatch.setattr(wait, "AIRFLOW_V_3_3_PLUS", False)
     name = paused_job(submit_job, emulator, f"legacy-{state}-{fails}")
     t = trigger(name)
-    t.task_instance = task_states(DeferredTask(state), fails=fails)
-    lists = emulator.calls["ListBatchPredictionJobs"]
-    waiting = asyncio.ensure_future(first_event(t))
-    while emulator.calls["ListBatchPredictionJobs"] == lists:  # the trigger is polling
-        await asyncio.sleep(0.02)
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
-    assert cancelled(emulator, name) is cancels
+    t.task_instance = task_state_reads(DeferredTask(state), fails=fails)
+    await cancel_while_polling(t, emulator)
+    assert job_cancelled(emulator, name) is cancels
 
 
 async def test_triggerer_restart_does_not_cancel_the_job(submit_job, emulator):
     """A run() cancelled without a user action (triggerer shutdown or restart) leaves the job running."""
-    import asyncio
-
-    emulator.force_outcome("JOB_STATE_PAUSED", display_name="restart")
-    name = submit_job("restart")
+    name = paused_job(submit_job, emulator, "restart")
     cancels = emulator.calls["CancelBatchPredictionJob"]
-    waiting = asyncio.ensure_future(first_event(trigger(name)))
-    await asyncio.sleep(0.5)
-    waiting.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiting
+    await cancel_while_polling(trigger(name), emulator)
     assert emulator.calls["CancelBatchPredictionJob"] == cancels
-    assert emulator.job(name).state.name not in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+    assert not job_cancelled(emulator, name)
 
 
 async def test_shared_stream_contract(submit_job, emulator):
