@@ -153,3 +153,10 @@ def write_text(client: storage.Client, uri: str, text: str, content_type: str = 
 
     bucket, name = split_gcs_uri(uri, "uri")
     client.bucket(bucket).blob(name).upload_from_string(text, content_type=content_type, retry=DEFAULT_RETRY)
+
+
+def object_version(client: storage.Client, uri: str) -> str | None:
+    """The version of a ``gs://`` object (generation and CRC32C), or None when it does not exist."""
+    bucket, path = split_gcs_uri(uri, "uri")
+    blob = client.bucket(bucket).get_blob(path)
+    return None if blob is None else f"{blob.generation}:{blob.crc32c}"

@@ -9,6 +9,7 @@ google-cloud imports happen inside functions so that DAG files stay cheap to par
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,18 +29,33 @@ VIDEO_MIME_TYPES: dict[str, str] = {
 }
 
 #: Label set on every job this provider creates, so jobs can be found (and de-duplicated) by label.
-PROVIDER_LABEL = "airflow-provider"
+#: Keys use underscores: Google's list-filter docs show only underscore keys (``labels.my_key="v"``).
+PROVIDER_LABEL = "airflow_provider"
 PROVIDER_LABEL_VALUE = "video-actions"
 #: Label holding a hash of (dag, task, run, map index): one job per task instance.
-TASK_LABEL = "airflow-task"
+TASK_LABEL = "airflow_task"
+#: Label holding a hash of what the job was asked to do (:meth:`JobSpec.fingerprint`): a job is
+#: re-attached only when it is this task instance's AND was asked for the same work.
+REQUEST_LABEL = "airflow_request"
+#: The task label's key before 0.3 (hyphenated). Looked up for one release so an upgrade orphans no job.
+LEGACY_TASK_LABEL = "airflow-task"
+#: Vertex AI allows at most 64 labels on a job; the provider sets three of them.
+MAX_JOB_LABELS = 64
+#: GCS object names are at most 1024 bytes of UTF-8.
+MAX_OBJECT_NAME_BYTES = 1024
+#: The largest google.protobuf.Duration, in seconds: Vertex AI refuses segment times beyond it.
+MAX_DURATION_SECONDS = 315_576_000_000
 
-_LABEL_RE = re.compile(r"^[a-z0-9_-]{0,63}$")
-_LABEL_KEY_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_RE = re.compile(r"[a-z0-9_-]{0,63}")
+_LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _MODEL_RE = re.compile(
-    r"^(?:projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/models/)?(?P<id>[A-Za-z0-9_-]+)(?:@(?P<version>[A-Za-z0-9_-]+))?$"
+    r"(?:projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/models/)?(?P<id>[A-Za-z0-9_-]+)(?:@(?P<version>[A-Za-z0-9_-]+))?"
 )
-_JOB_NAME_RE = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/batchPredictionJobs/(?P<id>\d+)$")
-_REGION_RE = re.compile(r"^[a-z]+(?:-[a-z0-9]+)+$")
+_JOB_NAME_RE = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/batchPredictionJobs/(?P<id>[0-9]+)")
+_REGION_RE = re.compile(r"[a-z]+(?:-[a-z0-9]+)+")
+#: Project ids (6-30 characters, optionally domain-scoped ``example.com:my-project``) or project numbers.
+_SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_PROJECT_RE = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}")
 
 
 class VideoActionsValueError(ValueError):
@@ -69,6 +85,11 @@ WAITING_STATES = frozenset(
 )
 
 
+#: States of an earlier job worth re-attaching to: it is still going to produce this task's output.
+#: CANCELLING is not: the job is on its way to CANCELLED (Vertex AI cancels asynchronously).
+REATTACH_STATES = (WAITING_STATES - {"JOB_STATE_CANCELLING"}) | SUCCESS_STATES
+
+
 class JobFailedError(RuntimeError):
     """The job ended in a state that fails the task; the message names the job, its state and why."""
 
@@ -82,6 +103,8 @@ def job_outcome(summary: Mapping[str, Any], max_failed_ratio: float = 1.0) -> st
     state, name = summary["state"], summary["name"]
     stats = summary.get("completion_stats") or {}
     ok, failed = stats.get("successful_count", 0), stats.get("failed_count", 0)
+    # Instances a finished job never completed did not succeed either: they count against the ratio.
+    failed += max(stats.get("incomplete_count", 0), 0)
     if state in FAILURE_STATES:
         error = summary.get("error") or {}
         raise JobFailedError(
@@ -91,7 +114,8 @@ def job_outcome(summary: Mapping[str, Any], max_failed_ratio: float = 1.0) -> st
     if state not in SUCCESS_STATES:
         raise JobFailedError(f"Batch prediction job {name} is in {state}, which is not a finished state.")
     ratio = failed / (ok + failed) if ok + failed else 0.0
-    counts = f"{ok} instances succeeded, {failed} failed ({ratio:.1%})"
+    incomplete = max(stats.get("incomplete_count", 0), 0)
+    counts = f"{ok} instances succeeded, {failed} failed or never completed ({ratio:.1%}; {incomplete} incomplete)"
     if ratio > max_failed_ratio:
         raise JobFailedError(
             f"Batch prediction job {name} ended in {state} but {counts}, more than "
@@ -114,6 +138,11 @@ def split_gcs_uri(uri: Any, param: str, *, want_object: bool = True) -> tuple[st
         raise VideoActionsValueError(f"{param} has an invalid bucket name {bucket!r} in {uri!r}.")
     if want_object and (not path or path.endswith("/")):
         raise VideoActionsValueError(f"{param} must name an object, not a bucket or folder: {uri!r}.")
+    if len(path.encode()) > MAX_OBJECT_NAME_BYTES:
+        raise VideoActionsValueError(
+            f"{param}: the object name in {uri[:80]!r}... is {len(path.encode())} bytes; GCS allows at most "
+            f"{MAX_OBJECT_NAME_BYTES} bytes of UTF-8."
+        )
     return bucket, path
 
 
@@ -123,18 +152,24 @@ def parse_seconds(value: Any, param: str, *, open_end: bool = False) -> float | 
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise VideoActionsValueError(f"{param} must be seconds as a number or a string like '1.5s', got {value!r}.")
-    text = str(value).strip().lower().removesuffix("s")
-    try:
-        seconds = float("inf" if text in ("inf", "infinity") else text)
-    except ValueError:
-        raise VideoActionsValueError(f"{param} must be seconds like 1.5 or '1.5s', got {value!r}.") from None
+    if isinstance(value, str):
+        text = value.strip().lower().removesuffix("s")
+        if text in ("inf", "infinity"):
+            value = math.inf
+        elif _SECONDS_RE.fullmatch(text):
+            value = text
+        else:
+            raise VideoActionsValueError(f"{param} must be seconds like 1.5 or '1.5s' (ASCII digits), got {value!r}.")
+    seconds = float(value)
     if math.isnan(seconds) or seconds < 0:
         raise VideoActionsValueError(f"{param} must be zero or more seconds, got {value!r}.")
     if math.isinf(seconds):
         if not open_end:
             raise VideoActionsValueError(f"{param} cannot be infinite; only a segment end may be 'inf'.")
         return None
-    return seconds
+    if seconds > MAX_DURATION_SECONDS:
+        raise VideoActionsValueError(f"{param} = {value!r} is beyond the longest duration Vertex AI reads.")
+    return round(seconds, 6)  # what Vertex AI reads: microsecond precision
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -190,8 +225,9 @@ class VideoInstance:
         end = parse_seconds(video.get("time_segment_end"), f"{param} time_segment_end of {content}", open_end=True)
         if end is not None and end <= (start or 0.0):
             raise VideoActionsValueError(
-                f"{param}: the segment of {content} ends at {end}s, not after its start {start}s; "
-                "make time_segment_end greater than time_segment_start, or leave it out for the whole video."
+                f"{param}: the segment of {content} ends at {end}s, not after its start {start}s (at Vertex AI's "
+                "microsecond precision); make time_segment_end greater than time_segment_start, or leave it out "
+                "for the whole video."
             )
         return cls(content, mime_type, start or 0.0, end)
 
@@ -232,7 +268,7 @@ def model_resource_name(model: Any, project_id: str, region: str) -> str:
 
     if gemini := gemini_model_name(model):
         return gemini
-    match = _MODEL_RE.match(model) if isinstance(model, str) else None
+    match = _MODEL_RE.fullmatch(model) if isinstance(model, str) else None
     if not match:
         raise VideoActionsValueError(
             f"model must be a model ID like '1234567890' or a resource name like "
@@ -251,7 +287,7 @@ def model_resource_name(model: Any, project_id: str, region: str) -> str:
 
 def parse_job_name(name: Any) -> tuple[str, str, str]:
     """Split a batch prediction job resource name into (project, region, job id)."""
-    match = _JOB_NAME_RE.match(name) if isinstance(name, str) else None
+    match = _JOB_NAME_RE.fullmatch(name) if isinstance(name, str) else None
     if not match:
         raise VideoActionsValueError(
             "job_name must be a full resource name like "
@@ -260,9 +296,19 @@ def parse_job_name(name: Any) -> tuple[str, str, str]:
     return match["project"], match["region"], match["id"]
 
 
+def check_project(project_id: Any) -> str:
+    """Return the project id if it is one (``my-project``, ``example.com:my-project`` or a number), else raise."""
+    if not isinstance(project_id, str) or not _PROJECT_RE.fullmatch(project_id):
+        raise VideoActionsValueError(
+            "project_id must be a Google Cloud project id like 'my-project' (6-30 lowercase letters, digits or "
+            f"hyphens) or a project number, got {project_id!r}."
+        )
+    return project_id
+
+
 def check_region(region: Any) -> str:
     """Return the region if it looks like a Vertex AI region (``us-central1``), else raise."""
-    if not isinstance(region, str) or not _REGION_RE.match(region):
+    if not isinstance(region, str) or not _REGION_RE.fullmatch(region):
         raise VideoActionsValueError(f"region must be a Vertex AI region like 'us-central1', got {region!r}.")
     return region
 
@@ -273,13 +319,21 @@ def check_labels(labels: Any) -> dict[str, str]:
         return {}
     if not isinstance(labels, Mapping):
         raise VideoActionsValueError(f"labels must be a dict of str to str, got {type(labels).__name__}.")
+    own = (PROVIDER_LABEL, TASK_LABEL, REQUEST_LABEL)
+    if len(labels) > MAX_JOB_LABELS - len(own):
+        raise VideoActionsValueError(
+            f"labels has {len(labels)} entries; Vertex AI allows {MAX_JOB_LABELS} labels on a job and the provider "
+            f"sets {len(own)} ({', '.join(own)}): give at most {MAX_JOB_LABELS - len(own)}."
+        )
+    if taken := sorted(set(labels) & {*own, LEGACY_TASK_LABEL}):
+        raise VideoActionsValueError(f"labels {taken} are set by the provider itself; use other keys.")
     for key, value in labels.items():
-        if not isinstance(key, str) or not _LABEL_KEY_RE.match(key):
+        if not isinstance(key, str) or not _LABEL_KEY_RE.fullmatch(key):
             raise VideoActionsValueError(
                 f"labels key {key!r} is invalid: use 1-63 lowercase letters, digits, '_' or '-', "
                 "starting with a letter."
             )
-        if not isinstance(value, str) or not _LABEL_RE.match(value):
+        if not isinstance(value, str) or not _LABEL_RE.fullmatch(value):
             raise VideoActionsValueError(
                 f"labels[{key!r}] = {value!r} is invalid: use up to 63 lowercase letters, digits, '_' or '-'."
             )
@@ -325,11 +379,38 @@ class JobSpec:
     resources: MachineResources = MachineResources()
     service_account: str | None = None
     encryption_key: str | None = None
+    #: A digest of the instances the job reads (the lines written, or the given files' generations).
+    input_digest: str = ""
 
     @property
     def parent(self) -> str:
         """The collection the job is created in."""
         return f"projects/{self.project_id}/locations/{self.region}"
+
+    def fingerprint(self) -> str:
+        """A digest of what the job is asked to do: everything but its name and labels (a label value)."""
+        work = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("display_name", "labels")}
+        return hashlib.sha256(json.dumps(work, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def mismatch(self, job: BatchPredictionJob, *, legacy: bool = False) -> str | None:
+        """Why ``job`` is not this spec's job (None when it is), read from the job resource itself.
+
+        The request label proves the same work was asked for; model, inputs and output prefix are
+        checked on the resource too, since anyone who can create jobs can copy a label. Jobs of the
+        previous release (``legacy``) carry no request label and are judged on the resource alone.
+        """
+        checks = {
+            "instances": (list(job.input_config.gcs_source.uris), list(self.instances_uris)),
+            "output prefix": (job.output_config.gcs_destination.output_uri_prefix, self.destination_prefix),
+        }
+        if not legacy:
+            checks["request (model, instances, parameters)"] = (job.labels.get(REQUEST_LABEL), self.fingerprint())
+        if not _same_model(job.model, self.model):
+            return f"its model is {job.model!r}, this task asks for {self.model!r}"
+        for what, (theirs, ours) in checks.items():
+            if theirs != ours:
+                return f"its {what} differs ({str(theirs)[:200]!r}, this task asks for {str(ours)[:200]!r})"
+        return None
 
     def to_proto(self) -> BatchPredictionJob:
         """Build the ``BatchPredictionJob`` create request body."""
@@ -375,6 +456,17 @@ class JobSpec:
 # ---------------------------------------------------------------------------------------------
 # The summary operators return and triggers emit: JSON-able, small.
 # ---------------------------------------------------------------------------------------------
+
+
+def _same_model(theirs: str, ours: str) -> bool:
+    """Whether a job's model is the one asked for, allowing the forms Vertex AI may echo back.
+
+    It may add the default version (``@1``) to a name given without one, or the project and
+    location to a publisher model's ``publishers/google/models/...`` name.
+    """
+    if "@" not in ours:
+        theirs = theirs.split("@", 1)[0]
+    return theirs == ours or (ours.startswith("publishers/") and theirs.endswith(f"/{ours}"))
 
 
 def _time(value: Any) -> str | None:

@@ -11,7 +11,7 @@ from airflow_provider_video_actions.sensors.wait import VideoActionBatchPredicti
 from tests.conftest import BUCKET, run_dag, task_states, write_dag
 
 SUBMIT = {
-    "project_id": "p",
+    "project_id": "my-project",
     "region": "us-central1",
     "model": "123",
     "gcs_destination_prefix": "gs://bucket/out",
@@ -47,14 +47,14 @@ SUBMIT_CASES = {
     "threshold text": ({"confidence_threshold": "high"}, r"confidence_threshold must be a number between 0 and 1"),
     "max predictions zero": ({"max_predictions": 0}, r"max_predictions must be a positive integer"),
     "max predictions float": ({"max_predictions": 2.5}, r"max_predictions must be a positive integer"),
-    "poll interval zero": ({"poll_interval": 0}, r"poll_interval must be a positive number"),
-    "timeout negative": ({"timeout": -5}, r"timeout must be a positive number"),
+    "poll interval zero": ({"poll_interval": 0}, r"poll_interval must be a finite positive number"),
+    "timeout negative": ({"timeout": -5}, r"timeout must be a finite positive number"),
     "failed ratio above 1": ({"max_failed_ratio": 2}, r"max_failed_ratio must be a number between 0 and 1"),
     "model with spaces": ({"model": "my model"}, r"model must be a model ID"),
     "model other region": ({"model": "projects/p/locations/europe-west4/models/1"}, r"lives in region 'europe-west4' but region='us-central1'"),
     "model endpoint path": ({"model": "projects/p/locations/us-central1/endpoints/1"}, r"model must be a model ID"),
     "region bad": ({"region": "US Central"}, r"region must be a Vertex AI region"),
-    "project empty": ({"project_id": ""}, r"project_id must be a non-empty string"),
+    "project empty": ({"project_id": ""}, r"project_id must be a Google Cloud project id"),
     "destination not gs": ({"gcs_destination_prefix": "/tmp/out"}, r"gcs_destination_prefix must be a gs:// URI"),
     "prefix not gs": ({"videos": None, "videos_prefix": "bucket/videos"}, r"videos_prefix must be a gs:// URI"),
     "gcs_source not gs": ({"videos": None, "gcs_source": "instances.jsonl"}, r"gcs_source must be a gs:// URI"),

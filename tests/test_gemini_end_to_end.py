@@ -108,7 +108,7 @@ def test_bad_gemini_answers_each_become_an_error_record(emulator, airflow_db, st
         predict = VideoActionBatchPredictionOperator(
             task_id="predict", project_id="p", region="us-central1", model="gemini-2.5-flash",
             action_labels=["wave", "fall"], videos={videos!r},
-            gcs_destination_prefix="gs://{TEST_BUCKET}/gemini-out", poll_interval=0.1,
+            gcs_destination_prefix="gs://{TEST_BUCKET}/gemini-out", poll_interval=0.1, min_poll_interval=0.1,
         )
         ParseVideoActionPredictionsOperator(task_id="parse", job=predict.output)
         """,

@@ -173,7 +173,7 @@ def test_console_link_is_stored_after_deferral(airflow_db, emulator, instances_u
         f"""
         VideoActionBatchPredictionOperator(
             task_id="predict", project_id="test-project", region="us-central1", model="42",
-            gcs_source={instances_uri!r}, gcs_destination_prefix="gs://{BUCKET}/out", poll_interval=0.1,
+            gcs_source={instances_uri!r}, gcs_destination_prefix="gs://{BUCKET}/out", poll_interval=0.1, min_poll_interval=0.1,
             deferrable=True,
         )
         """,

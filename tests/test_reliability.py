@@ -17,6 +17,7 @@ import grpc
 import pytest
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
+from airflow_provider_video_actions.job import TASK_LABEL
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
 from tests.conftest import BUCKET, job_cancelled, run_dag, run_dag_script, task_states, write_dag, xcom_value
 
@@ -29,7 +30,7 @@ def submit_task(task_id: str, instances_uri: str, deferrable: bool = True, **ext
     VideoActionBatchPredictionOperator(
         task_id={task_id!r}, project_id="test-project", region="us-central1", model="42",
         gcs_source={instances_uri!r}, gcs_destination_prefix="gs://{BUCKET}/out",
-        job_display_name=dag.dag_id + ".{task_id}", poll_interval=0.1, deferrable={deferrable}{options},
+        job_display_name=dag.dag_id + ".{task_id}", poll_interval=0.1, min_poll_interval=0.1, deferrable={deferrable}{options},
     )
     """
 
@@ -77,16 +78,21 @@ def test_lost_create_response_does_not_create_twice(airflow_db, emulator, instan
     assert creates_for(emulator, "lost_create.") == 1
 
 
+@pytest.mark.parametrize("code", [grpc.StatusCode.UNKNOWN, grpc.StatusCode.PERMISSION_DENIED])
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
-def test_retry_after_failed_submit_reattaches_by_label(airflow_db, emulator, instances_uri, deferrable):
-    """Try 1 creates the job but gets PERMISSION_DENIED back; try 2 finds the job by its task label."""
-    dag_id = f"retry_label_{'deferred' if deferrable else 'worker'}"
-    write_dag(dag_id, submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0))
-    emulator.lose_next_response("CreateBatchPredictionJob", 1, grpc.StatusCode.PERMISSION_DENIED)
+def test_create_answered_with_an_error_but_made_the_job_is_awaited(
+    airflow_db, emulator, instances_uri, deferrable, code, capfd
+):
+    """The job is made but create answers a permanent error: the same try finds it by label and waits on it."""
+    dag_id = f"create_error_{code.name.lower()}_{'deferred' if deferrable else 'worker'}"
+    write_dag(dag_id, submit_task("predict", instances_uri, deferrable))
+    emulator.lose_next_response("CreateBatchPredictionJob", 1, code)
     run = run_dag(dag_id)
     assert task_states(run) == {"predict": "success"}
-    assert run.get_task_instance("predict").try_number == 2
+    assert run.get_task_instance("predict").try_number == 1
     assert creates_for(emulator, f"{dag_id}.") == 1
+    out = capfd.readouterr().out
+    assert f"Creating the job answered {code.name}: Injected lost response" in out and "but it was made" in out
 
 
 @contextlib.contextmanager
@@ -137,9 +143,9 @@ def test_retry_after_timeout_reattaches_from_task_state(airflow_db, emulator, in
     assert run.get_task_instance("predict").try_number == 2
     assert creates_for(emulator, f"{dag_id}.") == 1
     if AIRFLOW_V_3_3_PLUS:  # try 2 took the job name from the task state store, not from a list by label
-        task_lists = [f for f in emulator.list_filters.elements() if "labels.airflow-task=" in f]
+        task_lists = [f for f in emulator.list_filters.elements() if f"labels.{TASK_LABEL}=" in f]
         [job] = [emulator.job(n) for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.predict"]
-        assert sum(job.labels["airflow-task"] in f for f in task_lists) == 1
+        assert sum(job.labels[TASK_LABEL] in f for f in task_lists) == 1
 
 
 def start_worker(dag_id: str) -> subprocess.Popen:

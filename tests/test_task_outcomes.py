@@ -25,7 +25,7 @@ def submit_dag(dag_id: str, instances_uri: str, deferrable: bool, **extra) -> st
         VideoActionBatchPredictionOperator(
             task_id="predict", project_id="test-project", region="us-central1", model="42",
             gcs_source={instances_uri!r}, gcs_destination_prefix="gs://{BUCKET}/out",
-            job_display_name={dag_id!r}, poll_interval=0.1, deferrable={deferrable}{options},
+            job_display_name={dag_id!r}, poll_interval=0.1, min_poll_interval=0.1, deferrable={deferrable}{options},
         )
         """,
     )
@@ -82,7 +82,7 @@ def test_sensor_waits_on_a_job_submitted_elsewhere(airflow_db, emulator, submit_
         dag_id,
         f"""
         VideoActionBatchPredictionSensor(
-            task_id="wait", job_name={name!r}, poke_interval=0.1, timeout=60, deferrable={deferrable},
+            task_id="wait", job_name={name!r}, poke_interval=0.1, min_poll_interval=0.1, timeout=60, deferrable={deferrable},
         )
         """,
     )
@@ -97,7 +97,8 @@ def test_sensor_fails_on_failed_job_and_never_cancels(airflow_db, emulator, subm
     name = submit_job("elsewhere-failed")
     cancels = emulator.calls["CancelBatchPredictionJob"]
     write_dag(
-        "sensor_failed", f'VideoActionBatchPredictionSensor(task_id="wait", job_name={name!r}, poke_interval=0.1)'
+        "sensor_failed",
+        f'VideoActionBatchPredictionSensor(task_id="wait", job_name={name!r}, poke_interval=0.1, min_poll_interval=0.1)',
     )
     run = run_dag("sensor_failed")
     assert task_states(run) == {"wait": "failed"}
@@ -115,5 +116,5 @@ def test_sensor_can_start_straight_in_the_triggerer():
     assert sensor.start_from_trigger is True
     assert args.next_method == "execute_complete" and args.timeout.total_seconds() == 600
     trigger = VideoActionBatchPredictionTrigger(**args.trigger_kwargs)
-    assert trigger.job_name == "{{ params.job }}" and trigger.cancel_on_kill is False
+    assert trigger.job_name == "{{ params.job }}" and trigger.spec.cancel_on_kill is False
     assert set(VideoActionBatchPredictionTrigger.template_fields) >= {"job_name"}

@@ -10,7 +10,10 @@ ones either way.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
+import urllib.parse
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -18,14 +21,27 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseHook
 from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
 
+# Imported with the module (which triggers import in a thread, see triggers.job_poll.hooks_module), not
+# inside async methods, where their seconds-long first import would stall the triggerer's event loop.
+from google.cloud.aiplatform_v1 import JobServiceAsyncClient, JobServiceClient
+from google.cloud.aiplatform_v1.services.job_service.transports import (
+    JobServiceGrpcAsyncIOTransport,
+    JobServiceGrpcTransport,
+)
+
 from airflow_provider_video_actions.job import JobSpec, parse_job_name
 
 if TYPE_CHECKING:
     from google.cloud import storage
-    from google.cloud.aiplatform_v1 import BatchPredictionJob, JobServiceAsyncClient, JobServiceClient
+    from google.cloud.aiplatform_v1 import BatchPredictionJob
 
 VERTEX_EMULATOR_ENV = "VERTEX_AI_EMULATOR_HOST"
 STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+ALLOW_REMOTE_EMULATOR_ENV = "VIDEO_ACTIONS_ALLOW_REMOTE_EMULATOR"
+
+log = logging.getLogger(__name__)
+#: Emulator hosts already announced by this process (one warning each, not one per hook).
+_announced: set[str] = set()
 
 
 def _transient_errors() -> tuple[type[Exception], ...]:
@@ -75,12 +91,49 @@ def explain_api_error(exc: Exception, what: str, project_id: str, region: str) -
         exceptions.FailedPrecondition: "the resource is not in a state that allows this call",
     }
     hint = next((text for kind, text in hints.items() if isinstance(exc, kind)), "see the error above")
-    return f"{what} failed in project {project_id}, region {region}: {exc}. Likely fix: {hint}."
+    return f"{what} failed in project {project_id}, region {region}: {describe_api_error(exc)}. Likely fix: {hint}."
+
+
+def describe_api_error(exc: BaseException) -> str:
+    """``CODE: message`` for a Google API error (its own ``str`` reads ``None ...`` for UNKNOWN)."""
+    code = getattr(exc, "grpc_status_code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{code.name if code is not None else type(exc).__name__}: {message}"
 
 
 def vertex_emulator_host() -> str | None:
-    """The ``host:port`` of a local job service emulator, if one is configured."""
-    return os.environ.get(VERTEX_EMULATOR_ENV) or None
+    """The ``host:port`` of a local job service emulator, if one is configured, checked and announced.
+
+    The emulator gets plain-text gRPC and no credentials, so a host off this machine is refused unless
+    ``VIDEO_ACTIONS_ALLOW_REMOTE_EMULATOR=1``: job requests (service accounts, KMS key names) would cross
+    the network unencrypted. A loud warning names the host once per process, so nobody mistakes it for Google.
+    """
+    host = os.environ.get(VERTEX_EMULATOR_ENV) or None
+    if host and host not in _announced:
+        if not _is_loopback(host) and os.environ.get(ALLOW_REMOTE_EMULATOR_ENV) != "1":
+            raise ValueError(
+                f"{VERTEX_EMULATOR_ENV}={host!r} is not on this machine: the emulator speaks plain-text gRPC with "
+                f"no credentials. Point it at 127.0.0.1, or set {ALLOW_REMOTE_EMULATOR_ENV}=1 if you mean it."
+            )
+        log.warning(
+            "%s=%s is set: Vertex AI calls go to that local emulator, NOT to Google Cloud, over plain-text gRPC; "
+            "the Airflow connection is not used. Unset it to use Vertex AI.",
+            VERTEX_EMULATOR_ENV,
+            host,
+        )
+        _announced.add(host)
+    return host
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host:port`` names this machine (localhost, 127.0.0.0/8, ::1)."""
+    name = urllib.parse.urlsplit(f"//{host}").hostname or ""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _api_endpoint(region: str) -> str:
@@ -115,9 +168,6 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
     def job_client(self, region: str) -> JobServiceClient:
         """The job service client for a region (emulator: one insecure channel), cached per hook."""
         if region not in self._job_clients:
-            from google.cloud.aiplatform_v1 import JobServiceClient
-            from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
-
             if host := vertex_emulator_host():
                 import grpc
 
@@ -150,15 +200,17 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
             parent=spec.parent, batch_prediction_job=spec.to_proto()
         )
 
-    def get_job(self, name: str) -> BatchPredictionJob:
-        """Read a job by its full resource name, retrying transient errors."""
+    def get_job(self, name: str, retry_seconds: float = RETRY_SECONDS) -> BatchPredictionJob:
+        """Read a job by its full resource name, retrying transient errors for up to ``retry_seconds``."""
         return self.job_client(parse_job_name(name)[1]).get_batch_prediction_job(
-            name=name, retry=transient_retry(f"Reading {name}", self.log)
+            name=name, retry=transient_retry(f"Reading {name}", self.log, retry_seconds)
         )
 
-    def list_jobs(self, project_id: str, region: str, filter_: str) -> list[BatchPredictionJob]:
+    def list_jobs(
+        self, project_id: str, region: str, filter_: str, retry_seconds: float = RETRY_SECONDS
+    ) -> list[BatchPredictionJob]:
         """Jobs of a project and region matching a list filter (e.g. ``labels.key="value"``), all pages."""
-        retry = transient_retry(f"Listing jobs ({filter_})", self.log)
+        retry = transient_retry(f"Listing jobs ({filter_})", self.log, retry_seconds)
         pages = self.job_client(region).list_batch_prediction_jobs(
             request={"parent": f"projects/{project_id}/locations/{region}", "filter": filter_}, retry=retry
         )
@@ -188,9 +240,6 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
     async def job_client(self, region: str) -> JobServiceAsyncClient:
         """The async job service client for a region, cached per hook."""
         if region not in self._job_clients:
-            from google.cloud.aiplatform_v1 import JobServiceAsyncClient
-            from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcAsyncIOTransport
-
             if host := vertex_emulator_host():
                 import grpc
 

@@ -20,7 +20,6 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 from airflow_provider_video_actions.gemini_answers import AnswerRules, decode_output_chunk
 from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs_uri
-from airflow_provider_video_actions.operators.submit import check_fraction, check_positive
 from airflow_provider_video_actions.predictions import (
     CONTENT_TYPES,
     WRITER_FORMATS,
@@ -33,6 +32,7 @@ from airflow_provider_video_actions.predictions import (
     error_columns,
     gc_paused,
 )
+from airflow_provider_video_actions.validators import check_fraction, check_positive
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage

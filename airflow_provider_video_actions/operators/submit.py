@@ -3,14 +3,18 @@
 The operator turns its input (a list of videos, a GCS prefix of videos, or ready JSONL files)
 into an instances file, creates one job per task instance, and waits for it: deferred in the
 triggerer by default, or polling in the worker. A retry of the same task instance re-attaches
-to a live or succeeded job it created before (found by a deterministic label) instead of paying
-for a second one. It returns the job summary (:func:`airflow_provider_video_actions.job.job_summary`).
+to a live or succeeded job it created before instead of paying for a second one, but only when
+that job provably is this task instance's and was asked for the same work (task label, request
+fingerprint, and the job resource's model, inputs and output prefix). ``timeout`` bounds the
+whole task, submission retries included. It returns the job summary
+(:func:`airflow_provider_video_actions.job.job_summary`) on every path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
+import hashlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -27,17 +31,21 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_video_actions.gemini import SUMMARY_KEY, GeminiAsk, check_family
 from airflow_provider_video_actions.job import (
-    FAILURE_STATES,
+    LEGACY_TASK_LABEL,
     PROVIDER_LABEL,
     PROVIDER_LABEL_VALUE,
+    REATTACH_STATES,
+    REQUEST_LABEL,
     SUCCESS_STATES,
     TASK_LABEL,
+    TERMINAL_STATES,
     WAITING_STATES,
     JobFailedError,
     JobSpec,
     MachineResources,
     VideoActionsValueError,
     check_labels,
+    check_project,
     check_region,
     default_display_name,
     instances_from_videos,
@@ -48,39 +56,52 @@ from airflow_provider_video_actions.job import (
     task_label_value,
 )
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
+from airflow_provider_video_actions.validators import (
+    DEFAULT_TIMEOUT,
+    MIN_POLL_INTERVAL,
+    check_count,
+    check_fraction,
+    check_poll_interval,
+    check_positive,
+    check_timeout,
+    is_template,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from google.cloud.aiplatform_v1 import BatchPredictionJob
 
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
-    from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+    from airflow_provider_video_actions.triggers.wait import WaitSpec
+
+#: What ``get_job_status`` answers for a stored job that is not this task's (asked for other work):
+#: neither active nor succeeded, so the resumable flow submits a new job.
+NOT_THIS_TASKS_JOB = "NOT_THIS_TASKS_JOB"
 
 
-def _is_template(value: Any) -> bool:
-    """True for values that are only known after rendering (Jinja strings, XComArgs)."""
-    return (isinstance(value, str) and "{{" in value) or hasattr(value, "resolve")
+def _machine_resources(
+    machine_type: Any, accelerator_type: Any, accelerator_count: Any, starting: Any, maximum: Any
+) -> MachineResources:
+    """Dedicated resources, checked: counts are whole numbers and accelerators need a machine type."""
+    count = check_count(accelerator_count, "accelerator_count")
+    starting = None if starting is None else check_positive(starting, "starting_replica_count", integer=True)
+    maximum = None if maximum is None else check_positive(maximum, "max_replica_count", integer=True)
+    if (accelerator_type or count) and not machine_type:
+        raise VideoActionsValueError("accelerator_type and accelerator_count need a machine_type.")
+    if starting and maximum and maximum < starting:
+        raise VideoActionsValueError(f"max_replica_count={maximum} is below starting_replica_count={starting}.")
+    return MachineResources(machine_type, accelerator_type, count, starting, maximum)
 
 
-def check_fraction(value: Any, param: str) -> float:
-    """A number in [0, 1], or raise naming the parameter."""
-    if isinstance(value, str):  # a rendered template
-        with contextlib.suppress(ValueError):
-            value = float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise VideoActionsValueError(f"{param} must be a number between 0 and 1, got {value!r}.")
-    return float(value)
+def _check_accelerator(accelerator_type: str | None) -> None:
+    """The accelerator must be one Vertex AI knows (``NVIDIA_TESLA_T4``...): checked against the pinned protos."""
+    if accelerator_type is None:
+        return
+    from google.cloud.aiplatform_v1 import AcceleratorType
 
-
-def check_positive(value: Any, param: str, *, integer: bool = False) -> Any:
-    """A positive number (or integer), or raise naming the parameter."""
-    if isinstance(value, timedelta) and not integer:
-        value = value.total_seconds()
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value <= 0:
-        kind = "a positive integer" if integer else "a positive number of seconds"
-        raise VideoActionsValueError(f"{param} must be {kind}, got {value!r}.")
-    return value
+    known = [name for name in AcceleratorType.__members__ if name != "ACCELERATOR_TYPE_UNSPECIFIED"]
+    if accelerator_type not in known:
+        raise VideoActionsValueError(f"accelerator_type {accelerator_type!r} is not one of {', '.join(known)}.")
 
 
 class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
@@ -105,8 +126,10 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     :param prompt: Gemini models only: extra instructions appended to the provider's prompt.
     :param job_display_name: defaults to ``<dag>.<task>.<run>``.
     :param labels: extra job labels (Google label rules).
-    :param poll_interval: seconds between reads of the job while waiting.
-    :param timeout: seconds (or timedelta) to wait before cancelling the job and failing.
+    :param poll_interval: seconds between list calls while waiting (at least ``min_poll_interval``).
+    :param min_poll_interval: the floor of ``poll_interval`` (default 1 s; lower it only against the emulator).
+    :param timeout: seconds (or timedelta) the whole task may take, submission retries and the wait included,
+        before the job is cancelled and the task fails (default 72 h; must be finite).
     :param max_failed_ratio: largest share of failed instances that still counts as success.
     :param cancel_on_kill: cancel the job when the task is killed or times out (default True).
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
@@ -151,7 +174,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         job_display_name: str | None = None,
         labels: dict[str, str] | None = None,
         poll_interval: float = 10.0,
-        timeout: float | timedelta | None = None,
+        min_poll_interval: float = MIN_POLL_INTERVAL,
+        timeout: float | timedelta = DEFAULT_TIMEOUT,
         max_failed_ratio: float = 1.0,
         cancel_on_kill: bool = True,
         gcp_conn_id: str = "google_cloud_default",
@@ -175,19 +199,23 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         self.confidence_threshold = check_fraction(confidence_threshold, "confidence_threshold")
         self.max_predictions = check_positive(max_predictions, "max_predictions", integer=True)
         self.job_display_name, self.labels = job_display_name, labels
-        self.poll_interval = float(check_positive(poll_interval, "poll_interval"))
-        self.wait_timeout = None if timeout is None else float(check_positive(timeout, "timeout"))
+        self.min_poll_interval = float(check_positive(min_poll_interval, "min_poll_interval"))
+        self.poll_interval = check_poll_interval(poll_interval, "poll_interval", self.min_poll_interval)
+        self.wait_timeout = check_timeout(timeout)
         self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
         self.cancel_on_kill = cancel_on_kill
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         self.deferrable = deferrable
-        self.machine_resources = MachineResources(
+        self.machine_resources = _machine_resources(
             machine_type, accelerator_type, accelerator_count, starting_replica_count, max_replica_count
         )
         self.service_account, self.encryption_key = service_account, encryption_key
         self.action_labels, self.prompt = action_labels, prompt
         self._job_name: str | None = None
         self._result: dict[str, Any] | None = None
+        self._job_spec: JobSpec | None = None
+        self._instance_lines: list[str] | None = None
+        self._deadline = 0.0
         given = [name for name in ("videos", "videos_prefix", "gcs_source") if getattr(self, name) is not None]
         if len(given) != 1:
             raise VideoActionsValueError(
@@ -202,10 +230,10 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         """Validate the templated parameters; at construction only those that are not templates."""
 
         def check(value: Any) -> bool:
-            return value is not None and not (literal_only and _is_template(value))
+            return value is not None and not (literal_only and is_template(value))
 
-        if check(self.project_id) and (not isinstance(self.project_id, str) or not self.project_id):
-            raise VideoActionsValueError(f"project_id must be a non-empty string, got {self.project_id!r}.")
+        if check(self.project_id):
+            check_project(self.project_id)
         if check(self.region):
             check_region(self.region)
         if check(self.model) and check(self.region) and check(self.project_id):
@@ -214,16 +242,26 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             self._check_family()
         if check(self.gcs_destination_prefix):
             split_gcs_uri(self.gcs_destination_prefix, "gcs_destination_prefix", want_object=False)
-        if check(self.videos) and not any(_is_template(v) for v in self.videos):
+            # The instances file goes under the prefix: its whole name must fit GCS's limits too.
+            split_gcs_uri(self._instances_file("0" * 32), "gcs_destination_prefix (with /instances/<hash>.jsonl)")
+        if check(self.videos) and not any(is_template(v) for v in self.videos):
             instances_from_videos(self.videos)
         if check(self.videos_prefix):
             split_gcs_uri(self.videos_prefix, "videos_prefix", want_object=False)
         if check(self.gcs_source):
-            for uri in self._gcs_sources():
-                if not (literal_only and _is_template(uri)):
-                    split_gcs_uri(uri, "gcs_source")
+            self._check_gcs_source(literal_only)
         if check(self.labels):
             check_labels(self.labels)
+        if not literal_only:
+            _check_accelerator(self.machine_resources.accelerator_type)
+
+    def _check_gcs_source(self, literal_only: bool) -> None:
+        """A non-empty list of gs:// instances files (templates are checked once rendered)."""
+        if not self._gcs_sources():
+            raise VideoActionsValueError("gcs_source is empty: give an instances JSONL URI or a list of them.")
+        for uri in self._gcs_sources():
+            if not (literal_only and is_template(uri)):
+                split_gcs_uri(uri, "gcs_source")
 
     def _check_family(self) -> None:
         """Gemini needs ``action_labels`` and runs on Google's machines; other models take no labels or prompt."""
@@ -249,52 +287,65 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Check the rendered parameters, then submit (or re-attach to) this task instance's job and wait."""
+        self._deadline = time.time() + self.wait_timeout
         try:
             self._check_rendered(literal_only=False)
             return self.execute_resumable(context)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
 
+    def _remaining(self) -> float:
+        """Seconds left before the task's ``timeout`` (at least 1, so a last call can still be made)."""
+        return max(1.0, self._deadline - time.time())
+
     # -- ResumableJobMixin: on Airflow >= 3.3 a retry reads the stored job name (one GET) ----------
 
     def submit_job(self, context: Any) -> str:
-        """Re-attach to this task instance's live or succeeded job (found by label), or create one."""
-        ti = context["ti"]
-        task_label = task_label_value(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+        """Re-attach to this task instance's live or succeeded job for the same request, or create one."""
         from airflow_provider_video_actions.hooks.batch_prediction import transient_retry
 
-        spec = self._spec(ti, task_label)
+        spec = self._spec(context)
         # A create whose answer was lost may still have made the job: each attempt lists first.
-        retry = transient_retry(f"Submitting {spec.display_name}", self.log)
-        job = self._api("Submitting the batch prediction job", lambda: retry(self._find_or_create)(spec, task_label))
+        retry = transient_retry(f"Submitting {spec.display_name}", self.log, self._remaining())
+        job = self._api("Submitting the batch prediction job", lambda: retry(self._find_or_create)(spec))
         return job.name
 
     def get_job_status(self, external_id: Any, context: Any) -> str:
-        """The job's state name, e.g. ``JOB_STATE_RUNNING``."""
-        return self._api(f"Reading {external_id}", lambda: self.hook.get_job(external_id)).state.name
+        """The stored job's state name, or :data:`NOT_THIS_TASKS_JOB` when it was asked for other work."""
+        job = self._api(f"Reading {external_id}", lambda: self.hook.get_job(external_id, self._remaining()))
+        if why := self._spec(context).mismatch(job):
+            self.log.info("Not re-attaching to %s, stored by an earlier try: %s", external_id, why)
+            return NOT_THIS_TASKS_JOB
+        return job.state.name
 
     def is_job_active(self, status: str) -> bool:
-        """Queued, running, paused or updating: worth waiting on rather than resubmitting."""
-        return status in WAITING_STATES
+        """Queued, running, paused or updating: worth waiting on rather than resubmitting (CANCELLING is not)."""
+        return status in REATTACH_STATES - SUCCESS_STATES
 
     def is_job_succeeded(self, status: str) -> bool:
         """Finished with results (partial success is judged against ``max_failed_ratio`` afterwards)."""
         return status in SUCCESS_STATES
 
-    def poll_until_complete(self, external_id: Any, context: Any) -> None:
-        """Wait for the job: deferred in the triggerer, or polling here with the same trigger code."""
+    def poll_until_complete(self, external_id: Any, context: Any) -> dict[str, Any]:
+        """Wait for the job (deferred in the triggerer, or polling here) and return its summary.
+
+        Returning it matters: the mixin returns this method's value when it re-attaches to a stored job.
+        """
         self._job_name = external_id
         context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=external_id)
-        trigger = self._trigger(external_id)
+        from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+
+        trigger = VideoActionBatchPredictionTrigger(**self._wait_spec(external_id).kwargs())
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
         self._result = self.execute_complete(context, asyncio.run(trigger.wait()))
+        return self._result
 
     def get_job_result(self, external_id: Any, context: Any) -> dict[str, Any]:
         """The summary from the wait, or, for a job that succeeded on an earlier try, from one read."""
         if self._result is None:
             context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=external_id)
-            job = self._api(f"Reading {external_id}", lambda: self.hook.get_job(external_id))
+            job = self._api(f"Reading {external_id}", lambda: self.hook.get_job(external_id, self._remaining()))
             self._result = self.execute_complete(context, {"status": "done", "job": job_summary(job)})
         return self._result
 
@@ -308,50 +359,115 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
 
         try:
             return call()
-        except (GoogleAPICallError, RetryError) as exc:
+        except RetryError as exc:
+            raise AirflowException(
+                f"{what} kept failing with transient errors until the task's timeout ({self.wait_timeout:g} s) "
+                f"in project {self.project_id}, region {self.region}: {exc.cause or exc}. No job was created by "
+                "this try; a retry lists this task's jobs before creating one."
+            ) from exc
+        except GoogleAPICallError as exc:
             raise AirflowException(explain_api_error(exc, what, self.project_id, self.region)) from exc
 
-    def _find_or_create(self, spec: JobSpec, task_label: str) -> BatchPredictionJob:
-        """The newest live or succeeded job with this task's label, else a new job."""
-        label_filter = f'labels.{TASK_LABEL}="{task_label}"'
-        jobs = [
-            j
-            for j in self.hook.list_jobs(spec.project_id, spec.region, label_filter)
-            if j.state.name not in FAILURE_STATES
-        ]
-        if jobs:
-            job = max(jobs, key=lambda j: j.create_time)
+    def _find_or_create(self, spec: JobSpec) -> BatchPredictionJob:
+        """This task instance's live or succeeded job for the same request, else a new job."""
+        if job := self._find(spec):
             self.log.info("Re-attaching to %s (%s), created by an earlier try of this task", job.name, job.state.name)
             return job
         if self.gcs_source is None:
             self._write_instances(spec.instances_uris[0])
-        job = self.hook.create_job(spec)
+        return self._create(spec)
+
+    def _find(self, spec: JobSpec) -> BatchPredictionJob | None:
+        """The newest job labelled for this task instance that provably was asked for this request.
+
+        Jobs of the previous release (hyphenated label keys, no request label) are looked up too, for
+        one release, and re-attached only while still running, on their resource fields alone.
+        """
+        task_label = spec.labels[TASK_LABEL]
+        candidates = self._labelled(spec, TASK_LABEL, task_label, REATTACH_STATES)
+        legacy = self._labelled(spec, LEGACY_TASK_LABEL, task_label, WAITING_STATES - {"JOB_STATE_CANCELLING"})
+        for job, is_legacy in [*((j, False) for j in candidates), *((j, True) for j in legacy)]:
+            if why := spec.mismatch(job, legacy=is_legacy):
+                self.log.info("Not re-attaching to %s (%s): %s", job.name, job.state.name, why)
+                continue
+            return job
+        return None
+
+    def _labelled(self, spec: JobSpec, key: str, value: str, states: frozenset[str]) -> list[BatchPredictionJob]:
+        """Jobs with ``labels.<key>=value`` in one of ``states``, newest first.
+
+        The legacy key has a hyphen, which Vertex AI's filter syntax may refuse: then there is nothing to find.
+        """
+        from google.api_core.exceptions import InvalidArgument
+
+        try:
+            jobs = self.hook.list_jobs(spec.project_id, spec.region, f'labels.{key}="{value}"', self._remaining())
+        except InvalidArgument:
+            if key != LEGACY_TASK_LABEL:
+                raise
+            return []
+        return sorted((j for j in jobs if j.state.name in states), key=lambda j: j.create_time, reverse=True)
+
+    def _create(self, spec: JobSpec) -> BatchPredictionJob:
+        """Create the job once; after a non-transient error, look whether it was made anyway before failing."""
+        from google.api_core.exceptions import GoogleAPICallError
+
+        from airflow_provider_video_actions.hooks.batch_prediction import TRANSIENT_ERRORS, describe_api_error
+
+        try:
+            job = self.hook.create_job(spec)
+        except GoogleAPICallError as exc:
+            if isinstance(exc, TRANSIENT_ERRORS) or not (job := self._find(spec)):
+                raise
+            self.log.warning(
+                "Creating the job answered %s, but it was made: using %s", describe_api_error(exc), job.name
+            )
+            return job
         self.log.info("Created %s reading %s", job.name, ", ".join(spec.instances_uris))
         return job
 
-    def _spec(self, ti: Any, task_label: str) -> JobSpec:
-        """Build the typed job spec from the rendered parameters."""
-        display_name = self.job_display_name or default_display_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
-        return JobSpec(
-            project_id=self.project_id,
-            region=self.region,
-            model=model_resource_name(self.model, self.project_id, self.region),
-            display_name=display_name[:128],
-            instances_uris=self._instances_uris(task_label),
-            destination_prefix=self.gcs_destination_prefix.rstrip("/"),
-            confidence_threshold=self.confidence_threshold,
-            max_predictions=self.max_predictions,
-            labels={**check_labels(self.labels), PROVIDER_LABEL: PROVIDER_LABEL_VALUE, TASK_LABEL: task_label},
-            resources=self.machine_resources,
-            service_account=self.service_account,
-            encryption_key=self.encryption_key,
-        )
+    def _spec(self, context: Any) -> JobSpec:
+        """The typed job spec from the rendered parameters, built once per try (it may list and read GCS)."""
+        if self._job_spec is None:
+            ti = context["ti"]
+            task_label = task_label_value(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+            display_name = self.job_display_name or default_display_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+            spec = JobSpec(
+                project_id=self.project_id,
+                region=self.region,
+                model=model_resource_name(self.model, self.project_id, self.region),
+                display_name=display_name[:128],
+                instances_uris=self._gcs_sources()
+                if self.gcs_source is not None
+                else (self._instances_file(task_label),),
+                destination_prefix=self.gcs_destination_prefix.rstrip("/"),
+                confidence_threshold=self.confidence_threshold,
+                max_predictions=self.max_predictions,
+                labels={**check_labels(self.labels), PROVIDER_LABEL: PROVIDER_LABEL_VALUE, TASK_LABEL: task_label},
+                resources=self.machine_resources,
+                service_account=self.service_account,
+                encryption_key=self.encryption_key,
+                input_digest=self._input_digest(),
+            )
+            self._job_spec = dataclasses.replace(spec, labels={**spec.labels, REQUEST_LABEL: spec.fingerprint()})
+        return self._job_spec
 
-    def _instances_uris(self, task_label: str) -> tuple[str, ...]:
-        """The instances files: ``gcs_source`` as given, or this task instance's own file (written on create)."""
-        if self.gcs_source is not None:
-            return self._gcs_sources()
-        return (f"{self.gcs_destination_prefix.rstrip('/')}/instances/{task_label}.jsonl",)
+    def _input_digest(self) -> str:
+        """What the job will read: the instance lines this task writes, or the given files' versions."""
+        if self.gcs_source is None:
+            text = "".join(line + "\n" for line in self._lines())
+        else:
+            from airflow_provider_video_actions import gcs
+
+            versions = {uri: gcs.object_version(self.hook.storage_client, uri) for uri in self._gcs_sources()}
+            if missing := [uri for uri, version in versions.items() if version is None]:
+                raise VideoActionsValueError(f"gcs_source {', '.join(missing)} does not exist; check the URI.")
+            text = repr(sorted(versions.items()))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _instances_file(self, task_label: str) -> str:
+        """This task instance's own instances file under the destination prefix."""
+        return f"{self.gcs_destination_prefix.rstrip('/')}/instances/{task_label}.jsonl"
 
     def _gcs_sources(self) -> tuple[str, ...]:
         """``gcs_source`` as a tuple of URIs (one URI or a list may be given)."""
@@ -364,39 +480,50 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             return None
         return GeminiAsk(labels, self.confidence_threshold, self.max_predictions, self.prompt)
 
+    def _lines(self) -> list[str]:
+        """The instance lines from ``videos`` or the videos listed under ``videos_prefix`` (listed once per try)."""
+        if self._instance_lines is None:
+            from airflow_provider_video_actions import gcs
+
+            if self.videos is not None:
+                instances = instances_from_videos(self.videos)
+            else:
+                uris = gcs.list_videos(self.hook.storage_client, self.videos_prefix)
+                if not uris:
+                    raise VideoActionsValueError(
+                        f"videos_prefix {self.videos_prefix} holds no video files (.mp4, .avi, .mov); "
+                        "check the bucket and prefix."
+                    )
+                instances = instances_from_videos(uris)
+            ask = self._gemini_ask()
+            self._instance_lines = [i.to_line() if ask is None else ask.request_line(i) for i in instances]
+        return self._instance_lines
+
     def _write_instances(self, uri: str) -> None:
-        """Write the instances file from ``videos`` or the videos listed under ``videos_prefix``."""
+        """Write this task's instances file (the same lines the request fingerprint was computed from)."""
         from airflow_provider_video_actions import gcs
 
-        if self.videos is not None:
-            instances = instances_from_videos(self.videos)
-        else:
-            uris = gcs.list_videos(self.hook.storage_client, self.videos_prefix)
-            if not uris:
-                raise VideoActionsValueError(
-                    f"videos_prefix {self.videos_prefix} holds no video files (.mp4, .avi, .mov); "
-                    "check the bucket and prefix."
-                )
-            instances = instances_from_videos(uris)
-        ask = self._gemini_ask()
-        lines = [i.to_line() if ask is None else ask.request_line(i) for i in instances]
+        lines = self._lines()
         gcs.write_text(self.hook.storage_client, uri, "".join(line + "\n" for line in lines))
-        self.log.info("Wrote %d instances to %s", len(instances), uri)
+        self.log.info("Wrote %d instances to %s", len(lines), uri)
 
-    def _trigger(self, job_name: str) -> VideoActionBatchPredictionTrigger:
-        from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+    def _wait_spec(self, job_name: str) -> WaitSpec:
+        """How the trigger waits: this task's connection, pace and deadline."""
+        from airflow_provider_video_actions.triggers.wait import WaitSpec
 
-        return VideoActionBatchPredictionTrigger(
+        return WaitSpec(
             job_name,
             gcp_conn_id=self.gcp_conn_id,
             impersonation_chain=self.impersonation_chain,
             poll_interval=self.poll_interval,
-            deadline=None if self.wait_timeout is None else time.time() + self.wait_timeout,
+            deadline=self._deadline,
             cancel_on_kill=self.cancel_on_kill,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the wait's event into the task outcome: the summary, or an error naming the job."""
+        if event["status"] == "timeout":
+            event = self._on_timeout(event)
         if event["status"] == "done":
             try:
                 self.log.info(job_outcome(event["job"], self.max_failed_ratio))
@@ -404,12 +531,23 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                 raise AirflowException(str(exc)) from exc
             ask = self._gemini_ask()
             return event["job"] if ask is None else {**event["job"], SUMMARY_KEY: ask.summary_fields()}
-        if event["status"] == "timeout":
-            if self.cancel_on_kill:
-                self.hook.cancel_job(event["job_name"])
-                raise AirflowException(f"{event['message']} It was cancelled.")
-            raise AirflowException(f"{event['message']} It was left running (cancel_on_kill=False).")
         raise AirflowException(event["message"])
+
+    def _on_timeout(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Cancel a job that outlived the timeout; one that finished meanwhile is a normal ``done`` event."""
+        if not self.cancel_on_kill:
+            return {**event, "message": f"{event['message']} It was left running (cancel_on_kill=False)."}
+        from google.api_core.exceptions import FailedPrecondition
+
+        try:
+            self.hook.cancel_job(event["job_name"])
+        except FailedPrecondition:  # it reached a terminal state between the last poll and the cancel
+            job = job_summary(self.hook.get_job(event["job_name"]))
+            if job["state"] in TERMINAL_STATES:
+                self.log.info("%s finished just as the timeout passed: keeping its result", job["name"])
+                return {"status": "done", "job": job}
+            raise
+        return {**event, "message": f"{event['message']} It was cancelled."}
 
     def on_kill(self) -> None:
         """Worker mode: cancel the job when the task is killed, unless ``cancel_on_kill=False``."""

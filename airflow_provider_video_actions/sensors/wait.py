@@ -31,10 +31,13 @@ from airflow_provider_video_actions.job import (
     parse_job_name,
 )
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
-from airflow_provider_video_actions.operators.submit import check_fraction
+from airflow_provider_video_actions.validators import MIN_POLL_INTERVAL, check_fraction, check_poll_interval
 
 if TYPE_CHECKING:
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+    from airflow_provider_video_actions.triggers.wait import WaitSpec
+
+TRIGGER_CLASSPATH = "airflow_provider_video_actions.triggers.wait.VideoActionBatchPredictionTrigger"
 
 
 class VideoActionBatchPredictionSensor(BaseSensorOperator):
@@ -44,6 +47,7 @@ class VideoActionBatchPredictionSensor(BaseSensorOperator):
     :param max_failed_ratio: largest share of failed instances that still counts as success.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``);
         ``poke_interval`` is the poll interval and ``timeout`` the deadline in both modes.
+    :param min_poll_interval: the floor of ``poke_interval`` (default 1 s; lower it only against the emulator).
     :param start_from_trigger: start straight in the triggerer, with no worker run at all
         (Airflow's ``start_from_trigger``; ``job_name`` is rendered in the triggerer).
     """
@@ -60,12 +64,14 @@ class VideoActionBatchPredictionSensor(BaseSensorOperator):
         impersonation_chain: str | Sequence[str] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
         start_from_trigger: bool = False,
+        min_poll_interval: float = MIN_POLL_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if "{{" not in str(job_name):
             parse_job_name(job_name)
         self.job_name = job_name
+        check_poll_interval(self.poke_interval, "poke_interval", min_poll_interval)
         self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         self.deferrable = deferrable
@@ -75,26 +81,34 @@ class VideoActionBatchPredictionSensor(BaseSensorOperator):
     def _start_in_triggerer(self) -> None:
         """Skip the worker: the scheduler defers straight to the trigger, which renders ``job_name`` itself.
 
-        The sensor's ``timeout`` becomes the trigger timeout; the console link is not recorded (no
-        worker run stores it).
+        No worker runs to compute an absolute deadline, so the sensor's ``timeout`` becomes Airflow's
+        trigger timeout instead; the console link is not recorded (no worker run stores it).
         """
         from airflow.triggers.base import StartTriggerArgs
 
-        timeout = self.timeout if isinstance(self.timeout, timedelta) else timedelta(seconds=self.timeout)
         self.start_trigger_args = StartTriggerArgs(
-            trigger_cls="airflow_provider_video_actions.triggers.wait.VideoActionBatchPredictionTrigger",
-            trigger_kwargs={
-                "job_name": self.job_name,
-                "gcp_conn_id": self.gcp_conn_id,
-                "impersonation_chain": self.impersonation_chain,
-                "poll_interval": float(self.poke_interval),
-                "deadline": None,
-                "cancel_on_kill": False,
-            },
+            trigger_cls=TRIGGER_CLASSPATH,
+            trigger_kwargs=self._wait_spec(deadline=None).kwargs(),
             next_method="execute_complete",
-            timeout=timeout,
+            timeout=timedelta(seconds=self._timeout_seconds()),
         )
         self.start_from_trigger = True
+
+    def _timeout_seconds(self) -> float:
+        return self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else float(self.timeout)
+
+    def _wait_spec(self, deadline: float | None) -> WaitSpec:
+        """How the trigger waits: this sensor's connection and pace; it never cancels a job it did not start."""
+        from airflow_provider_video_actions.triggers.wait import WaitSpec
+
+        return WaitSpec(
+            self.job_name,
+            gcp_conn_id=self.gcp_conn_id,
+            impersonation_chain=self.impersonation_chain,
+            poll_interval=float(self.poke_interval),
+            deadline=deadline,
+            cancel_on_kill=False,
+        )
 
     @cached_property
     def hook(self) -> VideoActionBatchPredictionHook:
@@ -116,20 +130,20 @@ class VideoActionBatchPredictionSensor(BaseSensorOperator):
             return super().execute(context)
         from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
 
-        timeout = self.timeout.total_seconds() if isinstance(self.timeout, timedelta) else self.timeout
-        trigger = VideoActionBatchPredictionTrigger(
-            self.job_name,
-            gcp_conn_id=self.gcp_conn_id,
-            impersonation_chain=self.impersonation_chain,
-            poll_interval=float(self.poke_interval),
-            deadline=time.time() + float(timeout),
-            cancel_on_kill=False,
-        )
-        self.defer(trigger=trigger, method_name="execute_complete")
+        spec = self._wait_spec(deadline=time.time() + self._timeout_seconds())
+        self.defer(trigger=VideoActionBatchPredictionTrigger(**spec.kwargs()), method_name="execute_complete")
 
     def poke(self, context: Any) -> PokeReturnValue:
-        """Worker mode: one read of the job."""
-        summary = job_summary(self.hook.get_job(self.job_name))
+        """Worker mode: one read of the job; a job that cannot be read (missing, no access) fails the task."""
+        from google.api_core.exceptions import GoogleAPICallError, RetryError
+
+        from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error
+
+        try:
+            summary = job_summary(self.hook.get_job(self.job_name))
+        except (GoogleAPICallError, RetryError) as exc:
+            project, region, _ = parse_job_name(self.job_name)
+            raise AirflowFailException(explain_api_error(exc, f"Reading {self.job_name}", project, region)) from exc
         if summary["state"] not in TERMINAL_STATES:
             self.log.info("%s is %s", self.job_name, summary["state"])
             return PokeReturnValue(is_done=False)

@@ -9,23 +9,25 @@ reports its own error): the loop never ends by itself, because on Airflow >= 3.3
 every task in the group. The triggerer runs it as a shared stream there; :func:`subscribe` fans one
 loop per key out to every wait in the process elsewhere (older Airflow, ``dag.test``, worker mode).
 It cannot see which jobs are waited on: a job missing from a snapshot is read directly by its wait.
+A poll whose list failed yields ``None`` instead of a snapshot, so waits can tell "not listed" from
+"list down" and read their own jobs while the list stays down. google-cloud is imported in a thread
+on first use: its import takes seconds, which would stall every other trigger in the triggerer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import random
+import sys
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_video_actions.hooks.batch_prediction import (
-    TRANSIENT_ERRORS,
-    VideoActionBatchPredictionAsyncHook,
-)
 from airflow_provider_video_actions.job import (
     PROVIDER_LABEL,
     PROVIDER_LABEL_VALUE,
@@ -34,7 +36,11 @@ from airflow_provider_video_actions.job import (
     parse_job_name,
 )
 
+if TYPE_CHECKING:
+    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionAsyncHook
+
 log = logging.getLogger(__name__)
+HOOKS_MODULE = "airflow_provider_video_actions.hooks.batch_prediction"
 
 #: First interval of a new poll loop; it grows by BACKOFF per poll up to the key's poll interval.
 FIRST_INTERVAL = 1.0
@@ -49,7 +55,13 @@ SUMMARY_FIELDS = (
     "partial_failures,labels,create_time,start_time,end_time,update_time"
 )
 
+#: ``{job name: job summary}`` of one list call; ``None`` stands for a poll whose list failed.
 Snapshot = dict[str, dict[str, Any]]
+
+
+async def hooks_module() -> ModuleType:
+    """The hooks module, with google-cloud-aiplatform: imported in a thread the first time, not in the event loop."""
+    return sys.modules.get(HOOKS_MODULE) or await asyncio.to_thread(importlib.import_module, HOOKS_MODULE)
 
 
 @dataclass(frozen=True)
@@ -79,12 +91,13 @@ _hooks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Any, VideoActi
 )
 
 
-def shared_hook(gcp_conn_id: str, impersonation_chain: Any) -> VideoActionBatchPredictionAsyncHook:
+async def shared_hook(gcp_conn_id: str, impersonation_chain: Any) -> VideoActionBatchPredictionAsyncHook:
     """One async hook (so one gRPC channel per region) per connection and event loop."""
+    module = await hooks_module()
     chain = _hashable(impersonation_chain)
     hooks = _hooks.setdefault(asyncio.get_running_loop(), {})
     if (gcp_conn_id, chain) not in hooks:
-        hooks[(gcp_conn_id, chain)] = VideoActionBatchPredictionAsyncHook(
+        hooks[(gcp_conn_id, chain)] = module.VideoActionBatchPredictionAsyncHook(
             gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain
         )
     return hooks[(gcp_conn_id, chain)]
@@ -103,33 +116,53 @@ def next_since(snapshot: Snapshot, now: datetime) -> datetime:
     return oldest - CLOCK_SLACK
 
 
-async def job_snapshots(key: PollKey) -> AsyncIterator[Snapshot]:
-    """Yield a snapshot of the provider's recent jobs every interval, forever."""
-    hook = shared_hook(key.gcp_conn_id, key.impersonation_chain)
+async def job_snapshots(key: PollKey) -> AsyncIterator[Snapshot | None]:
+    """Yield a snapshot of the provider's recent jobs every interval (``None`` when the list failed), forever."""
+    hook, hooks = await shared_hook(key.gcp_conn_id, key.impersonation_chain), await hooks_module()
     since = datetime.now(timezone.utc) - FIRST_LOOKBACK
-    interval, failures = min(FIRST_INTERVAL, key.poll_interval), 0
+    interval, failures = min(FIRST_INTERVAL, key.poll_interval), _Failures(key)
     loop = asyncio.get_running_loop()
     while True:
         next_poll = loop.time() + interval  # a fixed rate: the list's own time does not stretch the interval
         try:
             jobs = await hook.list_jobs(key.project_id, key.region, list_filter(since), SUMMARY_FIELDS)
-        except TRANSIENT_ERRORS as exc:
-            failures += 1
-            delay = min(key.poll_interval, 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0)
-            log.warning(
-                "Listing jobs in %s/%s failed (%s), retry %d in %.1fs", key.project_id, key.region, exc, failures, delay
-            )
+        except Exception as exc:
+            # Transient or not, each wait now reads its own job; the loop never ends (see the module doc).
+            delay = failures.record(exc, transient=isinstance(exc, hooks.TRANSIENT_ERRORS))
+            yield None
             await asyncio.sleep(delay)
             continue
-        except Exception:
-            log.exception("Listing jobs in %s/%s failed; waits read their jobs directly", key.project_id, key.region)
-            jobs = []
-        failures = 0
+        failures.clear()
         snapshot = {job.name: job_summary(job) for job in jobs}
         since = next_since(snapshot, datetime.now(timezone.utc)) if snapshot else since
         yield snapshot
         await asyncio.sleep(max(0.0, next_poll - loop.time()))
         interval = min(interval * BACKOFF, key.poll_interval)
+
+
+class _Failures:
+    """A streak of failed lists: backoff with jitter, and one warning per streak or change of error, not per poll."""
+
+    def __init__(self, key: PollKey) -> None:
+        self.key, self.count, self.last = key, 0, ""
+
+    def record(self, exc: Exception, *, transient: bool) -> float:
+        """Log the failure if it is new, and return how long to wait before listing again."""
+        self.count += 1
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self.last:
+            kind = "transient; retrying with backoff" if transient else "waits read their jobs directly meanwhile"
+            log.warning("Listing jobs in %s/%s failed (%s): %s", self.key.project_id, self.key.region, kind, message)
+            self.last = message
+        return min(self.key.poll_interval, 2.0 ** (self.count - 1)) * random.uniform(0.5, 1.0)
+
+    def clear(self) -> None:
+        """The list works again: say so once."""
+        if self.count:
+            log.info(
+                "Listing jobs in %s/%s works again after %d failures", self.key.project_id, self.key.region, self.count
+            )
+        self.count, self.last = 0, ""
 
 
 class _Fanout:
@@ -150,9 +183,9 @@ class _Fanout:
     def _newer_than(self, version: int) -> Any:
         return lambda: self.version > version
 
-    async def read(self) -> AsyncIterator[Snapshot]:
+    async def read(self) -> AsyncIterator[Snapshot | None]:
         """Every snapshot from now on (the current one first, if there is one)."""
-        seen = self.version - 1 if self.latest is not None else self.version
+        seen = max(self.version - 1, 0)
         while True:
             async with self.changed:
                 await self.changed.wait_for(self._newer_than(seen))
@@ -163,7 +196,7 @@ class _Fanout:
 _fanouts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[PollKey, _Fanout]] = weakref.WeakKeyDictionary()
 
 
-async def subscribe(key: PollKey) -> AsyncIterator[Snapshot]:
+async def subscribe(key: PollKey) -> AsyncIterator[Snapshot | None]:
     """Snapshots from the process-wide loop for ``key``, started by the first reader, stopped by the last."""
     fanouts = _fanouts.setdefault(asyncio.get_running_loop(), {})
     fanout = fanouts.get(key) or fanouts.setdefault(key, _Fanout(key))

@@ -16,6 +16,8 @@ no longer deferred); a triggerer restart or redistribution does not.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import math
 import time
 from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import aclosing
@@ -25,80 +27,98 @@ import airflow.triggers.base
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_video_actions.hooks.batch_prediction import (
-    TRANSIENT_ERRORS,
-    VideoActionBatchPredictionAsyncHook,
-    explain_api_error,
-)
-from airflow_provider_video_actions.job import TERMINAL_STATES, job_summary, parse_job_name
-from airflow_provider_video_actions.triggers.job_poll import PollKey, Snapshot, job_snapshots, shared_hook, subscribe
+from airflow_provider_video_actions.job import TERMINAL_STATES, VideoActionsValueError, job_summary, parse_job_name
+from airflow_provider_video_actions.triggers.job_poll import PollKey, Snapshot, hooks_module, job_snapshots, subscribe
 
 #: Shared-stream triggers derive from BaseEventTrigger (Airflow >= 3.0); plain BaseTrigger before.
 _TriggerBase: Any = getattr(airflow.triggers.base, "BaseEventTrigger", airflow.triggers.base.BaseTrigger)
+#: Failed list polls in a row after which a wait reads its own job at every poll.
+LIST_FAILURES_BEFORE_DIRECT_READS = 2
+#: How long ``on_kill`` may spend finding out whether a user acted before it cancels the job anyway
+#: (the triggerer gives ``on_kill`` 30 s in all by default: the cancel call needs the rest).
+ON_KILL_DECISION_SECONDS = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitSpec:
+    """One wait on one job: the trigger's keyword arguments, in one typed place.
+
+    The submit operator, the sensor (in the worker and when it starts in the triggerer) and the
+    trigger's own ``serialize`` all build or read this; every field is a primitive, so it survives the
+    trip through the metadata database.
+    """
+
+    job_name: str
+    gcp_conn_id: str = "google_cloud_default"
+    impersonation_chain: str | Sequence[str] | None = None
+    #: Seconds between list calls once the wait has settled (it starts at 1 s and backs off).
+    poll_interval: float = 10.0
+    #: Unix time after which the wait yields a timeout event; None only when Airflow's own trigger
+    #: timeout bounds the wait (a sensor started in the triggerer).
+    deadline: float | None = None
+    cancel_on_kill: bool = True
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.poll_interval, (int, float)) and math.isfinite(self.poll_interval)) or (
+            self.poll_interval <= 0
+        ):
+            raise VideoActionsValueError(f"poll_interval must be a finite positive number, got {self.poll_interval!r}.")
+        if self.deadline is not None and not math.isfinite(self.deadline):
+            raise VideoActionsValueError(f"deadline must be a finite Unix time or None, got {self.deadline!r}.")
+
+    def kwargs(self) -> dict[str, Any]:
+        """The trigger's keyword arguments (JSON primitives)."""
+        return dataclasses.asdict(self)
+
+    def poll_key(self) -> PollKey:
+        """The shared poll this wait reads: everything the list call depends on."""
+        return PollKey.for_job(self.job_name, self.gcp_conn_id, self.impersonation_chain, self.poll_interval)
 
 
 class VideoActionBatchPredictionTrigger(_TriggerBase):
     """Yield one event when the job ends, fails to be read, or passes its deadline.
 
-    Event payloads: ``{"status": "done", "job": summary}``, ``{"status": "timeout", "job_name",
-    "message", "job": last summary}`` or ``{"status": "error", "job_name", "message"}``.
+    Takes the fields of :class:`WaitSpec` as keyword arguments. Event payloads: ``{"status": "done",
+    "job": summary}``, ``{"status": "timeout", "job_name", "message", "job": last summary}`` or
+    ``{"status": "error", "job_name", "message"}``.
     """
 
     supports_triggerer_queue = True
     #: Rendered by the triggerer when a sensor starts straight in it (``start_from_trigger``).
     template_fields = ("job_name", "impersonation_chain")
 
-    def __init__(
-        self,
-        job_name: str,
-        *,
-        gcp_conn_id: str = "google_cloud_default",
-        impersonation_chain: str | Sequence[str] | None = None,
-        poll_interval: float = 10.0,
-        deadline: float | None = None,
-        cancel_on_kill: bool = True,
-    ) -> None:
+    def __init__(self, job_name: str, **options: Any) -> None:
         super().__init__()
-        self.job_name = job_name
-        self.gcp_conn_id = gcp_conn_id
-        self.impersonation_chain = impersonation_chain
-        self.poll_interval = poll_interval
-        self.deadline = deadline
-        self.cancel_on_kill = cancel_on_kill
+        self.spec = WaitSpec(job_name, **options)
+
+    # Template rendering sets these two attributes; they live in the spec.
+    job_name = property(lambda self: self.spec.job_name, lambda self, v: self._replace(job_name=v))
+    impersonation_chain = property(
+        lambda self: self.spec.impersonation_chain, lambda self, v: self._replace(impersonation_chain=v)
+    )
+
+    def _replace(self, **changes: Any) -> None:
+        self.spec = dataclasses.replace(self.spec, **changes)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Primitives only: the job name, the connection and the wait's timing."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job_name": self.job_name,
-                "gcp_conn_id": self.gcp_conn_id,
-                "impersonation_chain": self.impersonation_chain,
-                "poll_interval": self.poll_interval,
-                "deadline": self.deadline,
-                "cancel_on_kill": self.cancel_on_kill,
-            },
-        )
+        """Primitives only: the wait spec."""
+        return f"{type(self).__module__}.{type(self).__qualname__}", self.spec.kwargs()
 
-    def _hook(self) -> VideoActionBatchPredictionAsyncHook:
-        return shared_hook(self.gcp_conn_id, self.impersonation_chain)
+    async def _hook(self) -> Any:
+        from airflow_provider_video_actions.triggers.job_poll import shared_hook
 
-    def _poll_key(self) -> PollKey:
-        return PollKey.for_job(self.job_name, self.gcp_conn_id, self.impersonation_chain, self.poll_interval)
+        return await shared_hook(self.spec.gcp_conn_id, self.spec.impersonation_chain)
 
     # -- Airflow >= 3.3: the triggerer runs one poll per key and fans it out ---------------------
 
     def shared_stream_key(self) -> Hashable | None:
         """Waits with the same connection, project, region and interval share one poll (Airflow >= 3.3)."""
-        return self._poll_key() if AIRFLOW_V_3_3_PLUS else None
+        return self.spec.poll_key() if AIRFLOW_V_3_3_PLUS else None
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         """The group's poll loop, from the kwargs of its first trigger (all of which are in the key)."""
-        key = PollKey.for_job(
-            kwargs["job_name"], kwargs["gcp_conn_id"], kwargs["impersonation_chain"], kwargs["poll_interval"]
-        )
-        async for snapshot in job_snapshots(key):
+        async for snapshot in job_snapshots(WaitSpec(**kwargs).poll_key()):
             yield snapshot
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
@@ -117,14 +137,14 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
             yield TriggerEvent(await self.wait())
         except asyncio.CancelledError:
             legacy = not AIRFLOW_V_3_3_PLUS and self.task_instance is not None
-            if legacy and self.cancel_on_kill and await self._left_deferred_on_cancel():
+            if legacy and self.spec.cancel_on_kill and await self._left_deferred_on_cancel():
                 self.log.info("Task no longer deferred: cancelling %s", self.job_name)
-                await self._hook().cancel_job(self.job_name)
+                await (await self._hook()).cancel_job(self.job_name)
             raise
 
     async def wait(self) -> dict[str, Any]:
         """The event payload, from the process-wide poll (also how worker-mode polling waits)."""
-        async with aclosing(subscribe(self._poll_key())) as snapshots:
+        async with aclosing(subscribe(self.spec.poll_key())) as snapshots:
             return await self._watch(snapshots)
 
     async def _left_deferred_on_cancel(self) -> bool:
@@ -136,74 +156,100 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
             return False
 
     async def _task_state(self) -> str | None:
-        """The task instance's state now: ``deferred`` while it waits; None once cleared or deleted."""
+        """The task instance's state now (``deferred`` while it waits; None once cleared), within 2 s."""
         from asgiref.sync import sync_to_async
 
         ti = self.task_instance
         if not AIRFLOW_V_3_0_PLUS:
-            await sync_to_async(ti.refresh_from_db)()
+            await asyncio.wait_for(
+                sync_to_async(ti.refresh_from_db, thread_sensitive=False)(), ON_KILL_DECISION_SECONDS
+            )
             return ti.state
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+        read = sync_to_async(RuntimeTaskInstance.get_task_states, thread_sensitive=False)
+        states = await asyncio.wait_for(
+            read(dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index),
+            ON_KILL_DECISION_SECONDS,
         )
         # The execution API keys a mapped task instance as "<task_id>_<map_index>".
         key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
         return states.get(ti.run_id, {}).get(key)
 
-    async def _watch(self, snapshots: AsyncIterator[Snapshot]) -> dict[str, Any]:
-        """Follow the job through snapshots (reading it directly when a snapshot lacks it) until it ends."""
-        progress, summary = _Progress(self.job_name, self.log), None
+    async def _watch(self, snapshots: AsyncIterator[Snapshot | None]) -> dict[str, Any]:
+        """Follow the job through snapshots until it ends; read it directly when the list lacks it or is down."""
+        progress, summary, list_failures = _Progress(self.job_name, self.log), None, 0
+        deadline = self.spec.deadline
         while True:
-            remaining = None if self.deadline is None else self.deadline - time.time()
+            remaining = None if deadline is None else deadline - time.time()
             try:
                 snapshot = await asyncio.wait_for(anext(snapshots), timeout=remaining)
             except asyncio.TimeoutError:
-                return {
-                    "status": "timeout",
-                    "job_name": self.job_name,
-                    "message": f"Batch prediction job {self.job_name} did not finish before the task's timeout.",
-                    "job": summary,
-                }
+                return await self._timeout(summary)
+            list_failures = list_failures + 1 if snapshot is None else 0
+            if snapshot is None and list_failures < LIST_FAILURES_BEFORE_DIRECT_READS:
+                continue
             try:
-                summary = snapshot.get(self.job_name) or await self._read()
+                summary = (snapshot or {}).get(self.job_name) or await self._read(progress) or summary
             except Exception as exc:
-                project, region, _ = parse_job_name(self.job_name)
-                message = explain_api_error(exc, f"Reading {self.job_name}", project, region)
-                return {"status": "error", "job_name": self.job_name, "message": message}
+                return self._error(exc)
             if summary is not None:
                 progress.report(summary)
                 if summary["state"] in TERMINAL_STATES:
                     return {"status": "done", "job": summary}
 
-    async def _read(self) -> dict[str, Any] | None:
-        """One direct read, for a job the list did not return; None after a transient error (next time)."""
+    async def _timeout(self, summary: dict[str, Any] | None) -> dict[str, Any]:
+        """The timeout event, unless one last read finds the job finished (a success at the deadline is kept)."""
         try:
-            return job_summary(await self._hook().get_job(self.job_name))
-        except TRANSIENT_ERRORS as exc:
-            self.log.warning("Reading %s failed (%s); trying again at the next poll", self.job_name, exc)
+            summary = await self._read(None) or summary
+        except Exception:
+            self.log.warning("Could not read %s at its deadline", self.job_name, exc_info=True)
+        if summary is not None and summary["state"] in TERMINAL_STATES:
+            return {"status": "done", "job": summary}
+        return {
+            "status": "timeout",
+            "job_name": self.job_name,
+            "message": f"Batch prediction job {self.job_name} did not finish before the task's timeout.",
+            "job": summary,
+        }
+
+    def _error(self, exc: Exception) -> dict[str, Any]:
+        """The error event for a permanent read error, naming the job and the likely fix."""
+        from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error
+
+        project, region, _ = parse_job_name(self.job_name)
+        message = explain_api_error(exc, f"Reading {self.job_name}", project, region)
+        return {"status": "error", "job_name": self.job_name, "message": message}
+
+    async def _read(self, progress: _Progress | None) -> dict[str, Any] | None:
+        """One direct read; None after a transient error (tried again at the next poll, warned once per streak)."""
+        hooks = await hooks_module()
+        try:
+            return job_summary(await (await self._hook()).get_job(self.job_name))
+        except hooks.TRANSIENT_ERRORS as exc:
+            if progress is not None:
+                progress.read_failed(exc)
             return None
 
     async def on_kill(self) -> None:
         """Cancel the job when a user marks the deferred task failed/success or clears it (Airflow >= 3.3).
 
         The triggerer also calls this when a trigger merely moves to another triggerer, so the job is
-        kept while the task is still deferred; if the task state cannot be read, the job is cancelled
-        (an orphaned job costs money silently, a cancelled one fails its task loudly).
+        kept while the task is still deferred; if the task state cannot be read within 2 s, the job is
+        cancelled (an orphaned job costs money silently, a cancelled one fails its task loudly).
         """
-        if not self.cancel_on_kill:
+        if not self.spec.cancel_on_kill:
             return
         try:
             moved_only = self.task_instance is not None and await self._task_state() == "deferred"
-        except Exception:
-            self.log.warning("Could not read the task's state; cancelling %s", self.job_name, exc_info=True)
+        except Exception as exc:
+            self.log.warning("Could not read the task's state (%r); cancelling %s", exc, self.job_name)
             moved_only = False
         if moved_only:
             self.log.info("Task still deferred (trigger moved): keeping %s", self.job_name)
             return
         self.log.info("Task killed by a user: cancelling %s", self.job_name)
-        await self._hook().cancel_job(self.job_name)
+        await (await self._hook()).cancel_job(self.job_name)
 
 
 class _Progress:
@@ -212,6 +258,13 @@ class _Progress:
     def __init__(self, job_name: str, log: Any) -> None:
         self.job_name, self._log = job_name, log
         self.last: tuple[Any, ...] | None = None
+        self.last_read_error = ""
+
+    def read_failed(self, exc: Exception) -> None:
+        """Warn about a failed direct read once per distinct error, not at every poll."""
+        if str(exc) != self.last_read_error:
+            self.last_read_error = str(exc)
+            self._log.warning("Reading %s failed (%s); trying again at each poll", self.job_name, exc)
 
     def report(self, summary: dict[str, Any]) -> None:
         """Log when the state or the completion counts changed since the last poll."""
