@@ -8,8 +8,9 @@ import pytest
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from airflow_provider_video_actions.gemini import GeminiAsk, check_action_labels
-from airflow_provider_video_actions.job import JobSpec, VideoActionsValueError, VideoInstance, model_resource_name
+from airflow_provider_video_actions.families.dispatch import family_for
+from airflow_provider_video_actions.families.gemini.request import GeminiAsk, check_action_labels
+from airflow_provider_video_actions.job import JobSpec, VideoActionsValueError, VideoInstance
 from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
 from airflow_provider_video_actions.operators.submit import VideoActionBatchPredictionOperator
 
@@ -32,12 +33,15 @@ def submit(**kwargs) -> VideoActionBatchPredictionOperator:
     ],
 )
 def test_model_names_are_normalised(model, expected):
-    assert model_resource_name(model, "p", "us-central1") == expected
+    assert family_for(model).resource_name(model, "p", "us-central1") == expected
 
 
-def test_other_publisher_paths_are_refused():
-    with pytest.raises(VideoActionsValueError, match="publishers/google/models/gemini-<version>"):
-        model_resource_name("projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash", "p", "x")
+@pytest.mark.parametrize(
+    "model", ["publishers/google/models/imagen-3", "projects/p/locations/x/publishers/meta/models/llama"]
+)
+def test_other_publisher_paths_are_refused(model):
+    with pytest.raises(VideoActionsValueError, match="gemini-<version>"):
+        family_for(model).resource_name(model, "p", "x")
 
 
 @pytest.mark.parametrize(
@@ -72,7 +76,7 @@ def test_label_set_keeps_order_and_descriptions():
 
 def test_request_line_is_a_valid_generate_content_request():
     instance = VideoInstance(VIDEO, "video/mp4", 30.0, 90.5)
-    line = json.loads(GeminiAsk(LABELS, 0.4, 7, "Ignore the audio.").request_line(instance))
+    line = json.loads(GeminiAsk(LABELS, 0.4, 7, "Ignore the audio.").request_line(instance, 0))
     message = aiplatform_v1.GenerateContentRequest.pb()()
     json_format.ParseDict(line["request"], message)  # raises on any misplaced or misspelt field
     request = aiplatform_v1.GenerateContentRequest.wrap(message)
@@ -89,9 +93,12 @@ def test_request_line_is_a_valid_generate_content_request():
 
 
 def test_gemini_job_has_no_model_parameters():
-    spec = JobSpec("p", "us-central1", "publishers/google/models/gemini-2.5-flash", "n", ("gs://b/i.jsonl",), "gs://b")
-    assert "model_parameters" not in spec.to_proto()
-    assert "model_parameters" in JobSpec("p", "us-central1", "m", "n", ("gs://b/i.jsonl",), "gs://b").to_proto()
+    for model, present in (("gemini-2.5-flash", False), ("1234", True)):
+        family = family_for(model)
+        spec = JobSpec("p", "us-central1", family.resource_name(model, "p", "us-central1"), "n", ("gs://b/i.jsonl",),
+                       "gs://b", model_parameters=family.model_parameters(submit(model=model, **(
+                           {"action_labels": ["wave"]} if not present else {}))._family_request()))  # fmt: skip
+        assert ("model_parameters" in spec.to_proto()) is present
 
 
 # ---------------------------------------------------------------------------------------------

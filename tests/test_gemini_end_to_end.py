@@ -87,7 +87,7 @@ def test_gemini_job_reads_request_lines_and_writes_response_lines(two_families_r
     output = read(storage_client, summary["output_directory"] + "/predictions.jsonl").splitlines()
     for line in map(json.loads, output):
         if line["status"]:
-            assert "response" not in line
+            assert not line["response"]
         else:
             json_format.ParseDict(line["response"], aiplatform_v1.GenerateContentResponse.pb()())
 
