@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
@@ -221,3 +222,31 @@ def test_both_families_in_one_file(tmp_path):
         ("gs://b/a.mp4", "9"),
         (VIDEO, "0"),
     ]
+
+
+def test_answers_join_their_instance_by_the_request_label(tmp_path):
+    """The echo may lack the video (here fileData is null): the label's index into the instances file names it."""
+    instances = [VideoInstance("gs://bkt/a.mp4", "video/mp4"), VideoInstance(VIDEO, "video/mp4", 30.0, 90.5)]
+    ask = GeminiAsk(LABELS, 0.0, 5)
+    (tmp_path / "instances.jsonl").write_text("".join(line + "\n" for line in ask.request_lines(instances)))
+    line = answered(answer(("wave", 31, 31, 0.5)))
+    line["request"]["contents"][0]["parts"][0]["fileData"] = None
+    line["request"]["labels"] = {"video-actions-instance": "1", "airflow-provider": "video-actions"}
+    out = tmp_path / "prediction-model-x"
+    out.mkdir()
+    (out / "predictions.jsonl").write_text(json.dumps(line) + "\n")
+    job = {"output_directory": f"file://{out}", "instances_uris": [f"file://{tmp_path}/instances.jsonl"]}
+    [record] = ParseVideoActionPredictionsOperator(task_id="parse", job=job).execute({})["predictions"]
+    assert (record["video_uri"], record["segment_start"], record["segment_end"]) == (VIDEO, 30.0, 90.5)
+
+
+@pytest.mark.parametrize("state", ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED"])
+def test_a_failed_job_is_parsed_only_with_allow_partial(tmp_path, state):
+    out = tmp_path / "prediction-model-x"
+    out.mkdir()
+    (out / "predictions.jsonl").write_text(json.dumps(answered(answer(("wave", 1, 1, 0.5)))) + "\n")
+    job = {"name": "j", "state": state, "output_directory": f"file://{out}"}
+    with pytest.raises(AirflowFailException, match="allow_partial=True"):
+        ParseVideoActionPredictionsOperator(task_id="parse", job=job).execute({})
+    parsed = ParseVideoActionPredictionsOperator(task_id="parse", job=job, allow_partial=True).execute({})
+    assert parsed["label_counts"] == {"wave": 1}

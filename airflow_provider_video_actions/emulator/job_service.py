@@ -233,6 +233,8 @@ class JobServiceServicer:
         #: filter string -> list calls made with it, so tests can tell one caller's lists from another's.
         self.list_filters: collections.Counter[str] = collections.Counter()
         self.created: list[str] = []
+        #: ``x-goog-api-client`` headers seen (the client library's user agent), for tests.
+        self.api_clients: set[str] = set()
         self._lock = threading.RLock()
         self._jobs: dict[str, _Record] = {}
         self._ids = itertools.count(1)
@@ -383,6 +385,7 @@ class JobServiceServicer:
             try:
                 with self._lock:
                     self.calls[method] += 1
+                    self.api_clients.add(dict(context.invocation_metadata()).get("x-goog-api-client", ""))
                     self._maybe_fault(method)
                     self._advance_all()
                     response = fn(request)

@@ -128,7 +128,7 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
             if host := vertex_emulator_host():
                 import grpc
 
-                transport = JobServiceGrpcTransport(channel=grpc.insecure_channel(host))
+                transport = JobServiceGrpcTransport(channel=grpc.insecure_channel(host), client_info=_client_info())
                 self._job_clients[region] = JobServiceClient(transport=transport)
             else:
                 self._job_clients[region] = JobServiceClient(
@@ -202,7 +202,8 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
             if host := vertex_emulator_host():
                 import grpc
 
-                transport = JobServiceGrpcAsyncIOTransport(channel=grpc.aio.insecure_channel(host))
+                channel = grpc.aio.insecure_channel(host)
+                transport = JobServiceGrpcAsyncIOTransport(channel=channel, client_info=_client_info())
                 self._job_clients[region] = JobServiceAsyncClient(transport=transport)
             else:
                 from asgiref.sync import sync_to_async
