@@ -222,6 +222,11 @@ def test_global_region_full_path_and_tuned_model(emulator, airflow_db, videos):
         ({"model": "projects/p/locations/global/models/7", "model_family": "gemini", "region": "global"}, "tuned"),
         ({"model_family": "palm"}, "model_family must be one of"),
         ({"model": "1234", "action_labels": None, "region": "global"}, "region must be a Vertex AI region"),
+        ({"model": "1234", "action_labels": None, "fps": 2}, "fps is only for Gemini"),
+        (
+            {"model": "1234", "action_labels": None, "max_requests_per_job": 9},
+            "max_requests_per_job is only for Gemini",
+        ),
     ],
 )
 def test_model_names_and_regions_are_checked(kwargs, message):

@@ -55,6 +55,8 @@ class ActionRecognitionFamily(ModelFamily):
             "prompt": request.prompt,
             "fps": request.fps,
             "media_resolution": request.media_resolution,
+            "max_requests_per_job": request.max_requests_per_job,
+            "max_input_bytes": request.max_input_bytes,
         }
         for param, value in gemini_only.items():
             if value is not None:
