@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_video_actions.job import VIDEO_MIME_TYPES, split_gcs_uri
+from airflow_provider_video_actions.job import split_gcs_uri
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -55,9 +55,9 @@ def list_objects(client: storage.Client, prefix_uri: str) -> list[str]:
     return sorted(f"gs://{bucket}/{blob.name}" for blob in client.list_blobs(bucket, prefix=prefix))
 
 
-def list_videos(client: storage.Client, prefix_uri: str) -> list[str]:
-    """URIs of the video files (by extension) under a prefix, sorted."""
-    return [uri for uri in list_objects(client, prefix_uri) if os.path.splitext(uri)[1].lower() in VIDEO_MIME_TYPES]
+def list_videos(client: storage.Client, prefix_uri: str, extensions: Collection[str]) -> list[str]:
+    """URIs of the video files under a prefix with one of ``extensions`` (the model family's), sorted."""
+    return [uri for uri in list_objects(client, prefix_uri) if os.path.splitext(uri)[1].lower() in extensions]
 
 
 def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str]]:

@@ -14,19 +14,12 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import BatchPredictionJob
-
-#: File extensions Vertex AI video models accept, with the mime type sent for each.
-VIDEO_MIME_TYPES: dict[str, str] = {
-    ".mp4": "video/mp4",
-    ".avi": "video/avi",
-    ".mov": "video/quicktime",
-}
 
 #: Label set on every job this provider creates, so jobs can be found (and de-duplicated) by label.
 #: Keys use underscores: Google's list-filter docs show only underscore keys (``labels.my_key="v"``).
@@ -48,9 +41,6 @@ MAX_DURATION_SECONDS = 315_576_000_000
 
 _LABEL_RE = re.compile(r"[a-z0-9_-]{0,63}")
 _LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
-_MODEL_RE = re.compile(
-    r"(?:projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/models/)?(?P<id>[A-Za-z0-9_-]+)(?:@(?P<version>[A-Za-z0-9_-]+))?"
-)
 _JOB_NAME_RE = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/batchPredictionJobs/(?P<id>[0-9]+)")
 _REGION_RE = re.compile(r"[a-z]+(?:-[a-z0-9]+)+")
 #: Project ids (6-30 characters, optionally domain-scoped ``example.com:my-project``) or project numbers.
@@ -109,7 +99,8 @@ def job_outcome(summary: Mapping[str, Any], max_failed_ratio: float = 1.0) -> st
         error = summary.get("error") or {}
         raise JobFailedError(
             f"Batch prediction job {name} ended in {state}: {error.get('message') or 'no error message'} "
-            f"(code {error.get('code', 'unknown')}); partial failures: {summary.get('partial_failures') or []}"
+            f"(code {error.get('code', 'unknown')}); partial failures: {summary.get('partial_failures') or []}; "
+            f"output so far: {summary.get('output_directory') or 'none'}"
         )
     if state not in SUCCESS_STATES:
         raise JobFailedError(f"Batch prediction job {name} is in {state}, which is not a finished state.")
@@ -177,16 +168,8 @@ def format_seconds(seconds: float | None) -> str:
     return "Infinity" if seconds is None else f"{seconds:.6f}s"
 
 
-def mime_type_for(uri: str, param: str) -> str:
-    """Return the video mime type for a URI's extension, or raise listing the supported ones."""
-    suffix = "." + uri.rsplit(".", 1)[-1].lower() if "." in uri.rsplit("/", 1)[-1] else ""
-    try:
-        return VIDEO_MIME_TYPES[suffix]
-    except KeyError:
-        raise VideoActionsValueError(
-            f"{param}: cannot tell the video type of {uri!r} from its extension; use one of "
-            f"{', '.join(VIDEO_MIME_TYPES)} or give mime_type explicitly ({', '.join(VIDEO_MIME_TYPES.values())})."
-        ) from None
+#: Reads a video's mime type from its URI (the model family's rules), raising naming the parameter.
+MimeTypeFor = Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -199,8 +182,11 @@ class VideoInstance:
     segment_end: float | None = None
 
     @classmethod
-    def from_user(cls, video: Any, param: str = "videos") -> VideoInstance:
-        """Build from a gs:// URI or a dict with ``content`` and optional mime type and segment."""
+    def from_user(cls, video: Any, param: str, mime_type_for: MimeTypeFor) -> VideoInstance:
+        """Build from a gs:// URI or a dict with ``content`` and optional mime type and segment.
+
+        The family checks the mime type against its own list (:meth:`ModelFamily.instances`).
+        """
         if isinstance(video, str):
             video = {"content": video}
         if not isinstance(video, Mapping):
@@ -216,11 +202,6 @@ class VideoInstance:
         content = video.get("content")
         split_gcs_uri(content, f"{param} content")
         mime_type = video.get("mime_type") or mime_type_for(content, param)
-        if mime_type not in VIDEO_MIME_TYPES.values():
-            raise VideoActionsValueError(
-                f"{param}: mime_type {mime_type!r} of {content} is not supported; use one of "
-                f"{', '.join(VIDEO_MIME_TYPES.values())}."
-            )
         start = parse_seconds(video.get("time_segment_start", 0.0), f"{param} time_segment_start of {content}")
         end = parse_seconds(video.get("time_segment_end"), f"{param} time_segment_end of {content}", open_end=True)
         if end is not None and end <= (start or 0.0):
@@ -243,46 +224,20 @@ class VideoInstance:
         )
 
 
-def instances_from_videos(videos: Any) -> list[VideoInstance]:
-    """Validate the ``videos`` parameter into instances; an empty list is an error."""
+def instances_from_videos(videos: Any, mime_type_for: MimeTypeFor) -> list[VideoInstance]:
+    """Validate the ``videos`` parameter into instances (mime types by the family's rules); empty is an error."""
     if isinstance(videos, str) or not isinstance(videos, Sequence):
         raise VideoActionsValueError(
             f"videos must be a list of gs:// URIs or dicts, got {type(videos).__name__}: {videos!r}."
         )
     if not videos:
         raise VideoActionsValueError("videos is empty: give at least one gs:// video URI.")
-    return [VideoInstance.from_user(video, f"videos[{i}]") for i, video in enumerate(videos)]
+    return [VideoInstance.from_user(video, f"videos[{i}]", mime_type_for) for i, video in enumerate(videos)]
 
 
 # ---------------------------------------------------------------------------------------------
 # Names, labels and the create request.
 # ---------------------------------------------------------------------------------------------
-
-
-def model_resource_name(model: Any, project_id: str, region: str) -> str:
-    """Turn a model ID or full resource name into the full name, checking it matches project and region.
-
-    A Gemini model (``gemini-...`` or ``publishers/google/models/gemini-...``) becomes its publisher path.
-    """
-    from airflow_provider_video_actions.gemini import gemini_model_name
-
-    if gemini := gemini_model_name(model):
-        return gemini
-    match = _MODEL_RE.fullmatch(model) if isinstance(model, str) else None
-    if not match:
-        raise VideoActionsValueError(
-            f"model must be a model ID like '1234567890' or a resource name like "
-            f"'projects/my-project/locations/us-central1/models/1234567890', got {model!r}."
-        )
-    if match["region"] and match["region"] != region:
-        raise VideoActionsValueError(
-            f"model {model!r} lives in region {match['region']!r} but region={region!r}; batch jobs run in "
-            "the model's region."
-        )
-    if match["project"]:
-        return model
-    version = f"@{match['version']}" if match["version"] else ""
-    return f"projects/{project_id}/locations/{region}/models/{match['id']}{version}"
 
 
 def parse_job_name(name: Any) -> tuple[str, str, str]:
@@ -373,8 +328,8 @@ class JobSpec:
     display_name: str
     instances_uris: tuple[str, ...]
     destination_prefix: str
-    confidence_threshold: float = 0.0
-    max_predictions: int = 50
+    #: The family's ``model_parameters`` (None: the job carries none).
+    model_parameters: Mapping[str, Any] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     resources: MachineResources = MachineResources()
     service_account: str | None = None
@@ -417,12 +372,6 @@ class JobSpec:
         from google.cloud import aiplatform_v1
         from google.protobuf import json_format, struct_pb2
 
-        parameters = json_format.ParseDict(
-            {"confidenceThreshold": self.confidence_threshold, "maxPredictions": self.max_predictions},
-            struct_pb2.Value(),
-        )
-        from airflow_provider_video_actions.gemini import is_gemini
-
         job = aiplatform_v1.BatchPredictionJob(
             display_name=self.display_name,
             model=self.model,
@@ -433,8 +382,8 @@ class JobSpec:
             },
             labels=dict(self.labels),
         )
-        if not is_gemini(self.model):  # Gemini takes none: its prompt states them and the parser enforces them
-            job.model_parameters = parameters
+        if self.model_parameters is not None:
+            job.model_parameters = json_format.ParseDict(dict(self.model_parameters), struct_pb2.Value())
         res = self.resources
         if res.machine_type:
             job.dedicated_resources = aiplatform_v1.BatchDedicatedResources(

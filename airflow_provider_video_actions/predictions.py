@@ -73,17 +73,21 @@ Columns = tuple[list[Any], ...]
 # ---------------------------------------------------------------------------------------------
 
 
-class _Instance(msgspec.Struct, gc=False):
+class Instance(msgspec.Struct, gc=False, rename="camel"):
+    """A served instance: its video and segment (times as on the wire, ``"1.5s"`` or seconds); shared by families."""
+
     content: str | None = None
-    timeSegmentStart: str | float | None = None  # noqa: N815 - wire names
-    timeSegmentEnd: str | float | None = None  # noqa: N815
+    time_segment_start: str | float | None = None
+    time_segment_end: str | float | None = None
 
 
-class _Moment(msgspec.Struct, gc=False):
+class Moment(msgspec.Struct, gc=False, rename="camel"):
+    """One predicted moment of an instance, before filtering; every family decodes its answers into these."""
+
     id: str | int = ""
-    displayName: str = ""  # noqa: N815
-    timeSegmentStart: str | float | None = None  # noqa: N815
-    timeSegmentEnd: str | float | None = None  # noqa: N815
+    display_name: str = ""
+    time_segment_start: str | float | None = None
+    time_segment_end: str | float | None = None
     confidence: float = 0.0
 
 
@@ -92,14 +96,14 @@ class _Status(msgspec.Struct, gc=False):
     message: str = ""
 
 
-class _OutputLine(msgspec.Struct, gc=False):
-    instance: _Instance | None = None
-    prediction: list[_Moment] | None = None
+class _OutputLine(msgspec.Struct, gc=False, rename="camel"):
+    instance: Instance | None = None
+    prediction: list[Moment] | None = None
     error: _Status | None = None
     # An error line may carry the instance flattened instead of nested.
     content: str | None = None
-    timeSegmentStart: str | float | None = None  # noqa: N815
-    timeSegmentEnd: str | float | None = None  # noqa: N815
+    time_segment_start: str | float | None = None
+    time_segment_end: str | float | None = None
 
 
 _DECODER = msgspec.json.Decoder(_OutputLine)
@@ -169,8 +173,8 @@ class DecodedChunk:
     """A chunk's line count, its served instances, their moments (one list per instance), its error records."""
 
     lines: int
-    instances: list[_Instance] = field(default_factory=list)
-    moments: list[list[_Moment]] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+    moments: list[list[Moment]] = field(default_factory=list)
     errors: list[ErrorRecord] = field(default_factory=list)
 
 
@@ -207,9 +211,9 @@ def _decode_each(chunk: bytes, file: str, first_line: int, count: int) -> Decode
 
 def _classify(line: _OutputLine, file: str, number: int, decoded: DecodedChunk) -> None:
     """File one decoded line as a served instance or an error record."""
-    instance = line.instance or _Instance(line.content, line.timeSegmentStart, line.timeSegmentEnd)
+    instance = line.instance or Instance(line.content, line.time_segment_start, line.time_segment_end)
     try:
-        start, end = _segment(instance.timeSegmentStart, instance.timeSegmentEnd)
+        start, end = _segment(instance.time_segment_start, instance.time_segment_end)
     except VideoActionsValueError as exc:
         decoded.errors.append(_malformed(f"malformed output line: {exc}", file, number))
         return
@@ -237,7 +241,7 @@ def _malformed(message: str, file: str, number: int) -> ErrorRecord:
 # ---------------------------------------------------------------------------------------------
 
 _ids, _names, _starts, _ends, _confidences = (
-    operator.attrgetter(name) for name in ("id", "displayName", "timeSegmentStart", "timeSegmentEnd", "confidence")
+    operator.attrgetter(name) for name in ("id", "display_name", "time_segment_start", "time_segment_end", "confidence")
 )
 _contents = operator.attrgetter("content")
 
@@ -255,12 +259,12 @@ class PredictionFilter:
     labels: frozenset[str] | None = None
     top_k: int | None = None
 
-    def keep(self, moments: list[_Moment]) -> list[_Moment]:
+    def keep(self, moments: list[Moment]) -> list[Moment]:
         """The moments of one instance that pass the filter, in their output order."""
         kept = [
             m
             for m in moments
-            if m.confidence >= self.min_confidence and (self.labels is None or m.displayName in self.labels)
+            if m.confidence >= self.min_confidence and (self.labels is None or m.display_name in self.labels)
         ]
         if self.top_k is not None and len(kept) > self.top_k:
             best = heapq.nlargest(self.top_k, range(len(kept)), key=lambda i: kept[i].confidence)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from airflow_provider_video_actions.gemini import GeminiAsk, check_action_labels
-from airflow_provider_video_actions.job import JobSpec, VideoActionsValueError, VideoInstance, model_resource_name
+from airflow_provider_video_actions.families.dispatch import family_for
+from airflow_provider_video_actions.families.gemini.request import GeminiAsk, check_action_labels
+from airflow_provider_video_actions.job import JobSpec, VideoActionsValueError, VideoInstance
 from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
 from airflow_provider_video_actions.operators.submit import VideoActionBatchPredictionOperator
 
@@ -18,7 +20,7 @@ VIDEO = "gs://bkt/v.mp4"
 
 
 def submit(**kwargs) -> VideoActionBatchPredictionOperator:
-    args = {"task_id": "predict", "project_id": "p", "region": "us-central1", "gcs_destination_prefix": "gs://bkt/out",
+    args = {"task_id": "predict", "project_id": "my-project", "region": "us-central1", "gcs_destination_prefix": "gs://bkt/out",
             "videos": [VIDEO], **kwargs}  # fmt: skip
     return VideoActionBatchPredictionOperator(**args)
 
@@ -32,12 +34,15 @@ def submit(**kwargs) -> VideoActionBatchPredictionOperator:
     ],
 )
 def test_model_names_are_normalised(model, expected):
-    assert model_resource_name(model, "p", "us-central1") == expected
+    assert family_for(model).resource_name(model, "p", "us-central1") == expected
 
 
-def test_other_publisher_paths_are_refused():
-    with pytest.raises(VideoActionsValueError, match="publishers/google/models/gemini-<version>"):
-        model_resource_name("projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash", "p", "x")
+@pytest.mark.parametrize(
+    "model", ["publishers/google/models/imagen-3", "projects/p/locations/x/publishers/meta/models/llama"]
+)
+def test_other_publisher_paths_are_refused(model):
+    with pytest.raises(VideoActionsValueError, match="gemini-<version>"):
+        family_for(model).resource_name(model, "p", "x")
 
 
 @pytest.mark.parametrize(
@@ -72,7 +77,7 @@ def test_label_set_keeps_order_and_descriptions():
 
 def test_request_line_is_a_valid_generate_content_request():
     instance = VideoInstance(VIDEO, "video/mp4", 30.0, 90.5)
-    line = json.loads(GeminiAsk(LABELS, 0.4, 7, "Ignore the audio.").request_line(instance))
+    line = json.loads(GeminiAsk(LABELS, 0.4, 7, "Ignore the audio.").request_line(instance, 0))
     message = aiplatform_v1.GenerateContentRequest.pb()()
     json_format.ParseDict(line["request"], message)  # raises on any misplaced or misspelt field
     request = aiplatform_v1.GenerateContentRequest.wrap(message)
@@ -89,9 +94,12 @@ def test_request_line_is_a_valid_generate_content_request():
 
 
 def test_gemini_job_has_no_model_parameters():
-    spec = JobSpec("p", "us-central1", "publishers/google/models/gemini-2.5-flash", "n", ("gs://b/i.jsonl",), "gs://b")
-    assert "model_parameters" not in spec.to_proto()
-    assert "model_parameters" in JobSpec("p", "us-central1", "m", "n", ("gs://b/i.jsonl",), "gs://b").to_proto()
+    for model, present in (("gemini-2.5-flash", False), ("1234", True)):
+        family = family_for(model)
+        spec = JobSpec("p", "us-central1", family.resource_name(model, "p", "us-central1"), "n", ("gs://b/i.jsonl",),
+                       "gs://b", model_parameters=family.model_parameters(submit(model=model, **(
+                           {"action_labels": ["wave"]} if not present else {}))._family_request()))  # fmt: skip
+        assert ("model_parameters" in spec.to_proto()) is present
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,3 +222,31 @@ def test_both_families_in_one_file(tmp_path):
         ("gs://b/a.mp4", "9"),
         (VIDEO, "0"),
     ]
+
+
+def test_answers_join_their_instance_by_the_request_label(tmp_path):
+    """The echo may lack the video (here fileData is null): the label's index into the instances file names it."""
+    instances = [VideoInstance("gs://bkt/a.mp4", "video/mp4"), VideoInstance(VIDEO, "video/mp4", 30.0, 90.5)]
+    ask = GeminiAsk(LABELS, 0.0, 5)
+    (tmp_path / "instances.jsonl").write_text("".join(line + "\n" for line in ask.request_lines(instances)))
+    line = answered(answer(("wave", 31, 31, 0.5)))
+    line["request"]["contents"][0]["parts"][0]["fileData"] = None
+    line["request"]["labels"] = {"video-actions-instance": "1", "airflow-provider": "video-actions"}
+    out = tmp_path / "prediction-model-x"
+    out.mkdir()
+    (out / "predictions.jsonl").write_text(json.dumps(line) + "\n")
+    job = {"output_directory": f"file://{out}", "instances_uris": [f"file://{tmp_path}/instances.jsonl"]}
+    [record] = ParseVideoActionPredictionsOperator(task_id="parse", job=job).execute({})["predictions"]
+    assert (record["video_uri"], record["segment_start"], record["segment_end"]) == (VIDEO, 30.0, 90.5)
+
+
+@pytest.mark.parametrize("state", ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED"])
+def test_a_failed_job_is_parsed_only_with_allow_partial(tmp_path, state):
+    out = tmp_path / "prediction-model-x"
+    out.mkdir()
+    (out / "predictions.jsonl").write_text(json.dumps(answered(answer(("wave", 1, 1, 0.5)))) + "\n")
+    job = {"name": "j", "state": state, "output_directory": f"file://{out}"}
+    with pytest.raises(AirflowFailException, match="allow_partial=True"):
+        ParseVideoActionPredictionsOperator(task_id="parse", job=job).execute({})
+    parsed = ParseVideoActionPredictionsOperator(task_id="parse", job=job, allow_partial=True).execute({})
+    assert parsed["label_counts"] == {"wave": 1}

@@ -87,7 +87,7 @@ def test_gemini_job_reads_request_lines_and_writes_response_lines(two_families_r
     output = read(storage_client, summary["output_directory"] + "/predictions.jsonl").splitlines()
     for line in map(json.loads, output):
         if line["status"]:
-            assert "response" not in line
+            assert not line["response"]
         else:
             json_format.ParseDict(line["response"], aiplatform_v1.GenerateContentResponse.pb()())
 
@@ -106,7 +106,7 @@ def test_bad_gemini_answers_each_become_an_error_record(emulator, airflow_db, st
         f"""
         from airflow_provider_video_actions import ParseVideoActionPredictionsOperator
         predict = VideoActionBatchPredictionOperator(
-            task_id="predict", project_id="p", region="us-central1", model="gemini-2.5-flash",
+            task_id="predict", project_id="my-project", region="us-central1", model="gemini-2.5-flash",
             action_labels=["wave", "fall"], videos={videos!r},
             gcs_destination_prefix="gs://{TEST_BUCKET}/gemini-out", poll_interval=0.1, min_poll_interval=0.1,
         )

@@ -143,7 +143,7 @@ def test_openlineage_datasets_of_instances_files_and_local_paths():
     pytest.importorskip("airflow.providers.openlineage", reason="the openlineage extra is not installed")
     submit = VideoActionBatchPredictionOperator(
         task_id="predict",
-        project_id="p",
+        project_id="my-project",
         region="europe-west4",
         model="projects/p/locations/europe-west4/models/7@2",
         gcs_source=["gs://bkt/in/a.jsonl", "gs://bkt/in/a.jsonl"],

@@ -256,11 +256,12 @@ def test_incomplete_instances_of_a_succeeded_job_count_as_not_succeeded():
 
 
 def test_segment_differing_below_a_microsecond_is_refused():
-    from airflow_provider_video_actions.job import VideoActionsValueError, VideoInstance
+    from airflow_provider_video_actions.families.dispatch import family_for
+    from airflow_provider_video_actions.job import VideoActionsValueError
 
     video = {"content": "gs://bucket-b/v.mp4", "time_segment_start": 1.0, "time_segment_end": 1.0000000001}
     with pytest.raises(VideoActionsValueError, match="microsecond precision"):
-        VideoInstance.from_user(video)
+        family_for("42").instances([video])
 
 
 def test_unknown_accelerator_fails_before_any_job(airflow_db, emulator, instances_uri, capfd):

@@ -22,10 +22,11 @@ from datetime import datetime, timezone
 import grpc
 from google.cloud import aiplatform_v1
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2, json_format
-from google.rpc import status_pb2
+from google.protobuf import any_pb2, empty_pb2
+from google.rpc import code_pb2, status_pb2
 
 from airflow_provider_video_actions.emulator import runner
+from airflow_provider_video_actions.emulator.families.dispatch import default_settings, family_for_job
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,12 @@ FORCEABLE_STATES = frozenset(
     }
 )
 _FORCED_ERRORS = {
-    JobState.JOB_STATE_FAILED: (13, "Internal error (outcome forced by the emulator)"),
-    JobState.JOB_STATE_CANCELLED: (1, "Job cancelled"),
-    JobState.JOB_STATE_EXPIRED: (4, "Job expired: deadline exceeded (outcome forced by the emulator)"),
+    JobState.JOB_STATE_FAILED: (code_pb2.INTERNAL, "Internal error (outcome forced by the emulator)"),
+    JobState.JOB_STATE_CANCELLED: (code_pb2.CANCELLED, "Job cancelled"),
+    JobState.JOB_STATE_EXPIRED: (
+        code_pb2.DEADLINE_EXCEEDED,
+        "Job expired: deadline exceeded (outcome forced by the emulator)",
+    ),
 }
 _OUTPUT_ONLY_FIELDS = (
     "output_info",
@@ -132,20 +136,6 @@ def _status(code: int, message: str) -> status_pb2.Status:
     return status_pb2.Status(code=code, message=message)
 
 
-def model_parameters(job: aiplatform_v1.BatchPredictionJob) -> tuple[float, int]:
-    """``confidenceThreshold`` and ``maxPredictions`` from the job's model_parameters (with defaults)."""
-    pb = aiplatform_v1.BatchPredictionJob.pb(job)
-    params = json_format.MessageToDict(pb.model_parameters) if pb.HasField("model_parameters") else {}
-    if not isinstance(params, dict):
-        raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "model_parameters must be a JSON object")
-    threshold, limit = params.get("confidenceThreshold", 0.0), params.get("maxPredictions", 50)
-    if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "confidenceThreshold must be a number within 0..1")
-    if not isinstance(limit, (int, float)) or limit != int(limit) or limit < 1:
-        raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "maxPredictions must be a positive integer")
-    return float(threshold), int(limit)
-
-
 def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
     """Reject a job the emulated model cannot run, with INVALID_ARGUMENT naming the problem."""
     problems = []
@@ -161,20 +151,15 @@ def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
         problems.append("input_config.gcs_source.uris needs at least one gs:// URI")
     if not job.output_config.gcs_destination.output_uri_prefix.startswith("gs://"):
         problems.append("output_config.gcs_destination.output_uri_prefix must start with gs://")
+    problems += family_for_job(job).parameters(job)[1]
     if problems:
         raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(problems))
-    model_parameters(job)
-
-
-def is_gemini(job: aiplatform_v1.BatchPredictionJob) -> bool:
-    """Whether the job runs a Gemini publisher model (request lines in, response lines out)."""
-    return job.model.startswith("publishers/google/models/gemini-")
 
 
 def output_directory(job: aiplatform_v1.BatchPredictionJob) -> str:
     """``{prefix}/prediction-{model id, or "model" for Gemini}-{create time}Z``, where the run writes its files."""
     prefix = job.output_config.gcs_destination.output_uri_prefix.rstrip("/")
-    model_id = "model" if is_gemini(job) else job.model.rstrip("/").rsplit("/", 1)[-1]
+    model_id = family_for_job(job).output_model_id(job)
     return f"{prefix}/prediction-{model_id}-{job.create_time:%Y_%m_%dT%H_%M_%S_%f}Z"
 
 
@@ -243,9 +228,13 @@ class JobServiceServicer:
         self.timeline = timeline or JobTimeline()
         self.calls: collections.Counter[str] = collections.Counter()
         self.faults: collections.Counter[str] = collections.Counter()
+        #: family name -> the emulated family's knobs (e.g. ``family_settings["gemini"].echo = "snake"``).
+        self.family_settings = default_settings()
         #: filter string -> list calls made with it, so tests can tell one caller's lists from another's.
         self.list_filters: collections.Counter[str] = collections.Counter()
         self.created: list[str] = []
+        #: ``x-goog-api-client`` headers seen (the client library's user agent), for tests.
+        self.api_clients: set[str] = set()
         self._lock = threading.RLock()
         self._jobs: dict[str, _Record] = {}
         self._ids = itertools.count(1)
@@ -309,6 +298,7 @@ class JobServiceServicer:
         with self._lock:
             self._forced.clear()
             self._fault_rate = 0.0
+            self.family_settings = default_settings()
             self._fail_next.clear()
             self._lose_next.clear()
 
@@ -395,6 +385,7 @@ class JobServiceServicer:
             try:
                 with self._lock:
                     self.calls[method] += 1
+                    self.api_clients.add(dict(context.invocation_metadata()).get("x-goog-api-client", ""))
                     self._maybe_fault(method)
                     self._advance_all()
                     response = fn(request)
@@ -559,26 +550,25 @@ class JobServiceServicer:
 
     def _start_running(self, record: _Record) -> None:
         """Enter RUNNING and hand the job to a worker."""
-        threshold, limit = model_parameters(record.job)
+        family = family_for_job(record.job)
         spec = runner.BatchSpec(
             instances_uris=list(record.job.input_config.gcs_source.uris),
             output_directory=output_directory(record.job),
-            confidence_threshold=threshold,
-            max_predictions=limit,
             lines_per_file=self.timeline.lines_per_file,
-            gemini=is_gemini(record.job),
+            parameters=family.parameters(record.job)[0],
+            settings=self.family_settings.get(family.NAME),
         )
         record.job.start_time = _now()
         self._set_state(record, JobState.JOB_STATE_RUNNING)
-        record.future = self._pool.submit(self._run, spec, record.cancelled)
+        record.future = self._pool.submit(self._run, spec, family.run_lines, record.cancelled)
 
-    def _run(self, spec: runner.BatchSpec, cancelled: threading.Event) -> runner.RunResult:
+    def _run(self, spec: runner.BatchSpec, run_lines: runner.RunLines, cancelled: threading.Event) -> runner.RunResult:
         """Worker body: run the batch; an unexpected error fails the job with INTERNAL."""
         try:
-            return runner.run_batch(runner.storage_client(self.storage_endpoint), spec, cancelled)
+            return runner.run_batch(runner.storage_client(self.storage_endpoint), spec, run_lines, cancelled)
         except Exception as exc:  # any crash of the emulated backend fails only this job
             log.exception("batch run crashed")
-            return runner.RunResult(error=(13, f"Internal error while running the job: {exc}"))
+            return runner.RunResult(error=(code_pb2.INTERNAL, f"Internal error while running the job: {exc}"))
 
     def _forced_state(self, record: _Record) -> JobState | None:
         """The forced outcome for this job, if a rule applies (display name rule first)."""

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+from google.rpc import code_pb2
 
 from airflow_provider_video_actions.emulator.videos import ACTIONS
 
 BACKGROUND_BRIGHTNESS = 0.1
-INVALID_ARGUMENT = 3
-OUT_OF_RANGE = 11
 
 _LABELS = list(ACTIONS)
 _UNIT_COLOURS = np.array([np.array(rgb, float) / max(rgb) for _, rgb in ACTIONS.values()])
@@ -77,10 +76,10 @@ def _open(video: bytes) -> av.container.InputContainer:
     try:
         container = av.open(io.BytesIO(video), "r")
     except (av.FFmpegError, ValueError, OSError) as exc:
-        raise InstanceError(INVALID_ARGUMENT, f"Content is not a decodable video: {exc}") from exc
+        raise InstanceError(code_pb2.INVALID_ARGUMENT, f"Content is not a decodable video: {exc}") from exc
     if not container.streams.video:
         container.close()
-        raise InstanceError(INVALID_ARGUMENT, "Content has no video stream")
+        raise InstanceError(code_pb2.INVALID_ARGUMENT, "Content has no video stream")
     return container
 
 
@@ -92,7 +91,7 @@ def _frames(container: av.container.InputContainer) -> Iterator[_Frame]:
             label, brightness = classify(mean)
             yield _Frame(float(frame.time or 0.0), label, brightness)
     except av.FFmpegError as exc:
-        raise InstanceError(INVALID_ARGUMENT, f"Video could not be decoded: {exc}") from exc
+        raise InstanceError(code_pb2.INVALID_ARGUMENT, f"Video could not be decoded: {exc}") from exc
 
 
 def _frame_period(container: av.container.InputContainer) -> float:
@@ -111,9 +110,11 @@ def _duration(container: av.container.InputContainer, frames: list[_Frame], peri
 def _check_segment(start: float, end: float | None, duration: float) -> None:
     """Raise OUT_OF_RANGE when the segment does not lie within the video."""
     if end is not None and end < start:
-        raise InstanceError(OUT_OF_RANGE, f"timeSegmentEnd {end}s is before timeSegmentStart {start}s")
+        raise InstanceError(code_pb2.OUT_OF_RANGE, f"timeSegmentEnd {end}s is before timeSegmentStart {start}s")
     if start < 0 or start >= duration:
-        raise InstanceError(OUT_OF_RANGE, f"timeSegmentStart {start}s is outside the video (0s to {duration}s)")
+        raise InstanceError(
+            code_pb2.OUT_OF_RANGE, f"timeSegmentStart {start}s is outside the video (0s to {duration}s)"
+        )
 
 
 def _runs(frames: list[_Frame]) -> Iterator[list[_Frame]]:

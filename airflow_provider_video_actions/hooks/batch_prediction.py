@@ -137,8 +137,15 @@ def _is_loopback(host: str) -> bool:
 
 
 def _api_endpoint(region: str) -> str:
-    """Vertex AI serves each region from its own endpoint."""
-    return f"{region}-aiplatform.googleapis.com:443"
+    """Vertex AI serves each region from its own endpoint, and ``global`` from the plain one (as Google's provider)."""
+    return "aiplatform.googleapis.com:443" if region == "global" else f"{region}-aiplatform.googleapis.com:443"
+
+
+def _client_info() -> Any:
+    """The Google provider's ``client_info``: its user agent on every request, as its own clients send it."""
+    from airflow.providers.google.common.consts import CLIENT_INFO
+
+    return CLIENT_INFO
 
 
 class VideoActionBatchPredictionHook(GoogleBaseHook):
@@ -171,11 +178,12 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
             if host := vertex_emulator_host():
                 import grpc
 
-                transport = JobServiceGrpcTransport(channel=grpc.insecure_channel(host))
+                transport = JobServiceGrpcTransport(channel=grpc.insecure_channel(host), client_info=_client_info())
                 self._job_clients[region] = JobServiceClient(transport=transport)
             else:
                 self._job_clients[region] = JobServiceClient(
                     credentials=self.get_credentials(),
+                    client_info=_client_info(),
                     client_options=self.get_client_options(api_endpoint_override=_api_endpoint(region)),
                 )
         return self._job_clients[region]
@@ -192,7 +200,7 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
                 f"{VERTEX_EMULATOR_ENV} is set but {STORAGE_EMULATOR_ENV} is not: set both to use the emulator, "
                 "or neither to use Google Cloud."
             )
-        return storage.Client(credentials=self.get_credentials(), project=self.project_id)
+        return storage.Client(credentials=self.get_credentials(), project=self.project_id, client_info=_client_info())
 
     def create_job(self, spec: JobSpec) -> BatchPredictionJob:
         """Submit the job described by ``spec`` once (no retry here: a retried create can bill twice)."""
@@ -243,7 +251,8 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
             if host := vertex_emulator_host():
                 import grpc
 
-                transport = JobServiceGrpcAsyncIOTransport(channel=grpc.aio.insecure_channel(host))
+                channel = grpc.aio.insecure_channel(host)
+                transport = JobServiceGrpcAsyncIOTransport(channel=channel, client_info=_client_info())
                 self._job_clients[region] = JobServiceAsyncClient(transport=transport)
             else:
                 from asgiref.sync import sync_to_async
@@ -251,6 +260,7 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
                 sync_hook = await self.get_sync_hook()
                 self._job_clients[region] = JobServiceAsyncClient(
                     credentials=await sync_to_async(sync_hook.get_credentials)(),
+                    client_info=_client_info(),
                     client_options=sync_hook.get_client_options(api_endpoint_override=_api_endpoint(region)),
                 )
         return self._job_clients[region]

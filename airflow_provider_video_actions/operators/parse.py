@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
-from airflow_provider_video_actions.gemini_answers import AnswerRules, decode_output_chunk
-from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs_uri
+from airflow_provider_video_actions.families.dispatch import OutputDecoder
+from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
 from airflow_provider_video_actions.predictions import (
     CONTENT_TYPES,
     WRITER_FORMATS,
@@ -142,6 +142,9 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
     :param action_labels: Gemini jobs only: the label set answers must keep to (names, or name -> description).
         Defaults to the one in ``job`` (the submit task's result), else to each line's echoed response schema.
         Gemini answers are also held to the job's ``confidence_threshold`` and ``max_predictions`` here.
+    :param allow_partial: read the output of a job that ended CANCELLED, FAILED or EXPIRED (Google exports the
+        rows a cancelled Gemini job completed); without it such a job's summary is refused. Pass the submit
+        task's failure summary, ``XComArg(submit_task, key="failed_job")``, with ``trigger_rule="all_done"``.
     :param asset_alias: name of an ``AssetAlias`` added to the outlets; the written destination is emitted
         through it as an asset event (with the counts as its extra), so DAGs scheduled on the alias run.
     """
@@ -162,6 +165,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         max_malformed_lines: int | None = None,
         action_labels: Sequence[str] | dict[str, str] | None = None,
         asset_alias: str | None = None,
+        allow_partial: bool = False,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         **kwargs: Any,
@@ -181,7 +185,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                 f"max_malformed_lines must be None or an integer >= 0, got {max_malformed_lines!r}."
             )
         self.max_malformed_lines = max_malformed_lines
-        self.action_labels = action_labels
+        self.action_labels, self.allow_partial = action_labels, allow_partial
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         if isinstance(destination, str) and "{{" not in destination:
             destination_format(destination)
@@ -205,6 +209,11 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                     "job must be the submit operator's result, a dict with 'output_directory'; "
                     f"got {type(self.job).__name__}: {str(self.job)[:200]!r}."
                 )
+            if self.job.get("state") in FAILURE_STATES and not self.allow_partial:
+                raise VideoActionsValueError(
+                    f"job {self.job.get('name')} ended in {self.job['state']}; set allow_partial=True to read the "
+                    "rows it completed."
+                )
             return check_location(self.job["output_directory"], "job['output_directory']", want_object=False)
         return check_location(self.output_directory, "output_directory", want_object=False)
 
@@ -218,7 +227,6 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         """Stream the output files through the filter into XCom or the destination."""
         try:
             source, keep = self._source(), self._filter()
-            self.answer_rules = AnswerRules.from_job(self.job, self.action_labels)
             fmt = (
                 None
                 if self.destination is None
@@ -230,6 +238,10 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
         on_gcs = any(uri.startswith("gs://") for uri in (source, self.destination or ""))
         client = self.hook.storage_client if on_gcs else None
+        try:
+            self.decoder = OutputDecoder.from_job(self.job, self.action_labels, self._open_instances)
+        except VideoActionsValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
         predictions, errors = gcs.output_files(client, source)
         if not predictions and not errors:
             raise AirflowException(
@@ -260,6 +272,12 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         self._emit_asset_event(context, result)
         return result
 
+    def _open_instances(self, uri: str) -> Any:
+        """Open the job's instances file (a family may join answers to instances through it)."""
+        from airflow_provider_video_actions import gcs
+
+        return gcs.open_read(self.hook.storage_client if uri.startswith("gs://") else None, uri)
+
     def _sinks(self, stack: ExitStack, fmt: str | None, client: Any) -> tuple[Any, Any]:
         """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
         if fmt is None:
@@ -289,7 +307,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
         Returns the chunk's line count.
         """
-        decoded = decode_output_chunk(chunk, uri, first_line, self.answer_rules)
+        decoded = self.decoder.decode(chunk, uri, first_line)
         for error in decoded.errors:
             stats.add_error(error)
             if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:

@@ -29,7 +29,8 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_video_actions.gemini import SUMMARY_KEY, GeminiAsk, check_family
+from airflow_provider_video_actions.families.base import FamilyRequest, ModelFamily
+from airflow_provider_video_actions.families.dispatch import check_region_of_any_family, family_for
 from airflow_provider_video_actions.job import (
     LEGACY_TASK_LABEL,
     PROVIDER_LABEL,
@@ -46,12 +47,9 @@ from airflow_provider_video_actions.job import (
     VideoActionsValueError,
     check_labels,
     check_project,
-    check_region,
     default_display_name,
-    instances_from_videos,
     job_outcome,
     job_summary,
-    model_resource_name,
     split_gcs_uri,
     task_label_value,
 )
@@ -74,6 +72,9 @@ if TYPE_CHECKING:
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
     from airflow_provider_video_actions.triggers.wait import WaitSpec
 
+#: XCom key of a failed job's summary (its ``output_directory`` holds the rows it completed).
+FAILED_JOB_XCOM_KEY = "failed_job"
+
 #: What ``get_job_status`` answers for a stored job that is not this task's (asked for other work):
 #: neither active nor succeeded, so the resumable flow submits a new job.
 NOT_THIS_TASKS_JOB = "NOT_THIS_TASKS_JOB"
@@ -93,6 +94,11 @@ def _machine_resources(
     return MachineResources(machine_type, accelerator_type, count, starting, maximum)
 
 
+def _optional_positive(value: Any, param: str) -> int | None:
+    """None (the service's own limit) or a positive integer."""
+    return None if value is None else check_positive(value, param, integer=True)
+
+
 def _check_accelerator(accelerator_type: str | None) -> None:
     """The accelerator must be one Vertex AI knows (``NVIDIA_TESLA_T4``...): checked against the pinned protos."""
     if accelerator_type is None:
@@ -110,20 +116,33 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     :param project_id: Google Cloud project of the job.
     :param region: Vertex AI region of the model, e.g. ``us-central1``.
     :param model: model ID, or full resource name ``projects/P/locations/L/models/ID[@version]``; or a
-        Gemini model, ``gemini-<version>`` or ``publishers/google/models/gemini-<version>``.
+        Gemini model, ``gemini-<version>``, ``publishers/google/models/gemini-<version>`` or
+        ``projects/P/locations/L/publishers/google/models/gemini-<version>``.
+    :param model_family: ``"action_recognition"`` or ``"gemini"``; None (default) tells the family by the
+        model name. Give ``"gemini"`` for a tuned Gemini model (``projects/P/locations/L/models/ID``).
     :param gcs_destination_prefix: ``gs://`` prefix under which the job writes its output directory
         (the instances file is written under ``<prefix>/instances/``).
     :param videos: gs:// URIs, or dicts with ``content`` and optional ``mime_type``,
         ``time_segment_start`` and ``time_segment_end`` (seconds; no end means to the end).
-    :param videos_prefix: a ``gs://`` prefix listed for ``.mp4``, ``.avi`` and ``.mov`` files.
+    :param videos_prefix: a ``gs://`` prefix listed for the family's video files (action recognition:
+        ``.mp4``, ``.avi``, ``.mov``; Gemini: ``.mp4``, ``.mov``, ``.webm``, ``.mpeg``, ``.mpg``, ``.wmv``,
+        ``.flv``, ``.3gp``...).
     :param gcs_source: a ready instances JSONL URI, or a list of them. Give exactly one of the three.
     :param confidence_threshold: the model drops moments below this confidence (0..1). Gemini has no
         model parameters: the prompt asks for it and the parse operator enforces it.
-    :param max_predictions: the model returns at most this many moments per instance (Gemini: asked in
-        the prompt and the response schema, enforced by the parse operator).
+    :param max_predictions: action recognition models return at most this many moments per frame (the
+        model parameter counts per frame, not per instance); Gemini: at most this many moments per
+        instance, asked in the prompt and the response schema and enforced by the parse operator.
     :param action_labels: Gemini models only, and required for them: the labels it may answer, as a list
         of names or a dict of name -> one-line description (sent in the prompt and as the schema's enum).
     :param prompt: Gemini models only: extra instructions appended to the provider's prompt.
+    :param fps: Gemini models only: frames per second sampled from the video, above 0 and at most 24
+        (Google's default is 1; video tokens grow in proportion).
+    :param media_resolution: Gemini models only: ``"low"``, ``"medium"`` or ``"high"`` (tokens per frame).
+    :param max_requests_per_job: Gemini models only: refuse more request lines than this before creating the
+        job (default and most: Google's 200,000).
+    :param max_input_bytes: Gemini models only: refuse a request file larger than this before creating the
+        job (default and most: Google's 1 GB).
     :param job_display_name: defaults to ``<dag>.<task>.<run>``.
     :param labels: extra job labels (Google label rules).
     :param poll_interval: seconds between list calls while waiting (at least ``min_poll_interval``).
@@ -136,8 +155,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     :param machine_type: machine type for models that need dedicated resources (custom models),
         with ``accelerator_type``, ``accelerator_count``, ``starting_replica_count`` and
         ``max_replica_count``.
-    :param service_account: service account the job runs as.
-    :param encryption_key: Cloud KMS key name for the job's outputs.
+    :param service_account: service account the job runs as (not for Gemini: Google refuses it).
+    :param encryption_key: Cloud KMS key name for the job's outputs (not for Gemini: Google refuses it).
     """
 
     template_fields: Sequence[str] = (
@@ -152,6 +171,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         "labels",
         "impersonation_chain",
         "prompt",
+        "model_family",
     )
     template_fields_renderers = {"videos": "json", "labels": "json"}
     #: Key of the job name in the task state store (Airflow >= 3.3); renaming it breaks in-flight retries.
@@ -190,6 +210,11 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         encryption_key: str | None = None,
         action_labels: Sequence[str] | dict[str, str] | None = None,
         prompt: str | None = None,
+        model_family: str | None = None,
+        fps: float | None = None,
+        media_resolution: str | None = None,
+        max_requests_per_job: int | None = None,
+        max_input_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -210,7 +235,10 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             machine_type, accelerator_type, accelerator_count, starting_replica_count, max_replica_count
         )
         self.service_account, self.encryption_key = service_account, encryption_key
-        self.action_labels, self.prompt = action_labels, prompt
+        self.action_labels, self.prompt, self.model_family = action_labels, prompt, model_family
+        self.fps, self.media_resolution = fps, media_resolution
+        self.max_requests_per_job = _optional_positive(max_requests_per_job, "max_requests_per_job")
+        self.max_input_bytes = _optional_positive(max_input_bytes, "max_input_bytes")
         self._job_name: str | None = None
         self._result: dict[str, Any] | None = None
         self._job_spec: JobSpec | None = None
@@ -234,18 +262,22 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
 
         if check(self.project_id):
             check_project(self.project_id)
-        if check(self.region):
-            check_region(self.region)
-        if check(self.model) and check(self.region) and check(self.project_id):
-            model_resource_name(self.model, self.project_id, self.region)
-        if check(self.model):
-            self._check_family()
+        known = check(self.model) and not (literal_only and is_template(self.model_family))
+        family = self._family() if known else None
+        if check(self.region) and family is not None:
+            family.check_region(self.region)
+        elif check(self.region):
+            check_region_of_any_family(self.region)
+        if family is not None and check(self.region) and check(self.project_id):
+            family.resource_name(self.model, self.project_id, self.region)
+        if family is not None:
+            family.check_request(self._family_request())
         if check(self.gcs_destination_prefix):
             split_gcs_uri(self.gcs_destination_prefix, "gcs_destination_prefix", want_object=False)
             # The instances file goes under the prefix: its whole name must fit GCS's limits too.
             split_gcs_uri(self._instances_file("0" * 32), "gcs_destination_prefix (with /instances/<hash>.jsonl)")
-        if check(self.videos) and not any(is_template(v) for v in self.videos):
-            instances_from_videos(self.videos)
+        if check(self.videos) and family is not None and not any(is_template(v) for v in self.videos):
+            family.instances(self.videos)
         if check(self.videos_prefix):
             split_gcs_uri(self.videos_prefix, "videos_prefix", want_object=False)
         if check(self.gcs_source):
@@ -263,16 +295,25 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             if not (literal_only and is_template(uri)):
                 split_gcs_uri(uri, "gcs_source")
 
-    def _check_family(self) -> None:
-        """Gemini needs ``action_labels`` and runs on Google's machines; other models take no labels or prompt."""
-        if check_family(self.model, self.action_labels) is None:
-            if self.prompt is not None:
-                raise VideoActionsValueError("prompt is only for Gemini models; remove it or use a 'gemini-...' model.")
-        elif self.machine_resources.machine_type:
-            raise VideoActionsValueError(
-                "machine_type is not for Gemini models: Google serves them; remove machine_type and the "
-                "accelerator and replica settings."
-            )
+    def _family(self) -> ModelFamily:
+        """The model's family: ``model_family`` if given, else told by the model name."""
+        return family_for(self.model, self.model_family)
+
+    def _family_request(self) -> FamilyRequest:
+        """What this task asks of the model, for the family to check, send and record."""
+        return FamilyRequest(
+            confidence_threshold=self.confidence_threshold,
+            max_predictions=self.max_predictions,
+            action_labels=self.action_labels,
+            prompt=self.prompt,
+            fps=self.fps,
+            media_resolution=self.media_resolution,
+            machine_type=self.machine_resources.machine_type,
+            service_account=self.service_account,
+            encryption_key=self.encryption_key,
+            max_requests_per_job=self.max_requests_per_job,
+            max_input_bytes=self.max_input_bytes,
+        )
 
     # -- execution ------------------------------------------------------------------------
 
@@ -435,14 +476,13 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             spec = JobSpec(
                 project_id=self.project_id,
                 region=self.region,
-                model=model_resource_name(self.model, self.project_id, self.region),
+                model=self._family().resource_name(self.model, self.project_id, self.region),
                 display_name=display_name[:128],
                 instances_uris=self._gcs_sources()
                 if self.gcs_source is not None
                 else (self._instances_file(task_label),),
                 destination_prefix=self.gcs_destination_prefix.rstrip("/"),
-                confidence_threshold=self.confidence_threshold,
-                max_predictions=self.max_predictions,
+                model_parameters=self._family().model_parameters(self._family_request()),
                 labels={**check_labels(self.labels), PROVIDER_LABEL: PROVIDER_LABEL_VALUE, TASK_LABEL: task_label},
                 resources=self.machine_resources,
                 service_account=self.service_account,
@@ -473,30 +513,28 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         """``gcs_source`` as a tuple of URIs (one URI or a list may be given)."""
         return (self.gcs_source,) if isinstance(self.gcs_source, str) else tuple(self.gcs_source)
 
-    def _gemini_ask(self) -> GeminiAsk | None:
-        """What a Gemini model is asked (label set, threshold, limit, prompt); None for other models."""
-        labels = check_family(self.model, self.action_labels)
-        if labels is None:
-            return None
-        return GeminiAsk(labels, self.confidence_threshold, self.max_predictions, self.prompt)
-
     def _lines(self) -> list[str]:
-        """The instance lines from ``videos`` or the videos listed under ``videos_prefix`` (listed once per try)."""
+        """The request lines from ``videos`` or the videos under ``videos_prefix`` (listed once per try).
+
+        The family's service limits are checked here: over them, no file and no job is made.
+        """
         if self._instance_lines is None:
             from airflow_provider_video_actions import gcs
 
+            family, request = self._family(), self._family_request()
             if self.videos is not None:
-                instances = instances_from_videos(self.videos)
+                instances = family.instances(self.videos)
             else:
-                uris = gcs.list_videos(self.hook.storage_client, self.videos_prefix)
+                uris = gcs.list_videos(self.hook.storage_client, self.videos_prefix, family.mime_types)
                 if not uris:
                     raise VideoActionsValueError(
-                        f"videos_prefix {self.videos_prefix} holds no video files (.mp4, .avi, .mov); "
-                        "check the bucket and prefix."
+                        f"videos_prefix {self.videos_prefix} holds no video files {family.name} models take "
+                        f"({', '.join(family.mime_types)}); check the bucket and prefix."
                     )
-                instances = instances_from_videos(uris)
-            ask = self._gemini_ask()
-            self._instance_lines = [i.to_line() if ask is None else ask.request_line(i) for i in instances]
+                instances = family.instances(uris)
+            lines = list(family.request_lines(instances, request))
+            family.check_input(len(lines), sum(len(line.encode()) + 1 for line in lines), request)
+            self._instance_lines = lines
         return self._instance_lines
 
     def _write_instances(self, uri: str) -> None:
@@ -528,9 +566,10 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             try:
                 self.log.info(job_outcome(event["job"], self.max_failed_ratio))
             except JobFailedError as exc:
+                # The parse operator's allow_partial reads the rows such a job completed, from this summary.
+                context["ti"].xcom_push(key=FAILED_JOB_XCOM_KEY, value=event["job"])
                 raise AirflowException(str(exc)) from exc
-            ask = self._gemini_ask()
-            return event["job"] if ask is None else {**event["job"], SUMMARY_KEY: ask.summary_fields()}
+            return {**event["job"], **self._family().summary_part(self._family_request())}
         raise AirflowException(event["message"])
 
     def _on_timeout(self, event: dict[str, Any]) -> dict[str, Any]:
