@@ -62,7 +62,9 @@ def test_only_the_jobs_files_on_gcs(storage_client):
     bucket.blob("own-files/prediction-model-2/predictions_00001.jsonl").upload_from_string(
         prediction_line("gs://b/c.mp4")
     )
-    with pytest.raises(AirflowFailException, match=r"3 jobs \(prediction-model-1, prediction-model-1-other, prediction-model-2\)"):
+    with pytest.raises(
+        AirflowFailException, match=r"3 jobs \(prediction-model-1, prediction-model-1-other, prediction-model-2\)"
+    ):
         parse(output_directory=f"gs://{BUCKET}/own-files/")
 
 
