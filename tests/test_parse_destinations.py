@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+from airflow_provider_video_actions.job import VideoActionsValueError
 from tests.conftest import BUCKET
 from tests.test_parse import instance, moment, output_dir, parse  # noqa: F401 - output_dir is a fixture
 
@@ -78,10 +79,10 @@ def test_file_uris_follow_rfc_8089(output_dir, tmp_path, monkeypatch):  # noqa: 
     source = output_dir.replace("file://", "file://localhost", 1)
     result = parse(output_directory=source, destination=f"file://localhost{dest}")
     assert result["rows"] == 3 and dest.exists() and not (tmp_path / "localhost").exists()
-    with pytest.raises(
-        AirflowFailException, match=r"destination: 'file://fileserver/tmp/x.jsonl' names host 'fileserver'"
-    ):
+    with pytest.raises(VideoActionsValueError, match=r"destination: 'file://fileserver/tmp/x.jsonl' names host"):
         parse(output_directory=output_dir, destination="file://fileserver/tmp/x.jsonl")
+    with pytest.raises(AirflowFailException, match=r"job\['output_directory'\]: 'file://fileserver/out' names host"):
+        parse(job={"output_directory": "file://fileserver/out"})
 
 
 def test_csv_cells_that_spreadsheets_read_as_formulas_are_escaped(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_video_actions import gcs
+from airflow_provider_video_actions.job import VideoActionsValueError
 from tests.conftest import BUCKET
 from tests.test_parse import instance, moment, output_dir, parse  # noqa: F401 - output_dir is a fixture
 
@@ -101,9 +102,14 @@ def test_destination_inside_the_output_directory_on_gcs(storage_client):
     ["http://169.254.169.254/computeMetadata/v1/", "https://example.com/out", "memory://out", "s3://bucket/out"],
 )
 def test_other_schemes_need_an_explicit_opt_in(uri):
-    with pytest.raises(AirflowFailException, match=r"gs:// or file:// URI.*allow_other_schemes=True"):
+    """Refused when the DAG is parsed (a literal) and when the task runs (a rendered template)."""
+    with pytest.raises(
+        VideoActionsValueError, match=r"output_directory must be a gs:// or file:// URI.*allow_other_schemes=True"
+    ):
         parse(output_directory=uri)
-    with pytest.raises(AirflowFailException, match=r"destination must be a gs:// or file:// URI"):
+    with pytest.raises(AirflowFailException, match=r"job\['output_directory'\] must be a gs:// or file:// URI"):
+        parse(job={"output_directory": uri})
+    with pytest.raises(VideoActionsValueError, match=r"destination must be a gs:// or file:// URI"):
         parse(output_directory="gs://bkt1/out", destination=uri.rstrip("/") + "/p.jsonl")
 
 

@@ -205,6 +205,10 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         self.allow_other_schemes = allow_other_schemes
         self.action_labels = action_labels
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
+        for param, uri in (("output_directory", output_directory), ("destination", destination)):
+            # A literal's scheme fails at DAG parse time; templates, and gs:// buckets, are checked in execute.
+            if isinstance(uri, str) and "{{" not in uri and not uri.startswith("gs://"):
+                self._location(uri, param, want_object=param == "destination")
         if isinstance(destination, str) and "{{" not in destination:
             destination_format(destination)
         self.asset_alias = asset_alias
