@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
-from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES
+from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
 from airflow_provider_video_actions.gemini_answers import AnswerRules, decode_output_chunk
 from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs_uri
 from airflow_provider_video_actions.operators.submit import check_fraction, check_positive
@@ -283,7 +283,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                 with gcs.open_read(client, uri) as handle:
                     first_line = 1
                     for chunk in gcs.iter_chunks(handle, max_line_bytes=self.max_line_bytes):
-                        if isinstance(chunk, gcs.LongLine):
+                        if isinstance(chunk, LongLine):
                             self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, error_records)
                             first_line += 1
                             continue
@@ -320,7 +320,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             )
         return predictions, errors
 
-    def _long_line(self, uri: str, line: int, long_line: Any) -> ErrorRecord:
+    def _long_line(self, uri: str, line: int, long_line: LongLine) -> ErrorRecord:
         """The error record of a line skipped unread for its length."""
         message = (
             f"output line of {long_line.length} bytes is longer than max_line_bytes={self.max_line_bytes}; "
