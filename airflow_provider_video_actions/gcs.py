@@ -1,22 +1,26 @@
 """Objects the job reads and writes: instances files, videos, prediction outputs, parsed results.
 
 URIs are ``gs://bucket/path`` (through the real ``google.cloud.storage`` client, so the hook's
-credentials and ``STORAGE_EMULATOR_HOST`` apply), ``file://`` paths (local runs and benchmarks), or
-any other fsspec URL (``s3://``, ``memory://``... when its fsspec implementation is installed).
+credentials and ``STORAGE_EMULATOR_HOST`` apply), ``file://`` paths (``file:///path`` or
+``file://localhost/path``, RFC 8089; local runs and benchmarks), or any other fsspec URL (``s3://``,
+``memory://``... when its fsspec implementation is installed and the caller opted in).
 Reads and writes stream in chunks; a written GCS object appears only when its upload completes, a
-local file is written to a temporary name and renamed, and a failed fsspec write is removed, so a
-failed write never leaves a half-written destination.
+local file is written to a temporary file in the same directory and renamed over the destination
+(keeping an existing file's mode), and a failed fsspec write is removed, so a failed write never
+leaves a half-written destination.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import re
+import secrets
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_video_actions.job import split_gcs_uri
+from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs_uri
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -26,11 +30,25 @@ CHUNK_BYTES = 4 * 1024 * 1024
 #: Parse output files this many bytes of whole lines at a time: decoded, a chunk takes several times its size
 #: (1 MiB measured as fast as 4 MiB, with ~20 MB less peak RSS).
 LINES_CHUNK_BYTES = 1024 * 1024
+#: A longer output line is skipped unread and reported as an error record (real lines are a few kB).
+DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
+#: The names Vertex AI gives a job's output files (Gemini jobs write one ``predictions.jsonl``).
+OUTPUT_FILE_NAME = re.compile(r"(?P<kind>predictions|errors)_\d+\.jsonl|(?P<gemini>predictions)\.jsonl")
+#: The folder Vertex AI creates for each job under the destination prefix.
+JOB_FOLDER_PREFIX = "prediction-"
+_BOM = b"\xef\xbb\xbf"
 
 
-def _local_path(uri: str) -> str | None:
-    """The filesystem path of a ``file://`` URI, or None for another URI."""
-    return uri.removeprefix("file://") if uri.startswith("file://") else None
+def local_path(uri: str) -> str | None:
+    """The filesystem path of a ``file://`` URI (RFC 8089: no host or ``localhost``), or None for another URI."""
+    if not uri.startswith("file://"):
+        return None
+    host, _, path = uri.removeprefix("file://").partition("/")
+    if host.lower() not in ("", "localhost"):
+        raise VideoActionsValueError(
+            f"{uri!r} names host {host!r}: a file:// URI is a local path, file:///path or file://localhost/path."
+        )
+    return "/" + path
 
 
 def _fsspec(uri: str) -> tuple[Any, str] | None:
@@ -44,7 +62,7 @@ def _fsspec(uri: str) -> tuple[Any, str] | None:
 
 def list_objects(client: storage.Client, prefix_uri: str) -> list[str]:
     """URIs of every object under a prefix, sorted by name."""
-    if (path := _local_path(prefix_uri)) is not None:
+    if (path := local_path(prefix_uri)) is not None:
         return sorted(
             f"file://{os.path.join(root, name)}" for root, _, names in os.walk(path.rstrip("/")) for name in names
         )
@@ -60,22 +78,66 @@ def list_videos(client: storage.Client, prefix_uri: str, extensions: Collection[
     return [uri for uri in list_objects(client, prefix_uri) if os.path.splitext(uri)[1].lower() in extensions]
 
 
-def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str]]:
-    """The ``predictions*`` and ``errors*`` files of a job's output directory, each sorted by name.
+def list_folder(client: storage.Client, folder_uri: str) -> tuple[list[str], list[str]]:
+    """The names of the objects directly in a folder and of its subfolders (not recursive), each sorted."""
+    folder = folder_uri.rstrip("/") + "/"
+    if (path := local_path(folder)) is not None:
+        if not os.path.isdir(path):
+            return [], []
+        with os.scandir(path) as entries:
+            found = [(entry.name, entry.is_dir()) for entry in entries]
+        return sorted(n for n, is_dir in found if not is_dir), sorted(n for n, is_dir in found if is_dir)
+    if (fs_path := _fsspec(folder)) is not None:
+        fs, path = fs_path
+        found = [(entry["name"].rstrip("/").rsplit("/", 1)[-1], entry["type"]) for entry in fs.ls(path, detail=True)]
+        return sorted(n for n, kind in found if kind != "directory"), sorted(
+            n for n, kind in found if kind == "directory"
+        )
+    bucket, prefix = split_gcs_uri(folder, "folder", want_object=False)
+    listing = client.list_blobs(bucket, prefix=prefix, delimiter="/")
+    names = sorted(blob.name[len(prefix) :] for blob in listing)  # the prefixes are known once the pages are read
+    return names, sorted(sub[len(prefix) :].rstrip("/") for sub in listing.prefixes)
 
-    Gemini jobs may also write an ``incremental_predictions/`` folder repeating lines: it is skipped.
+
+def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str]]:
+    """The job's own ``predictions_<n>.jsonl`` (or Gemini's ``predictions.jsonl``) and ``errors_<n>.jsonl``.
+
+    Only files directly in the directory and named as Vertex AI names them: an editor backup, a
+    ``predictions.parquet`` or a subfolder (Gemini's ``incremental_predictions/`` repeats lines) is
+    not the job's output. A directory holding jobs' ``prediction-*`` folders is the destination
+    prefix, not one job's directory: it is refused, listing them.
     """
-    uris = [u for u in list_objects(client, output_directory.rstrip("/") + "/") if "/incremental_predictions/" not in u]
-    base = [(uri, uri.rsplit("/", 1)[-1]) for uri in uris]
-    predictions = [uri for uri, name in base if name.startswith("predictions")]
-    errors = [uri for uri, name in base if name.startswith("errors")]
+    directory = output_directory.rstrip("/")
+    names, folders = list_folder(client, directory)
+    if jobs := [name for name in folders if name.startswith(JOB_FOLDER_PREFIX)]:
+        shown = ", ".join(jobs[:10]) + (f" and {len(jobs) - 10} more" if len(jobs) > 10 else "")
+        raise VideoActionsValueError(
+            f"{output_directory} holds the output folders of {len(jobs)} jobs ({shown}), not one job's output: "
+            f"give one job's directory, e.g. {directory}/{jobs[0]} (its output_info.gcs_output_directory), "
+            "or the submit task's result as job."
+        )
+    matches = [(name, OUTPUT_FILE_NAME.fullmatch(name)) for name in names]
+    predictions = [f"{directory}/{name}" for name, match in matches if match and match["kind"] != "errors"]
+    errors = [f"{directory}/{name}" for name, match in matches if match and match["kind"] == "errors"]
     return predictions, errors
+
+
+def same_or_inside(uri: str, directory_uri: str) -> bool:
+    """Whether ``uri`` is the directory or lies anywhere under it (local paths compared resolved)."""
+    if (path := local_path(uri)) is not None:
+        folder = local_path(directory_uri) if directory_uri.startswith("file://") else None
+        if folder is None:
+            return False
+        path, folder = os.path.realpath(path), os.path.realpath(folder)
+        return os.path.commonpath([path, folder]) == folder
+    directory = directory_uri.rstrip("/")
+    return uri == directory or uri.startswith(directory + "/")
 
 
 @contextmanager
 def open_read(client: storage.Client, uri: str) -> Iterator[IO[bytes]]:
     """Open an object for streaming binary reads (chunked ranged GETs on GCS)."""
-    if (path := _local_path(uri)) is not None:
+    if (path := local_path(uri)) is not None:
         with open(path, "rb") as handle:
             yield handle
         return
@@ -91,18 +153,10 @@ def open_read(client: storage.Client, uri: str) -> Iterator[IO[bytes]]:
 
 @contextmanager
 def open_write(client: storage.Client, uri: str, content_type: str) -> Iterator[IO[bytes]]:
-    """Open an object for streaming binary writes that appear only when complete."""
-    if (path := _local_path(uri)) is not None:
-        directory = os.path.dirname(path) or "."
-        os.makedirs(directory, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".tmp-", delete=False)  # noqa: SIM115 - renamed on success
-        try:
-            with handle:
-                yield handle
-            os.replace(handle.name, path)
-        finally:
-            if os.path.exists(handle.name):
-                os.unlink(handle.name)
+    """Open an object for streaming binary writes that appear, whole, only when complete."""
+    if (path := local_path(uri)) is not None:
+        with _local_write(path) as handle:
+            yield handle
         return
     if (fs_path := _fsspec(uri)) is not None:
         with _fsspec_write(*fs_path) as handle:
@@ -110,8 +164,32 @@ def open_write(client: storage.Client, uri: str, content_type: str) -> Iterator[
         return
     bucket, name = split_gcs_uri(uri, "uri")
     blob = client.bucket(bucket).blob(name, chunk_size=CHUNK_BYTES)
+    # The resumable upload is the commit: the object appears (or replaces the old one) only when it finishes.
     with blob.open("wb", content_type=content_type, ignore_flush=True) as handle:
         yield handle
+
+
+@contextmanager
+def _local_write(path: str) -> Iterator[IO[bytes]]:
+    """Write a temporary file beside ``path``, then rename it over ``path`` (atomic on POSIX).
+
+    The file gets an existing destination's mode, else the usual mode for a new file (0666 less the umask).
+    """
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f".tmp-{os.path.basename(path)}-{secrets.token_hex(6)}")
+    mode = os.stat(path).st_mode & 0o7777 if os.path.isfile(path) else None
+    try:
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 @contextmanager
@@ -126,21 +204,96 @@ def _fsspec_write(fs: Any, path: str) -> Iterator[IO[bytes]]:
         raise
 
 
-def iter_chunks(handle: IO[bytes], size: int = LINES_CHUNK_BYTES) -> Iterator[bytes]:
-    """Split a binary stream into chunks of whole lines, about ``size`` bytes each.
+@dataclass(frozen=True)
+class LongLine:
+    """An output line longer than the line limit, skipped unread: only its length in bytes is known."""
 
-    A line longer than ``size`` makes a longer chunk; a trailing partial line is the last chunk.
+    length: int
+
+
+def iter_chunks(
+    handle: IO[bytes], size: int = LINES_CHUNK_BYTES, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[bytes | LongLine]:
+    """Split a binary stream into chunks of whole lines (about ``size`` bytes) and :class:`LongLine` items.
+
+    Each item stands for its lines in order, so line numbers stay exact. A line longer than
+    ``max_line_bytes`` is never held whole: it becomes a :class:`LongLine`. A UTF-8 byte order mark
+    opening the stream is dropped. Lines end at ``\\n`` only (U+2028 inside a JSON string is data).
     """
-    rest = b""
-    while chunk := handle.read(size):
-        cut = chunk.rfind(b"\n") + 1
-        if not cut:
-            rest += chunk
-            continue
-        whole, rest = rest + chunk[:cut], chunk[cut:]
-        yield whole
-    if rest:
-        yield rest
+    lines = _LineSplitter(max_line_bytes)
+    block = handle.read(min(size, max_line_bytes))
+    if block.startswith(_BOM):
+        block = block[len(_BOM) :]
+    while block:
+        yield from lines.feed(block)
+        block = handle.read(min(size, max_line_bytes))
+    yield from lines.finish()
+
+
+class _LineSplitter:
+    """Turns blocks of bytes into chunks of whole lines, keeping the unfinished line as a list of pieces.
+
+    Pieces are joined once, when the line ends (not on every block, which would be quadratic), and
+    dropped as soon as the line passes the limit, so memory stays bounded whatever the line length.
+    """
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self.max_line_bytes = max_line_bytes
+        self._pieces: list[bytes] = []
+        self._length = 0  # of the unfinished line, pieces kept or not
+        self._too_long = False
+
+    def feed(self, block: bytes) -> Iterator[bytes | LongLine]:
+        """The items ending in this block; blocks are at most ``max_line_bytes``, so only its first line can pass it."""
+        last = block.rfind(b"\n")
+        if last < 0:
+            self._extend(block)
+            return
+        first = block.find(b"\n")
+        if self._too_long or self._length + first > self.max_line_bytes:
+            yield LongLine(self._length + first)
+            whole = block[first + 1 : last + 1]
+        else:
+            whole = b"".join([*self._pieces, block[: last + 1]])
+        self._pieces, self._length, self._too_long = [], 0, False
+        if whole:
+            yield whole
+        self._extend(block[last + 1 :])
+
+    def finish(self) -> Iterator[bytes | LongLine]:
+        """The last line, when the stream does not end with a newline."""
+        if self._too_long:
+            yield LongLine(self._length)
+        elif self._length:
+            yield b"".join(self._pieces)
+
+    def _extend(self, piece: bytes) -> None:
+        """Add a piece to the unfinished line, dropping the line's bytes once it passes the limit."""
+        if not piece:
+            return
+        self._length += len(piece)
+        if self._length > self.max_line_bytes:
+            self._pieces, self._too_long = [], True
+        elif not self._too_long:
+            self._pieces.append(piece)
+
+
+def delete(client: storage.Client, uri: str) -> None:
+    """Remove an object if it exists (an earlier run's file that no longer describes this run)."""
+    if (path := local_path(uri)) is not None:
+        if os.path.isfile(path):
+            os.unlink(path)
+        return
+    if (fs_path := _fsspec(uri)) is not None:
+        fs, path = fs_path
+        if fs.exists(path):
+            fs.rm(path)
+        return
+    from google.api_core.exceptions import NotFound
+
+    bucket, name = split_gcs_uri(uri, "uri")
+    with suppress(NotFound):
+        client.bucket(bucket).blob(name).delete()
 
 
 def write_text(client: storage.Client, uri: str, text: str, content_type: str = "text/plain") -> None:

@@ -306,6 +306,17 @@ def error_columns(errors: Sequence[ErrorRecord]) -> Columns:
 
 ERROR_SAMPLES = 5
 VIDEO_BUCKETS = 64
+#: The summary names at most this many labels, the most frequent (the rest are counted in ``labels_omitted``).
+SUMMARY_LABELS = 1000
+#: Text in the summary and the logs (labels, error messages, URIs) is cut to this many characters.
+SUMMARY_TEXT_CHARS = 500
+
+
+def shorten(text: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
+    """The text cut to ``limit`` characters, with a marker saying how much was cut (None stays None)."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
 
 
 @dataclass
@@ -329,19 +340,26 @@ class ParseStats:
         self.label_counts.update(columns[RECORD_FIELDS.index("label")])
 
     def add_error(self, error: ErrorRecord) -> None:
-        """Count an error record and keep it as a sample if there is room."""
+        """Count an error record and keep it as a sample (its text shortened) if there is room."""
         self.errors += 1
         self.malformed_lines += error.code is None
         if len(self.error_samples) < ERROR_SAMPLES:
             self.error_samples.append(
                 {
-                    "video": error.video_uri,
+                    "video": shorten(error.video_uri),
                     "code": error.code,
-                    "message": error.message,
-                    "file": error.file,
+                    "message": shorten(error.message),
+                    "file": shorten(error.file),
                     "line": error.line,
                 }
             )
+
+    def summary_label_counts(self) -> tuple[dict[str, int], int]:
+        """The most frequent labels (names shortened) with their counts, by name; and how many were left out."""
+        kept: Counter[str] = Counter()
+        for label, count in self.label_counts.most_common(SUMMARY_LABELS):
+            kept[shorten(label) or ""] += count
+        return dict(sorted(kept.items())), max(len(self.label_counts) - SUMMARY_LABELS, 0)
 
     @property
     def videos(self) -> int:
@@ -355,14 +373,16 @@ class ParseStats:
         return sum(len(set(bucket)) for bucket in buckets)
 
     def summary(self) -> dict[str, Any]:
-        """The JSON-able part of the parse operator's return value."""
+        """The JSON-able part of the parse operator's return value, bounded whatever the output holds."""
+        label_counts, labels_omitted = self.summary_label_counts()
         return {
             "rows": self.rows,
             "instances": self.instances,
             "videos": self.videos,
             "errors": self.errors,
             "malformed_lines": self.malformed_lines,
-            "label_counts": dict(sorted(self.label_counts.items())),
+            "label_counts": label_counts,
+            "labels_omitted": labels_omitted,
             "error_samples": self.error_samples,
         }
 
@@ -374,6 +394,14 @@ class ParseStats:
 WRITER_FORMATS = (".jsonl", ".csv", ".parquet")
 CONTENT_TYPES = {".jsonl": "application/jsonl", ".csv": "text/csv", ".parquet": "application/vnd.apache.parquet"}
 PARQUET_ROW_GROUP = 65_536
+#: A CSV cell starting with one of these is read as a formula by spreadsheets (OWASP CSV injection):
+#: such text cells are written with a leading ``'``.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_text(values: list[Any]) -> list[Any]:
+    """A text column for CSV: None as an empty cell, formula-like text escaped with a leading ``'``."""
+    return ["" if v is None else "'" + v if v.startswith(CSV_FORMULA_STARTS) else v for v in values]
 
 
 class _OneAhead:
@@ -420,6 +448,7 @@ class RecordWriter:
             self._text = io.TextIOWrapper(handle, encoding="utf-8", newline="", write_through=True)
             self._csv = csv.writer(self._text)
             self._csv.writerow(record_type.__struct_fields__)
+            self._csv_text_columns = {i for i, (_, text) in enumerate(_annotations(record_type)) if "str" in text}
         elif fmt == ".parquet":
             self._parquet = _ParquetColumns(handle, record_type, self._io)
 
@@ -430,8 +459,11 @@ class RecordWriter:
         if self._fmt == ".jsonl":
             self._io.submit(self._handle.write, self._encoder.encode_lines(list(map(self._type, *columns))))
         elif self._fmt == ".csv":
-            text = [["" if v is None else v for v in c] if None in c else c for c in columns]
-            self._csv.writerows(zip(*text, strict=True))
+            cells = [
+                _csv_text(c) if i in self._csv_text_columns else ["" if v is None else v for v in c] if None in c else c
+                for i, c in enumerate(columns)
+            ]
+            self._csv.writerows(zip(*cells, strict=True))
         else:
             self._parquet.write(columns)
 

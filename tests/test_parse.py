@@ -113,7 +113,7 @@ def test_parse_is_repeatable(output_dir, tmp_path):
 
 
 def test_empty_output_directory_says_what_to_check(tmp_path):
-    with pytest.raises(AirflowException, match="No predictions_\\* or errors_\\* files"):
+    with pytest.raises(AirflowException, match=r"No predictions_<n>.jsonl or errors_<n>.jsonl files"):
         parse(output_directory=f"file://{tmp_path}")
 
 

@@ -1,10 +1,11 @@
 """Parse a finished job's output into prediction records, for XCom or a file in GCS.
 
-The operator streams every ``predictions_*`` and ``errors_*`` file of the job's output directory
-in chunks of whole lines (:mod:`airflow_provider_video_actions.predictions`), filters the moments, and either
-returns them in its XCom (bounded by ``max_xcom_bytes``) or writes them to a ``.jsonl``, ``.csv``
-or ``.parquet`` destination, with the error records beside it in ``<destination stem>.errors.jsonl``.
-It returns counts, label counts and a few error samples; errors never pass silently.
+The operator streams the job's own ``predictions_<n>.jsonl`` and ``errors_<n>.jsonl`` files (directly
+in its output directory) in chunks of whole lines (:mod:`airflow_provider_video_actions.predictions`),
+filters the moments, and either returns them in its XCom (bounded by ``max_xcom_bytes``) or writes
+them to a ``.jsonl``, ``.csv`` or ``.parquet`` destination, with this run's error records beside it
+in ``<destination stem>.errors.jsonl``. It returns counts, label counts and a few error samples;
+errors never pass silently.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import msgspec
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
 from airflow_provider_video_actions.families.dispatch import OutputDecoder
+from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
 from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
 from airflow_provider_video_actions.predictions import (
     CONTENT_TYPES,
@@ -31,6 +33,7 @@ from airflow_provider_video_actions.predictions import (
     RecordWriter,
     error_columns,
     gc_paused,
+    shorten,
 )
 from airflow_provider_video_actions.validators import check_fraction, check_positive
 
@@ -43,12 +46,23 @@ if TYPE_CHECKING:
 DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
 
 
-def check_location(uri: Any, param: str, *, want_object: bool) -> str:
-    """A ``gs://``, ``file://`` or other fsspec URI (``s3://``, ``memory://``...), or raise naming the parameter."""
+def check_location(uri: Any, param: str, *, want_object: bool, allow_other_schemes: bool = False) -> str:
+    """A ``gs://`` or ``file://`` URI (another fsspec one, ``s3://``..., if allowed), or raise naming the parameter."""
     if isinstance(uri, str) and uri.startswith("file://"):
+        from airflow_provider_video_actions.gcs import local_path
+
+        try:
+            local_path(uri)
+        except VideoActionsValueError as exc:
+            raise VideoActionsValueError(f"{param}: {exc}") from None
         return uri
     scheme = uri.partition("://")[0] if isinstance(uri, str) and "://" in uri else "gs"
     if scheme != "gs":
+        if not allow_other_schemes:
+            raise VideoActionsValueError(
+                f"{param} must be a gs:// or file:// URI, got {shorten(str(uri), 200)!r}; set "
+                "allow_other_schemes=True to read or write another fsspec filesystem (s3://, memory://...)."
+            )
         from fsspec import get_filesystem_class
 
         try:
@@ -72,7 +86,7 @@ def destination_format(destination: str) -> str:
 
 
 class _XComBudget:
-    """The byte budget that predictions and error records share on their way to XCom."""
+    """The byte budget of the whole return value: predictions, error records and the summary."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes, self.used = max_bytes, 0
@@ -82,7 +96,7 @@ class _XComBudget:
         self.used += size
         if self.used > self.max_bytes:
             raise AirflowFailException(
-                f"The parsed predictions pass max_xcom_bytes={self.max_bytes}: XCom lives in the metadata "
+                f"The parse result passes max_xcom_bytes={self.max_bytes}: XCom lives in the metadata "
                 "database. Set destination='gs://bucket/path/predictions.parquet' (or .jsonl, .csv) to write "
                 "them to GCS, narrow them with min_confidence, labels or top_k, or raise max_xcom_bytes."
             )
@@ -139,6 +153,10 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
     :param top_k: keep at most this many moments per instance, the most confident.
     :param max_xcom_bytes: fail rather than push more than this to XCom.
     :param max_malformed_lines: fail when more output lines than this cannot be read (None: never).
+    :param max_line_bytes: an output line longer than this (64 MiB; real lines are a few kB) is skipped
+        unread and reported as an error record with its file, line and length, so memory stays bounded.
+    :param allow_other_schemes: also read and write other fsspec URLs (``s3://``, ``memory://``...) for
+        ``output_directory`` and ``destination``; by default only ``gs://`` and ``file://`` are accepted.
     :param action_labels: Gemini jobs only: the label set answers must keep to (names, or name -> description).
         Defaults to the one in ``job`` (the submit task's result), else to each line's echoed response schema.
         Gemini answers are also held to the job's ``confidence_threshold`` and ``max_predictions`` here.
@@ -163,6 +181,8 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         top_k: int | None = None,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         max_malformed_lines: int | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        allow_other_schemes: bool = False,
         action_labels: Sequence[str] | dict[str, str] | None = None,
         asset_alias: str | None = None,
         allow_partial: bool = False,
@@ -185,8 +205,14 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                 f"max_malformed_lines must be None or an integer >= 0, got {max_malformed_lines!r}."
             )
         self.max_malformed_lines = max_malformed_lines
+        self.max_line_bytes = check_positive(max_line_bytes, "max_line_bytes", integer=True)
+        self.allow_other_schemes = allow_other_schemes
         self.action_labels, self.allow_partial = action_labels, allow_partial
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
+        for param, uri in (("output_directory", output_directory), ("destination", destination)):
+            # A literal's scheme fails at DAG parse time; templates, and gs:// buckets, are checked in execute.
+            if isinstance(uri, str) and "{{" not in uri and not uri.startswith("gs://"):
+                self._location(uri, param, want_object=param == "destination")
         if isinstance(destination, str) and "{{" not in destination:
             destination_format(destination)
         self.asset_alias = asset_alias
@@ -214,8 +240,29 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                     f"job {self.job.get('name')} ended in {self.job['state']}; set allow_partial=True to read the "
                     "rows it completed."
                 )
-            return check_location(self.job["output_directory"], "job['output_directory']", want_object=False)
-        return check_location(self.output_directory, "output_directory", want_object=False)
+            return self._location(self.job["output_directory"], "job['output_directory']", want_object=False)
+        return self._location(self.output_directory, "output_directory", want_object=False)
+
+    def _location(self, uri: Any, param: str, *, want_object: bool) -> str:
+        return check_location(uri, param, want_object=want_object, allow_other_schemes=self.allow_other_schemes)
+
+    def _check_destination(self, source: str) -> str | None:
+        """The destination's format (None for XCom); a destination inside the job's output directory is refused.
+
+        There, the next try would read it back as output, or overwrite one of the job's own files.
+        """
+        if self.destination is None:
+            return None
+        fmt = destination_format(self._location(self.destination, "destination", want_object=True))
+        from airflow_provider_video_actions import gcs
+
+        if gcs.same_or_inside(self.destination, source):  # its errors file is beside it: inside too, or not
+            raise VideoActionsValueError(
+                f"destination {self.destination!r} is inside the job's output directory {source!r}, where the "
+                "next try would read it back as output (or it would overwrite the job's own files): choose a "
+                "destination outside that directory."
+            )
+        return fmt
 
     def _filter(self) -> PredictionFilter:
         labels = self.labels
@@ -227,11 +274,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         """Stream the output files through the filter into XCom or the destination."""
         try:
             source, keep = self._source(), self._filter()
-            fmt = (
-                None
-                if self.destination is None
-                else destination_format(check_location(self.destination, "destination", want_object=True))
-            )
+            fmt = self._check_destination(source)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         from airflow_provider_video_actions import gcs
@@ -242,30 +285,32 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             self.decoder = OutputDecoder.from_job(self.job, self.action_labels, self._open_instances)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        predictions, errors = gcs.output_files(client, source)
-        if not predictions and not errors:
-            raise AirflowException(
-                f"No predictions_* or errors_* files in {source}: is the job finished, and is this its "
-                "output_directory (job.output_info.gcs_output_directory)?"
-            )
+        predictions, errors = self._output_files(client, source)
         self.log.info("Parsing %d predictions and %d errors files from %s", len(predictions), len(errors), source)
-        stats = ParseStats()
+        stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
         with ExitStack() as stack:
             stack.enter_context(gc_paused())
-            records, error_records = self._sinks(stack, fmt, client)
+            records, error_records = self._sinks(stack, fmt, client, budget)
             for uri in predictions + errors:
                 with gcs.open_read(client, uri) as handle:
                     first_line = 1
-                    for chunk in gcs.iter_chunks(handle):
+                    for chunk in gcs.iter_chunks(handle, max_line_bytes=self.max_line_bytes):
+                        if isinstance(chunk, LongLine):
+                            self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, error_records)
+                            first_line += 1
+                            continue
                         first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, error_records)
             records.close()
             error_records.close()
         result = stats.summary()
+        budget.charge(len(msgspec.json.encode(result)))
         if fmt is None:
             result["predictions"], result["error_records"] = records.items, error_records.items
         else:
             result["uri"] = self.destination
             result["errors_uri"] = self._errors_uri() if stats.errors else None
+            if not stats.errors:
+                gcs.delete(client, self._errors_uri())  # an earlier run's errors are not this run's
         self.log.info("Parsed %d moments from %d videos; %d errors", stats.rows, result["videos"], stats.errors)
         if stats.errors:
             self.log.warning("Error samples: %s", stats.error_samples)
@@ -278,10 +323,32 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
         return gcs.open_read(self.hook.storage_client if uri.startswith("gs://") else None, uri)
 
-    def _sinks(self, stack: ExitStack, fmt: str | None, client: Any) -> tuple[Any, Any]:
+    def _output_files(self, client: Any, source: str) -> tuple[list[str], list[str]]:
+        """The job's predictions and errors files; fails (without retries) on a folder of several jobs."""
+        from airflow_provider_video_actions import gcs
+
+        try:
+            predictions, errors = gcs.output_files(client, source)
+        except VideoActionsValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if not predictions and not errors:
+            raise AirflowException(
+                f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job finished, and is "
+                "this its output_directory (job.output_info.gcs_output_directory)?"
+            )
+        return predictions, errors
+
+    def _long_line(self, uri: str, line: int, long_line: LongLine) -> ErrorRecord:
+        """The error record of a line skipped unread for its length."""
+        message = (
+            f"output line of {long_line.length} bytes is longer than max_line_bytes={self.max_line_bytes}; "
+            "skipped unread"
+        )
+        return ErrorRecord(None, None, None, None, message, uri, line)
+
+    def _sinks(self, stack: ExitStack, fmt: str | None, client: Any, budget: _XComBudget) -> tuple[Any, Any]:
         """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
         if fmt is None:
-            budget = _XComBudget(self.max_xcom_bytes)
             return _XComSink(budget, PredictionRecord), _XComSink(budget, ErrorRecord)
         from airflow_provider_video_actions import gcs
 
@@ -308,19 +375,23 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         Returns the chunk's line count.
         """
         decoded = self.decoder.decode(chunk, uri, first_line)
-        for error in decoded.errors:
-            stats.add_error(error)
-            if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:
-                raise AirflowException(
-                    f"More than max_malformed_lines={self.max_malformed_lines} output lines could not be read; "
-                    f"the last at {uri} line {error.line}: {error.message}"
-                )
-        if decoded.errors:
-            errors.write(error_columns(decoded.errors))
+        self._add_errors(uri, decoded.errors, stats, errors)
         columns = keep.columns(decoded)
         stats.add_records(columns, decoded)
         records.write(columns)
         return decoded.lines
+
+    def _add_errors(self, uri: str, found: list[ErrorRecord], stats: ParseStats, errors: Any) -> None:
+        """Count error records and send them to their sink, failing past ``max_malformed_lines``."""
+        for error in found:
+            stats.add_error(error)
+            if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:
+                raise AirflowException(
+                    f"More than max_malformed_lines={self.max_malformed_lines} output lines could not be read; "
+                    f"the last at {uri} line {error.line}: {shorten(error.message)}"
+                )
+        if found:
+            errors.write(error_columns(found))
 
     def _add_alias_outlet(self) -> None:
         """Declare ``asset_alias`` as an outlet; it needs a destination, since XCom is not an asset."""

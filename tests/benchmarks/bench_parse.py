@@ -1,19 +1,23 @@
-"""Benchmark: parsing a job's output, against bare msgspec decoding (the limit) and the naive way (the baseline).
+"""Benchmark: parsing a job's output to Parquet, beside DuckDB, bare msgspec decoding and the naive way.
 
-Generates realistic prediction JSONL (several files, 1-10 moments per instance, an errors file),
-then, each case in a fresh interpreter, measures throughput (input MB/s) and peak RSS of:
+Generates realistic, varied prediction JSONL (several ``predictions_<n>.jsonl`` files and an
+``errors_00001.jsonl``; see :func:`generate`), then, each column in its own fresh interpreter (so
+each peak RSS is that column's alone), measures input MB/s and peak RSS of:
 
-- ``provider``: :class:`ParseVideoActionPredictionsOperator` writing Parquet or JSONL;
-- ``limit``: msgspec decoding the same bytes, from memory, into the parser's typed structs
-  (``limit_untyped``: into dicts and lists, for reference), garbage collector paused as in the parser;
-- ``baseline``: the Vertex SDK's way, ``json.loads`` per line into dicts, a list of every record,
-  then one write.
+- ``provider``: :class:`ParseVideoActionPredictionsOperator` writing Parquet (file:// to file://);
+- ``duckdb``: what a data engineer would write instead: DuckDB reading the same files with an
+  explicit schema, ``UNNEST`` of the moments into the same eight columns, ``COPY ... TO`` Parquet,
+  on 2 threads (the error lines to their own Parquet file);
+- ``msgspec``: msgspec decoding the same bytes from memory into typed structs, nothing else (a
+  bound on a Python per-line decoder), garbage collector paused as in the parser;
+- ``naive``: ``json.loads`` per line into dicts, a list of every record, one ``pyarrow`` write (the
+  Vertex SDK's way); it holds every record in memory, so it runs only up to ``--naive-max-mb``.
 
-Local cases read file:// (no emulator overhead) at 100 MB and 1 GB, so peak RSS can be compared
-across sizes; the GCS case goes through the in-memory GCS emulator at a smaller size (it holds every
-object in the benchmark's memory and serves HTTP from Python). One JSON line per case.
+``--gcs`` adds the provider and the naive way through the in-memory GCS emulator (it holds every
+object in the benchmark's memory and serves HTTP from Python). One JSON line per size.
 
-Run: ``.venv/bin/python -m tests.benchmarks.bench_parse`` (``make bench`` runs every benchmark).
+Run: ``.venv/bin/python -m tests.benchmarks.bench_parse [--sizes 100 1000]`` (``make bench`` runs
+every benchmark).
 """
 
 from __future__ import annotations
@@ -24,82 +28,117 @@ import json
 import random
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from airflow_provider_video_actions.job import VIDEO_MIME_TYPES
 from tests.benchmarks.common import Stopwatch, child_result, emit, run_case
 
 MB = 1_000_000
-FILE_MB = 100
+FILE_MB = 25
 LOCAL_SIZES_MB = (100, 1000)
+NAIVE_MAX_MB = 1000
 GCS_SIZE_MB = 200
 GCS_BUCKET = "bench-parse"
-LABELS = [("wave", "1001"), ("jump", "1002"), ("run", "1003"), ("clap", "1004"), ("sit", "1005"), ("fall", "1006")]
-FORMATS = ("parquet", "jsonl")
-ERROR_EVERY = 100  # one instance in this many fails (missing video, bad mime type...)
+DUCKDB_THREADS = 2
+WHOLE_VIDEO_SHARE = 0.7  # the rest are random segments, to the millisecond
+ERROR_SHARE = 0.01  # instances the job could not serve, in errors_00001.jsonl
+MOMENTS_PER_LINE = (1, 6)
+VIDEO_TYPES = {ext.lstrip("."): mime for ext, mime in VIDEO_MIME_TYPES.items()}  # mp4, avi, mov
+ERRORS = [
+    (5, "Video {uri} not found"),
+    (3, "Unsupported mime type video/x-msvideo for {uri}; use video/avi"),
+    (13, "Internal error while processing {uri}; retry later"),
+    (3, "Time segment end 7200.000s is past the video's duration"),
+]
 
 # ---------------------------------------------------------------------------------------------
-# Data.
+# Data: varied as real output is (segments to the millisecond, varied labels, long camera URIs).
 # ---------------------------------------------------------------------------------------------
 
+_VERBS = ["opening", "closing", "picking up", "putting down", "carrying", "pushing", "pulling", "climbing",
+          "waving at", "pointing at", "kicking", "throwing", "catching", "sitting on", "standing near"]  # fmt: skip
+_OBJECTS = ["door", "box", "cart", "ladder", "forklift pallet", "shelf", "bicycle", "trolley", "bag", "barrier",
+            "window", "chair", "crate", "hose", "fence", "vehicle", "helmet", "phone", "tool case", "gate"]  # fmt: skip
+LABELS = [(f"{verb} {thing}", str(3_000_000_000 + 7919 * n)) for n, (verb, thing) in
+          enumerate((v, o) for v in _VERBS for o in _OBJECTS)]  # fmt: skip
 
-def _moments(rng: random.Random, start: float) -> list[dict[str, Any]]:
-    """1-10 predicted moments inside a 30 s segment, in time order, as Vertex writes them."""
-    moments = []
-    for _ in range(rng.randint(1, 10)):
-        label, label_id = rng.choice(LABELS)
-        at = f"{start + rng.random() * 30:.6f}s"
-        moments.append(
-            {
-                "id": label_id + "384957201938",
-                "displayName": label,
-                "timeSegmentStart": at,
-                "timeSegmentEnd": at,
-                "confidence": round(rng.random(), 3),
-            }
+
+def _seconds(value: float) -> str:
+    """A Vertex duration string to the millisecond, as the job echoes and writes them (``"12.345s"``)."""
+    return f"{value:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+class _Generator:
+    """Random output lines: instances (whole video or a segment), their moments, some errors."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.sites = [f"site-{self.rng.randrange(10_000):04d}-{self.rng.choice(['north', 'dock', 'yard', 'hall'])}"
+                      for _ in range(300)]  # fmt: skip
+        self.cameras = [str(uuid.UUID(int=self.rng.getrandbits(128))) for _ in range(2000)]
+
+    def instance(self) -> tuple[dict[str, Any], float, float]:
+        """An instance as the job echoes it, with the span its moments fall in."""
+        rng = self.rng
+        ext = rng.choice(list(VIDEO_TYPES))
+        uri = (
+            f"gs://{rng.choice(['acme-cctv-archive-eu', 'acme-cctv-archive-us', 'plant-7-cams'])}/"
+            f"{rng.choice(self.sites)}/{rng.choice(self.cameras)}/2026/{rng.randint(1, 12):02d}/"
+            f"{rng.randint(1, 28):02d}/{rng.randint(0, 23):02d}/{uuid.UUID(int=rng.getrandbits(128)).hex}.{ext}"
         )
-    return sorted(moments, key=lambda m: float(m["timeSegmentStart"][:-1]))
+        instance: dict[str, Any] = {"content": uri, "mimeType": VIDEO_TYPES[ext]}
+        if rng.random() < WHOLE_VIDEO_SHARE:
+            if rng.random() < 0.5:  # whole video said explicitly, or by leaving the segment out
+                instance |= {"timeSegmentStart": "0s", "timeSegmentEnd": "Infinity"}
+            return instance, 0.0, rng.uniform(10, 900)
+        start = rng.randint(0, 3_600_000) / 1000
+        end = start + rng.randint(500, 120_000) / 1000
+        instance |= {"timeSegmentStart": _seconds(start), "timeSegmentEnd": _seconds(end)}
+        return instance, start, end
 
+    def moments(self, start: float, end: float) -> list[dict[str, Any]]:
+        """1-6 predicted moments (a point in time each) inside the span, in time order."""
+        rng, moments = self.rng, []
+        for at in sorted(
+            rng.randint(round(start * 1000), round(end * 1000)) / 1000 for _ in range(rng.randint(*MOMENTS_PER_LINE))
+        ):
+            label, label_id = rng.choice(LABELS)
+            moments.append({"id": label_id, "displayName": label, "timeSegmentStart": _seconds(at),
+                            "timeSegmentEnd": _seconds(at), "confidence": rng.random()})  # fmt: skip
+        return moments
 
-def _instance(number: int, start: float) -> dict[str, Any]:
-    """An input line as the job echoes it: a camera clip, whole or a 30 s segment."""
-    end = "Infinity" if number % 3 == 0 else f"{start + 30:.6f}s"
-    return {
-        "content": f"gs://customer-videos/cameras/site-{number % 97:03d}/2026/01/{number % 28 + 1:02d}/clip-{number:09d}.mp4",
-        "mimeType": "video/mp4",
-        "timeSegmentStart": f"{start:.6f}s",
-        "timeSegmentEnd": end,
-    }
+    def error(self, instance: dict[str, Any]) -> dict[str, Any]:
+        code, message = self.rng.choice(ERRORS)
+        return {"instance": instance, "error": {"code": code, "message": message.format(uri=instance["content"])}}
 
 
 def generate(directory: Path, total_mb: int, seed: int = 7) -> int:
-    """Write ``predictions_*.jsonl`` files of about FILE_MB each plus an ``errors_00001.jsonl``; return bytes."""
-    rng, encoder = random.Random(seed), msgspec.json.Encoder()
-    pool = [_moments(rng, start) for start in (0.0, 30.0, 60.0) for _ in range(2000)]
+    """Write ``predictions_<n>.jsonl`` files of about FILE_MB each plus an ``errors_00001.jsonl``; return bytes."""
+    source, encoder = _Generator(seed), msgspec.json.Encoder()
     directory.mkdir(parents=True, exist_ok=True)
-    number, errors = 0, []
+    errors: list[dict[str, Any]] = []
     for index in range(1, max(total_mb // FILE_MB, 1) + 1):
         with open(directory / f"predictions_{index:05d}.jsonl", "wb") as out:
             while out.tell() < min(FILE_MB, total_mb) * MB:
                 lines = []
                 for _ in range(5000):
-                    number += 1
-                    moments = pool[rng.randrange(len(pool))]
-                    instance = _instance(number, float(moments[0]["timeSegmentStart"][:-1]) // 30 * 30)
-                    if number % ERROR_EVERY == 0:
-                        errors.append({"instance": instance, "error": {"code": 5, "message": "video not found"}})
+                    instance, start, end = source.instance()
+                    if source.rng.random() < ERROR_SHARE:
+                        errors.append(source.error(instance))
                     else:
-                        lines.append({"instance": instance, "prediction": moments})
+                        lines.append({"instance": instance, "prediction": source.moments(start, end)})
                 out.write(encoder.encode_lines(lines))
     (directory / "errors_00001.jsonl").write_bytes(encoder.encode_lines(errors))
     return sum(p.stat().st_size for p in directory.iterdir())
 
 
 # ---------------------------------------------------------------------------------------------
-# Cases, each run in a fresh interpreter (``--case``).
+# Columns, each run in a fresh interpreter (``--case``).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -111,67 +150,123 @@ def case_provider(source: str, destination: str) -> dict[str, Any]:
     clock = Stopwatch()
     with clock.running():
         result = operator.execute({})
-    return {"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds, "rows": result["rows"]}
+    return {
+        "seconds": clock.seconds,
+        "cpu_seconds": clock.cpu_seconds,
+        "rows": result["rows"],
+        "errors": result["errors"],
+    }
 
 
-def case_limit(source: str) -> dict[str, Any]:
-    """msgspec decoding every file's bytes from memory, in the parser's chunks, typed and untyped.
+_INSTANCE = "STRUCT(content VARCHAR, mimeType VARCHAR, timeSegmentStart VARCHAR, timeSegmentEnd VARCHAR)"
+_MOMENT = "STRUCT(id VARCHAR, displayName VARCHAR, timeSegmentStart VARCHAR, timeSegmentEnd VARCHAR, confidence DOUBLE)"
 
-    The garbage collector is paused, as the parser pauses it.
-    """
+
+def _duckdb_seconds(column: str) -> str:
+    """SQL reading a Vertex duration (``"1.5s"``, ``"Infinity"``) as seconds, NULL for an open end."""
+    return f"TRY_CAST(NULLIF(rtrim({column}, 's'), 'Infinity') AS DOUBLE)"
+
+
+def case_duckdb(source: str, destination: str) -> dict[str, Any]:
+    """DuckDB on 2 threads: explicit schema, UNNEST of the moments, the eight columns, COPY to Parquet."""
+    import duckdb
+
+    folder = source.removeprefix("file://")
+    out = destination.removeprefix("file://")
+    connection = duckdb.connect()
+    connection.execute(f"SET threads = {DUCKDB_THREADS}")
+    predictions = f"""
+        SELECT instance.content AS video_uri,
+               coalesce({_duckdb_seconds("instance.timeSegmentStart")}, 0.0) AS segment_start,
+               {_duckdb_seconds("instance.timeSegmentEnd")} AS segment_end,
+               m.id AS label_id, m.displayName AS label,
+               {_duckdb_seconds("m.timeSegmentStart")} AS time_start,
+               {_duckdb_seconds("m.timeSegmentEnd")} AS time_end,
+               m.confidence AS confidence
+        FROM (SELECT instance, UNNEST(prediction) AS m
+              FROM read_json('{folder}/predictions_*.jsonl', format = 'newline_delimited',
+                             columns = {{'instance': '{_INSTANCE}', 'prediction': '{_MOMENT}[]'}}))"""
+    errors = f"""
+        SELECT instance.content AS video_uri,
+               coalesce({_duckdb_seconds("instance.timeSegmentStart")}, 0.0) AS segment_start,
+               {_duckdb_seconds("instance.timeSegmentEnd")} AS segment_end,
+               error.code AS code, error.message AS message
+        FROM read_json('{folder}/errors_*.jsonl', format = 'newline_delimited',
+                       columns = {{'instance': '{_INSTANCE}', 'error': 'STRUCT(code INTEGER, message VARCHAR)'}})"""
+    clock = Stopwatch()
+    with clock.running():
+        rows = connection.execute(f"COPY ({predictions}) TO '{out}' (FORMAT parquet)").fetchone()[0]
+        error_rows = connection.execute(f"COPY ({errors}) TO '{out}.errors.parquet' (FORMAT parquet)").fetchone()[0]
+    return {"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds, "rows": rows, "errors": error_rows}
+
+
+class _Instance(msgspec.Struct, gc=False):
+    content: str | None = None
+    timeSegmentStart: str | None = None  # noqa: N815 - wire names
+    timeSegmentEnd: str | None = None  # noqa: N815
+
+
+class _Moment(msgspec.Struct, gc=False):
+    id: str = ""
+    displayName: str = ""  # noqa: N815
+    timeSegmentStart: str | None = None  # noqa: N815
+    timeSegmentEnd: str | None = None  # noqa: N815
+    confidence: float = 0.0
+
+
+class _Status(msgspec.Struct, gc=False):
+    code: int | None = None
+    message: str = ""
+
+
+class _Line(msgspec.Struct, gc=False):
+    instance: _Instance | None = None
+    prediction: list[_Moment] | None = None
+    error: _Status | None = None
+
+
+def case_msgspec(source: str) -> dict[str, Any]:
+    """msgspec decoding every file's bytes from memory, 1 MiB of whole lines at a time, into typed structs."""
     from airflow_provider_video_actions import gcs
-    from airflow_provider_video_actions.predictions import _DECODER
 
     gc.disable()
-    typed, untyped = Stopwatch(), Stopwatch()
-    plain = msgspec.json.Decoder()
+    decode_lines, clock, lines = msgspec.json.Decoder(_Line).decode_lines, Stopwatch(), 0
     for path in sorted(Path(source.removeprefix("file://")).iterdir()):
         with open(path, "rb") as handle:
             chunks = list(gcs.iter_chunks(handle))
-        with typed.running():
+        with clock.running():
             for chunk in chunks:
-                _DECODER.decode_lines(chunk)
-        with untyped.running():
-            for chunk in chunks:
-                plain.decode_lines(chunk)
+                lines += len(decode_lines(chunk))
         del chunks
-    return {"seconds": typed.seconds, "cpu_seconds": typed.cpu_seconds, "seconds_untyped": untyped.seconds}
+    return {"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds, "lines": lines}
 
 
-def case_baseline(source: str, destination_stem: str) -> dict[str, Any]:
-    """The Vertex SDK's way: list the outputs, ``json.loads`` each line, keep every record, write once.
-
-    The records are read once and written as Parquet, then as JSONL, each write timed on its own
-    (a format's baseline is the read plus its write); peak RSS is that of the whole run, which the
-    list of every record dominates.
-    """
-    read, written = Stopwatch(), {}
-    with read.running():
-        records = _baseline_records(source)
-    for fmt in FORMATS:
-        written[fmt] = Stopwatch()
-        with written[fmt].running():
-            _baseline_write(records, f"{destination_stem}.{fmt}")
-    return {f"{fmt}_seconds": read.seconds + written[fmt].seconds for fmt in FORMATS} | {"rows": len(records)}
+def case_naive(source: str, destination: str) -> dict[str, Any]:
+    """The Vertex SDK's way: ``json.loads`` each line into dicts, keep every record, write Parquet once."""
+    clock = Stopwatch()
+    with clock.running():
+        records, errors = _naive_records(source)
+        _naive_write(records, destination)
+    return {"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds, "rows": len(records), "errors": len(errors)}
 
 
-def _baseline_records(source: str) -> list[dict[str, Any]]:
-    """Every prediction record, as dicts from ``json.loads`` (error lines are read and set aside)."""
+def _naive_records(source: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every prediction record as a dict from ``json.loads``, and the error lines set aside."""
     records, errors = [], []
-    for name, text in _baseline_read(source):
+    for name, text in _naive_read(source):
         for line in text.splitlines():
             row = json.loads(line)
             if name.startswith("errors"):
                 errors.append(row)
                 continue
             instance = row["instance"]
-            end = instance.get("timeSegmentEnd")
+            start, end = instance.get("timeSegmentStart", "0s"), instance.get("timeSegmentEnd", "Infinity")
             for p in row["prediction"]:
                 records.append(
                     {
                         "video_uri": instance["content"],
-                        "segment_start": float(instance["timeSegmentStart"].rstrip("s")),
-                        "segment_end": None if end in (None, "Infinity") else float(end.rstrip("s")),
+                        "segment_start": float(start.rstrip("s")),
+                        "segment_end": None if end == "Infinity" else float(end.rstrip("s")),
                         "label_id": p["id"],
                         "label": p["displayName"],
                         "time_start": float(p["timeSegmentStart"].rstrip("s")),
@@ -179,10 +274,10 @@ def _baseline_records(source: str) -> list[dict[str, Any]]:
                         "confidence": p["confidence"],
                     }
                 )
-    return records
+    return records, errors
 
 
-def _baseline_read(source: str) -> Iterator[tuple[str, str]]:
+def _naive_read(source: str) -> Iterator[tuple[str, str]]:
     """(file name, whole text) of each output file, downloaded whole (``blob.download_as_text`` on GCS)."""
     if source.startswith("file://"):
         for path in sorted(Path(source.removeprefix("file://")).iterdir()):
@@ -195,17 +290,14 @@ def _baseline_read(source: str) -> Iterator[tuple[str, str]]:
         yield blob.name.rsplit("/", 1)[-1], blob.download_as_text()
 
 
-def _baseline_write(records: list[dict[str, Any]], destination: str) -> None:
-    """Write every record at once: a pyarrow table from the dicts, or ``json.dumps`` per record."""
-    if destination.endswith(".parquet"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+def _naive_write(records: list[dict[str, Any]], destination: str) -> None:
+    """Write every record at once: a pyarrow table from the dicts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(records), sink)
-        data = sink.getvalue().to_pybytes()
-    else:
-        data = "".join(json.dumps(r) + "\n" for r in records).encode()
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(records), sink)
+    data = sink.getvalue().to_pybytes()
     if destination.startswith("file://"):
         Path(destination.removeprefix("file://")).write_bytes(data)
         return
@@ -216,73 +308,61 @@ def _baseline_write(records: list[dict[str, Any]], destination: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The driver: data, cases, one JSON line each.
+# The driver: data, columns, one JSON line per size.
 # ---------------------------------------------------------------------------------------------
 
 
 HERE = "tests.benchmarks.bench_parse"
 
 
-def compare_formats(
-    name: str, source: str, destination_stem: str, input_bytes: int, env: dict[str, str] | None = None
+def compare(
+    name: str, source: str, stem: str, input_bytes: int, naive: bool, env: dict[str, str] | None = None
 ) -> None:
-    """Run the baseline once, then the provider for each format; one JSON line per format."""
-    limit = run_case(HERE, "--case", "limit", source) if source.startswith("file://") else None
-    baseline = run_case(HERE, "--case", "baseline", source, f"{destination_stem}-baseline", env=env)
-    for fmt in FORMATS:
-        provider = run_case(HERE, "--case", "provider", source, f"{destination_stem}.{fmt}", env=env)
-        emit(
-            _comparison(
-                name.format(fmt=fmt), input_bytes, provider, baseline | {"seconds": baseline[f"{fmt}_seconds"]}, limit
-            )
-        )
-
-
-def _comparison(
-    name: str, input_bytes: int, provider: dict[str, Any], baseline: dict[str, Any], limit: dict[str, Any] | None
-) -> dict[str, Any]:
-    """One case's JSON line: provider, baseline, their ratio, and the limit when measured."""
-    result = {
-        "benchmark": "parse",
-        "case": name,
-        "input_mb": round(input_bytes / MB, 1),
-        "rows": provider["rows"],
-        "provider_mb_s": _rate(input_bytes, provider),
-        "provider_cpu_s": round(provider["cpu_seconds"], 2),
-        "provider_peak_rss_mb": provider["peak_rss_mb"],
-        "baseline_mb_s": _rate(input_bytes, baseline),
-        "baseline_peak_rss_mb": baseline["peak_rss_mb"],
-        "speedup_vs_baseline": round(baseline["seconds"] / provider["seconds"], 2),
+    """Run each column in its own interpreter, one after the other, and print one JSON line."""
+    local = source.startswith("file://")
+    columns = {"provider": run_case(HERE, "--case", "provider", source, f"{stem}-provider.parquet", env=env)}
+    if local:
+        columns["duckdb"] = run_case(HERE, "--case", "duckdb", source, f"{stem}-duckdb.parquet")
+        columns["msgspec"] = run_case(HERE, "--case", "msgspec", source)
+    if naive:
+        columns["naive"] = run_case(HERE, "--case", "naive", source, f"{stem}-naive.parquet", env=env)
+    result: dict[str, Any] = {"benchmark": "parse", "case": name, "input_mb": round(input_bytes / MB, 1)}
+    for column, measured in columns.items():
+        result[f"{column}_mb_s"] = round(input_bytes / MB / measured["seconds"], 1)
+        result[f"{column}_cpu_s"] = round(measured["cpu_seconds"], 2)
+        result[f"{column}_peak_rss_mb"] = measured["peak_rss_mb"]
+    result["rows"], result["errors"] = columns["provider"]["rows"], columns["provider"]["errors"]
+    if "duckdb" in columns:
+        result["provider_vs_duckdb"] = round(columns["duckdb"]["seconds"] / columns["provider"]["seconds"], 2)
+    mismatches = {
+        column: (measured["rows"], measured["errors"])
+        for column, measured in columns.items()
+        if "rows" in measured and (measured["rows"], measured["errors"]) != (result["rows"], result["errors"])
     }
-    if limit is not None:
-        result |= {
-            "limit_mb_s": _rate(input_bytes, limit),
-            "limit_untyped_mb_s": round(input_bytes / MB / limit["seconds_untyped"], 1),
-            "limit_peak_rss_mb": limit["peak_rss_mb"],
-            "ratio_to_limit": round(limit["seconds"] / provider["seconds"], 3),
-            "ratio_to_limit_cpu": round(limit["cpu_seconds"] / provider["cpu_seconds"], 3),
-            "ratio_to_untyped_limit": round(limit["seconds_untyped"] / provider["seconds"], 3),
-        }
-    if baseline["rows"] != provider["rows"]:
-        result["mismatch"] = f"baseline found {baseline['rows']} rows"
-    return result
+    if mismatches:
+        result["count_mismatch (rows, errors)"] = mismatches
+    emit(result)
 
 
-def _rate(input_bytes: int, case: dict[str, Any]) -> float:
-    return round(input_bytes / MB / case["seconds"], 1)
-
-
-def run_local(root: Path) -> None:
-    """file:// cases at each size, Parquet and JSONL."""
-    for size in LOCAL_SIZES_MB:
+def run_local(root: Path, sizes: list[int], naive_max_mb: int) -> None:
+    """file:// to Parquet at each size, every column."""
+    for size in sizes:
         source = root / f"output-{size}mb"
         input_bytes = generate(source, size)
-        compare_formats(f"file_{{fmt}}_{size}mb", f"file://{source}", f"file://{root}/parsed-{size}", input_bytes)
+        compare(
+            f"file_parquet_{size}mb",
+            f"file://{source}",
+            f"file://{root}/parsed-{size}",
+            input_bytes,
+            size <= naive_max_mb,
+        )
         shutil.rmtree(source)
+        for parsed in root.glob(f"parsed-{size}*"):
+            parsed.unlink()
 
 
 def run_gcs(root: Path) -> None:
-    """One source uploaded to the in-memory GCS emulator, parsed to Parquet and JSONL in it."""
+    """One source uploaded to the in-memory GCS emulator, parsed to Parquet in it (provider and naive)."""
     from airflow_provider_video_actions.emulator import Emulator
 
     source = root / f"output-{GCS_SIZE_MB}mb"
@@ -292,13 +372,22 @@ def run_gcs(root: Path) -> None:
         for path in sorted(source.iterdir()):
             bucket.blob(f"output/{path.name}").upload_from_filename(str(path))
         env = emulator.env()  # both emulator variables: the hook then needs no Airflow connection
-        name = f"gcs_emulator_{{fmt}}_{GCS_SIZE_MB}mb"
-        compare_formats(name, f"gs://{GCS_BUCKET}/output", f"gs://{GCS_BUCKET}/parsed", input_bytes, env)
+        compare(
+            f"gcs_emulator_parquet_{GCS_SIZE_MB}mb",
+            f"gs://{GCS_BUCKET}/output",
+            f"gs://{GCS_BUCKET}/parsed",
+            input_bytes,
+            True,
+            env,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=["provider", "limit", "baseline"])
+    parser.add_argument("--case", choices=["provider", "duckdb", "msgspec", "naive"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(LOCAL_SIZES_MB), help="file:// sizes in MB")
+    parser.add_argument("--naive-max-mb", type=int, default=NAIVE_MAX_MB, help="largest size the naive way runs at")
+    parser.add_argument("--gcs", action="store_true", help=f"also {GCS_SIZE_MB} MB through the GCS emulator")
     parser.add_argument("args", nargs="*")
     options = parser.parse_args()
     if options.case:
@@ -306,8 +395,9 @@ def main() -> None:
         return
     root = Path(tempfile.mkdtemp(prefix="bench-data-"))
     try:
-        run_local(root)
-        run_gcs(root)
+        run_local(root, options.sizes, options.naive_max_mb)
+        if options.gcs:
+            run_gcs(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
