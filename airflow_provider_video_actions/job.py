@@ -30,7 +30,7 @@ TASK_LABEL = "airflow_task"
 #: Label holding a hash of what the job was asked to do (:meth:`JobSpec.fingerprint`): a job is
 #: re-attached only when it is this task instance's AND was asked for the same work.
 REQUEST_LABEL = "airflow_request"
-#: The task label's key before 0.3 (hyphenated). Looked up for one release so an upgrade orphans no job.
+#: The task label's key in 0.1 (hyphenated). Looked up for one release so an upgrade orphans no job.
 LEGACY_TASK_LABEL = "airflow-task"
 #: Vertex AI allows at most 64 labels on a job; the provider sets three of them.
 MAX_JOB_LABELS = 64
