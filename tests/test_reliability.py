@@ -142,6 +142,8 @@ def test_retry_after_timeout_reattaches_from_task_state(airflow_db, emulator, in
     assert task_states(run) == {"predict": "success"}
     assert run.get_task_instance("predict").try_number == 2
     assert creates_for(emulator, f"{dag_id}.") == 1
+    [name] = [n for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.predict"]
+    assert xcom_value(run, "predict")["name"] == name  # worker mode returned None here before
     if AIRFLOW_V_3_3_PLUS:  # try 2 took the job name from the task state store, not from a list by label
         task_lists = [f for f in emulator.list_filters.elements() if f"labels.{TASK_LABEL}=" in f]
         [job] = [emulator.job(n) for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.predict"]

@@ -57,23 +57,8 @@ def test_retry_while_the_old_job_is_still_cancelling_submits_a_new_job(airflow_d
     assert xcom_value(run, "predict")["name"] == jobs[1].name
 
 
-# -- 3. worker mode returns the summary when it re-attaches -------------------------------------------------
-
-
-def test_worker_mode_reattach_returns_the_job_summary(airflow_db, emulator, instances_uri):
-    """A worker-mode retry that re-attaches to a running job must still return the summary (parse reads it)."""
-    dag_id = "reattach_worker_summary"
-    write_dag(
-        dag_id,
-        submit_task("predict", instances_uri, False, retries=1, retry_delay=0, timeout=3, cancel_on_kill=False),
-    )
-    emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.predict")
-    with when_first_try_ended(dag_id, "predict", lambda: emulator.force_outcome(None, f"{dag_id}.predict")):
-        run = run_dag(dag_id)
-    [name] = [n for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.predict"]
-    assert task_states(run) == {"predict": "success"}
-    summary = xcom_value(run, "predict")
-    assert summary is not None and summary["name"] == name and summary["state"] == "JOB_STATE_SUCCEEDED"
+# -- 3. worker mode returns the summary when it re-attaches: tests/test_reliability.py,
+#       test_retry_after_timeout_reattaches_from_task_state[worker] reads the task's XCom.
 
 
 # -- 4. re-attach only to a job provably this task's, asked for the same work ------------------------------
