@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "VideoActionBatchPredictionOperator": "airflow_provider_video_actions.operators.submit",
     "ParseVideoActionPredictionsOperator": "airflow_provider_video_actions.operators.parse",
+    "ProposeParseShardsOperator": "airflow_provider_video_actions.operators.shards",
+    "CombineParseShardsOperator": "airflow_provider_video_actions.operators.shards",
     "VideoActionBatchPredictionTrigger": "airflow_provider_video_actions.triggers.wait",
     "VideoActionBatchPredictionSensor": "airflow_provider_video_actions.sensors.wait",
     "VideoActionBatchPredictionHook": "airflow_provider_video_actions.hooks.batch_prediction",

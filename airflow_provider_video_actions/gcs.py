@@ -122,6 +122,30 @@ def output_files(client: storage.Client, output_directory: str) -> tuple[list[st
     return predictions, errors
 
 
+def object_sizes(client: storage.Client, folder_uri: str) -> dict[str, int]:
+    """URI -> size in bytes of each object directly in a folder (not recursive), from one listing.
+
+    Sharded parses balance the job's output files by these sizes (:mod:`airflow_provider_video_actions.shards`).
+    """
+    folder = folder_uri.rstrip("/")
+    if (path := local_path(folder + "/")) is not None:
+        if not os.path.isdir(path):
+            return {}
+        with os.scandir(path) as entries:
+            return {f"{folder}/{e.name}": e.stat().st_size for e in entries if e.is_file()}
+    if (fs_path := _fsspec(folder + "/")) is not None:
+        fs, path = fs_path
+        return {
+            f"{folder}/{entry['name'].rstrip('/').rsplit('/', 1)[-1]}": int(entry.get("size") or 0)
+            for entry in fs.ls(path, detail=True)
+            if entry["type"] != "directory"
+        }
+    bucket, prefix = split_gcs_uri(folder + "/", "folder", want_object=False)
+    return {
+        f"gs://{bucket}/{blob.name}": blob.size or 0 for blob in client.list_blobs(bucket, prefix=prefix, delimiter="/")
+    }
+
+
 def same_or_inside(uri: str, directory_uri: str) -> bool:
     """Whether ``uri`` is the directory or lies anywhere under it (local paths compared resolved)."""
     if (path := local_path(uri)) is not None:

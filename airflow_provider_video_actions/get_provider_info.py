@@ -28,6 +28,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider_video_actions.operators.submit",
                     "airflow_provider_video_actions.operators.parse",
+                    "airflow_provider_video_actions.operators.shards",
                 ],
             }
         ],

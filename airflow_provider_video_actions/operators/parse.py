@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
+from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.families.dispatch import OutputDecoder
 from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
 from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
@@ -165,9 +166,21 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         task's failure summary, ``XComArg(submit_task, key="failed_job")``, with ``trigger_rule="all_done"``.
     :param asset_alias: name of an ``AssetAlias`` added to the outlets; the written destination is emitted
         through it as an asset event (with the counts as its extra), so DAGs scheduled on the alias run.
+    :param shard: parse only this shard of the job's output files, ``"index/count"`` (``"3/8"``) or
+        ``{"index": 3, "count": 8}``, into its part of the dataset at ``destination`` (a folder gets
+        ``part-00003-of-00008.parquet``; ``.../part.jsonl`` gets ``part-00003-of-00008.jsonl``). Meant for
+        ``.partial(...).expand(shard=...)``; see :mod:`airflow_provider_video_actions.shards` and
+        :class:`~airflow_provider_video_actions.operators.shards.CombineParseShardsOperator`.
     """
 
-    template_fields: Sequence[str] = ("job", "output_directory", "destination", "labels", "impersonation_chain")
+    template_fields: Sequence[str] = (
+        "job",
+        "output_directory",
+        "destination",
+        "labels",
+        "impersonation_chain",
+        "shard",
+    )
     ui_color = "#e6f4ea"
 
     def __init__(
@@ -188,9 +201,11 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         allow_partial: bool = False,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
+        shard: str | dict[str, int] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.shard = shard
         if (job is None) == (output_directory is None):
             raise VideoActionsValueError(
                 f"{type(self).__name__} {self.task_id}: give exactly one of job (the submit task's result) "
@@ -213,8 +228,8 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             # A literal's scheme fails at DAG parse time; templates, and gs:// buckets, are checked in execute.
             if isinstance(uri, str) and "{{" not in uri and not uri.startswith("gs://"):
                 self._location(uri, param, want_object=param == "destination")
-        if isinstance(destination, str) and "{{" not in destination:
-            destination_format(destination)
+        if (part := shards.literal_part(destination, shard)) is not None:
+            destination_format(part)
         self.asset_alias = asset_alias
         self._add_alias_outlet()
 
@@ -273,6 +288,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         """Stream the output files through the filter into XCom or the destination."""
         try:
+            self.destination, shard = shards.plan(self.destination, self.shard)  # this try's copy of the task
             source, keep = self._source(), self._filter()
             fmt = self._check_destination(source)
         except VideoActionsValueError as exc:
@@ -286,6 +302,8 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         predictions, errors = self._output_files(client, source)
+        if shard is not None:
+            predictions, errors = shards.shard_files(shard, predictions, errors, gcs.object_sizes(client, source))
         self.log.info("Parsing %d predictions and %d errors files from %s", len(predictions), len(errors), source)
         stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
         with ExitStack() as stack:
@@ -311,6 +329,8 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             result["errors_uri"] = self._errors_uri() if stats.errors else None
             if not stats.errors:
                 gcs.delete(client, self._errors_uri())  # an earlier run's errors are not this run's
+        if shard is not None:
+            result["shard"] = shards.shard_summary(shard, self.destination)
         self.log.info("Parsed %d moments from %d videos; %d errors", stats.rows, result["videos"], stats.errors)
         if stats.errors:
             self.log.warning("Error samples: %s", stats.error_samples)

@@ -1,0 +1,152 @@
+"""The two steps around a sharded parse: propose the shards from the output's size, combine the shards' summaries.
+
+::
+
+    shards = ProposeParseShardsOperator(task_id="plan", job=predict.output)
+    parse = ParseVideoActionPredictionsOperator.partial(
+        task_id="parse", job=predict.output, destination="gs://b/moments/"
+    ).expand(shard=shards.output)
+    CombineParseShardsOperator(task_id="summary", summaries=parse.output, asset_alias="moments")
+
+Each mapped parse instance writes ``part-0000i-of-0000n.parquet`` (see :mod:`airflow_provider_video_actions.shards`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+
+from airflow_provider_video_actions import shards
+from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.operators.parse import check_location
+from airflow_provider_video_actions.validators import check_positive
+
+if TYPE_CHECKING:
+    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+
+
+class ProposeParseShardsOperator(BaseOperator):
+    """List a finished job's output files with their sizes and return the shards to parse them in.
+
+    One shard per ``target_shard_bytes`` of output, at most one per file and ``max_shards``; the
+    result (``["0/4", "1/4", "2/4", "3/4"]``) is what the parse operator's ``.expand(shard=...)`` takes.
+
+    :param job: the submit operator's return value (a dict with ``output_directory``), e.g. its XComArg.
+    :param output_directory: the job's output directory, when ``job`` is not given.
+    :param target_shard_bytes: bytes of output one parse instance should read (1 GiB: ~15 s on one core).
+    :param max_shards: never more shards than this (Airflow's ``[core] max_map_length`` is 1024).
+    :param allow_other_schemes: also list other fsspec URLs (``s3://``, ``memory://``...).
+    """
+
+    template_fields: Sequence[str] = ("job", "output_directory", "impersonation_chain")
+
+    def __init__(
+        self,
+        *,
+        job: dict[str, Any] | None = None,
+        output_directory: str | None = None,
+        target_shard_bytes: int = shards.DEFAULT_TARGET_SHARD_BYTES,
+        max_shards: int = shards.DEFAULT_MAX_SHARDS,
+        allow_other_schemes: bool = False,
+        gcp_conn_id: str = "google_cloud_default",
+        impersonation_chain: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (job is None) == (output_directory is None):
+            raise VideoActionsValueError(
+                f"{type(self).__name__} {self.task_id}: give exactly one of job (the submit task's result) "
+                "or output_directory."
+            )
+        self.job, self.output_directory = job, output_directory
+        self.target_shard_bytes = check_positive(target_shard_bytes, "target_shard_bytes", integer=True)
+        self.max_shards = check_positive(max_shards, "max_shards", integer=True)
+        self.allow_other_schemes = allow_other_schemes
+        self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
+
+    @cached_property
+    def hook(self) -> VideoActionBatchPredictionHook:
+        """The GCS side of the video actions hook (imported here so DAG parsing stays light)."""
+        from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+
+        return VideoActionBatchPredictionHook(
+            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
+        )
+
+    def _source(self) -> str:
+        """The rendered output directory, from ``job`` or ``output_directory``."""
+        if self.job is None:
+            uri, param = self.output_directory, "output_directory"
+        elif isinstance(self.job, dict) and self.job.get("output_directory"):
+            uri, param = self.job["output_directory"], "job['output_directory']"
+        else:
+            raise VideoActionsValueError(
+                "job must be the submit operator's result, a dict with 'output_directory'; "
+                f"got {type(self.job).__name__}: {str(self.job)[:200]!r}."
+            )
+        return check_location(uri, param, want_object=False, allow_other_schemes=self.allow_other_schemes)
+
+    def execute(self, context: Any) -> list[str]:
+        """The shards for the job's predictions and errors files, from their total size."""
+        from airflow_provider_video_actions import gcs
+
+        try:
+            source = self._source()
+            client = self.hook.storage_client if source.startswith("gs://") else None
+            predictions, errors = gcs.output_files(client, source)
+        except VideoActionsValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if not predictions and not errors:
+            raise AirflowException(f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job done?")
+        sizes = gcs.object_sizes(client, source)
+        files = [sizes.get(uri, 0) for uri in predictions + errors]
+        proposed = shards.propose_shards(files, self.target_shard_bytes, self.max_shards)
+        self.log.info("%d files, %d bytes in %s: %d shards", len(files), sum(files), source, len(proposed))
+        return proposed
+
+
+class CombineParseShardsOperator(BaseOperator):
+    """Combine a sharded parse's results into one summary, shaped as an unsharded parse's.
+
+    Refuses a partial set (a shard missing or repeated). ``uri`` is the wildcard of the dataset's
+    parts (``gs://b/moments/part-*-of-00008.parquet``), ready for a loader such as BigQuery's.
+
+    :param summaries: the mapped parse task's results, ``parse.output``.
+    :param asset_alias: name of an ``AssetAlias`` added to the outlets; the dataset's folder is emitted
+        through it as one asset event (with the combined counts as its extra).
+    """
+
+    template_fields: Sequence[str] = ("summaries",)
+    ui_color = "#e6f4ea"
+
+    def __init__(self, *, summaries: Any, asset_alias: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.summaries, self.asset_alias = summaries, asset_alias
+        if asset_alias is not None:
+            from airflow.providers.common.compat.sdk import AssetAlias
+
+            self.outlets = [*self.outlets, AssetAlias(asset_alias)]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """One summary for the whole job; one asset event for its dataset."""
+        try:
+            combined = shards.combine(self.summaries)
+        except VideoActionsValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        self.log.info(
+            "%d shards: %d moments from %d videos; %d errors; parts %s",
+            combined["shards"],
+            combined["rows"],
+            combined["videos"],
+            combined["errors"],
+            combined["uri"],
+        )
+        if self.asset_alias is not None:
+            from airflow_provider_video_actions.lineage import emit_asset_event
+
+            extra = {key: combined[key] for key in ("rows", "videos", "errors", "label_counts", "shards")}
+            emit_asset_event(context, self.asset_alias, shards.dataset_folder(combined["uri"]), extra)
+        return combined
