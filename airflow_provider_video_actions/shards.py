@@ -124,13 +124,13 @@ def plan(destination: str | None, shard: Any) -> tuple[str | None, Shard | None]
 
 
 def literal_part(destination: Any, shard: Any) -> str | None:
-    """The part a literal destination names (None for a template or XCom), refusing a bad literal shard.
+    """The part a literal destination names (None for a template, an XComArg or XCom), refusing a bad literal shard.
 
     Lets the parse operator fail at DAG parse time; a templated shard is checked when it is rendered.
     """
-    if (isinstance(shard, str) and "{{" in shard) or not isinstance(shard, (str, Mapping, type(None))):
+    if (isinstance(shard, str) and "{{" in shard) or hasattr(shard, "resolve"):
         shard = "0/1"  # a template or an XComArg, known later; every shard's part has the same format
-    if isinstance(destination, str) and "{{" not in destination:
+    if destination is None or (isinstance(destination, str) and "{{" not in destination):
         return plan(destination, shard)[0]
     if shard is not None:
         Shard.of(shard)
@@ -144,8 +144,11 @@ def shard_summary(shard: Shard, part: str) -> dict[str, Any]:
 
 
 def dataset_folder(pattern: str) -> str:
-    """The folder holding a dataset's parts (from its wildcard), with a trailing slash: the asset of the dataset."""
-    return pattern.rsplit("/", 1)[0] + "/"
+    """The folder holding a dataset's parts (from its wildcard), the asset of the dataset.
+
+    Without a trailing slash: Airflow normalises an asset URI's away.
+    """
+    return pattern.rsplit("/", 1)[0]
 
 
 def _stem(destination: str) -> tuple[str, str]:

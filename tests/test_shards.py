@@ -1,0 +1,244 @@
+"""Sharded parse: 4 mapped instances by dag.test() against the emulator write what one parse writes, and the parts."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+
+import pytest
+
+from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, shards
+from airflow_provider_video_actions.job import VideoActionsValueError
+from tests.conftest import BUCKET, ROOT, dag_bag, fast_timeline, run_dag, task_states, write_dag, xcom_value
+from tests.test_lineage import asset_events
+
+DAG_ID = "video_actions_sharded"
+ALIAS = "video-actions-shards"
+SUMMARY_KEYS = ("rows", "instances", "videos", "errors", "malformed_lines", "label_counts", "labels_omitted")
+SHARDED_DAG = """
+from airflow_provider_video_actions import (
+    CombineParseShardsOperator, ParseVideoActionPredictionsOperator, ProposeParseShardsOperator,
+)
+
+predict = VideoActionBatchPredictionOperator(
+    task_id="predict", project_id="test-project", region="us-central1", model="42", gcs_source={instances!r},
+    gcs_destination_prefix="gs://{bucket}/sharded-out", job_display_name="sharded", poll_interval=0.1,
+    min_poll_interval=0.1, deferrable=True,
+)
+proposed = ProposeParseShardsOperator(task_id="propose", job=predict.output, target_shard_bytes=1, max_shards=4)
+parse = ParseVideoActionPredictionsOperator.partial(
+    task_id="parse", job=predict.output, destination="gs://{bucket}/sharded/"
+).expand(shard=proposed.output)
+CombineParseShardsOperator(task_id="combine", summaries=parse.output, asset_alias={alias!r})
+ParseVideoActionPredictionsOperator(
+    task_id="parse_whole", job=predict.output, destination="gs://{bucket}/whole/moments.parquet"
+)
+"""
+
+
+def upload_instances(client) -> str:
+    """16 videos with one or two planted actions (some as segments) and two missing ones: 18 instances."""
+    from airflow_provider_video_actions.emulator import ACTIONS, PlantedAction, make_video
+
+    bucket, labels, lines = client.bucket(BUCKET), sorted(ACTIONS), []
+    for n in range(16):
+        planted = [PlantedAction(labels[n % len(labels)], 1.0)]
+        if n % 3 == 0:
+            planted.append(PlantedAction(labels[(n + 1) % len(labels)], 2.5))
+        bucket.blob(f"sharded-videos/v{n:02d}.mp4").upload_from_string(make_video(planted), content_type="video/mp4")
+        line = {"content": f"gs://{BUCKET}/sharded-videos/v{n:02d}.mp4", "mimeType": "video/mp4"}
+        if n % 4 == 1:
+            line.update(timeSegmentStart="0.5s", timeSegmentEnd="3.5s")
+        lines.append(line)
+    lines += [{"content": f"gs://{BUCKET}/sharded-videos/missing-{n}.mp4", "mimeType": "video/mp4"} for n in (1, 2)]
+    bucket.blob("sharded-instances/videos.jsonl").upload_from_string("".join(json.dumps(x) + "\n" for x in lines))
+    return f"gs://{BUCKET}/sharded-instances/videos.jsonl"
+
+
+@pytest.fixture(scope="module")
+def sharded_run(airflow_db, emulator_session):
+    """One dag.test() run: the job's output split 2 lines a file, parsed in 4 mapped instances and in one task."""
+    from google.cloud import storage
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in emulator_session.env().items():
+            mp.setenv(name, value)
+        instances = upload_instances(storage.Client(project="test"))
+        emulator_session.timeline.lines_per_file = 2
+        try:
+            write_dag(DAG_ID, SHARDED_DAG.format(instances=instances, bucket=BUCKET, alias=ALIAS))
+            run = run_dag(DAG_ID)
+        finally:
+            emulator_session.timeline = fast_timeline()
+        yield run
+
+
+def objects(prefix: str) -> dict[str, bytes]:
+    """Name (after the prefix) -> content of the emulator's objects under a prefix."""
+    from google.cloud import storage
+
+    client = storage.Client(project="test")
+    return {b.name[len(prefix) :]: b.download_as_bytes() for b in client.list_blobs(BUCKET, prefix=prefix)}
+
+
+def parquet_rows(*contents: bytes) -> Counter:
+    """The multiset of rows in Parquet files."""
+    import pyarrow.parquet as pq
+
+    rows: Counter = Counter()
+    for content in contents:
+        rows.update(tuple(sorted(r.items())) for r in pq.read_table(io.BytesIO(content)).to_pylist())
+    return rows
+
+
+def jsonl_rows(*contents: bytes) -> Counter:
+    return Counter(line for content in contents for line in content.decode().splitlines())
+
+
+def test_four_mapped_instances_write_what_one_parse_writes(sharded_run):
+    assert sharded_run.state == "success", task_states(sharded_run)
+    assert sorted(ti.map_index for ti in sharded_run.get_task_instances() if ti.task_id == "parse") == [0, 1, 2, 3]
+    whole = xcom_value(sharded_run, "parse_whole")
+    job_files = objects(xcom_value(sharded_run, "predict")["output_directory"].removeprefix(f"gs://{BUCKET}/"))
+    assert len(job_files) >= 8, sorted(job_files)
+    parts = objects("sharded/")
+    assert sorted(name for name in parts if name.endswith(".parquet")) == [
+        f"part-0000{i}-of-00004.parquet" for i in range(4)
+    ]
+    assert parquet_rows(*(c for n, c in parts.items() if n.endswith(".parquet"))) == parquet_rows(
+        objects("whole/")["moments.parquet"]
+    )
+    assert jsonl_rows(*(c for n, c in parts.items() if n.endswith(".errors.jsonl"))) == jsonl_rows(
+        objects("whole/")["moments.errors.jsonl"]
+    )
+    combined = xcom_value(sharded_run, "combine")
+    assert {k: combined[k] for k in SUMMARY_KEYS} == {k: whole[k] for k in SUMMARY_KEYS}
+    assert combined["errors"] == 2 and combined["rows"] > 16
+    assert combined["error_samples"] == whole["error_samples"]
+    assert combined["uri"] == f"gs://{BUCKET}/sharded/part-*-of-00004.parquet"
+    assert combined["errors_uri"] == f"gs://{BUCKET}/sharded/part-*-of-00004.errors.jsonl"
+
+
+def test_a_retried_shard_replaces_exactly_its_part(sharded_run):
+    """A retry runs the same shard again: it rewrites its own part; no part is added, the union is unchanged."""
+    from google.cloud import storage
+
+    bucket = storage.Client(project="test").bucket(BUCKET)
+    before, generation = objects("sharded/"), bucket.get_blob("sharded/part-00002-of-00004.parquet").generation
+    ParseVideoActionPredictionsOperator(
+        task_id="parse", job=xcom_value(sharded_run, "predict"), destination=f"gs://{BUCKET}/sharded/", shard="2/4"
+    ).execute({})
+    after = objects("sharded/")
+    assert bucket.get_blob("sharded/part-00002-of-00004.parquet").generation > generation
+    assert sorted(after) == sorted(before)
+    assert parquet_rows(*(c for n, c in after.items() if n.endswith(".parquet"))) == parquet_rows(
+        objects("whole/")["moments.parquet"]
+    )
+
+
+def test_one_asset_event_for_the_dataset(sharded_run):
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        pytest.skip("Airflow 2's dag.test() does not register dataset aliases (see test_lineage)")
+    combined = xcom_value(sharded_run, "combine")
+    expected = {k: combined[k] for k in ("rows", "videos", "errors", "label_counts", "shards")}
+    assert asset_events(sharded_run) == [(f"gs://{BUCKET}/sharded", expected, [ALIAS])]
+
+
+def test_assignment_is_balanced_by_size_and_deterministic():
+    sizes = {f"gs://b/o/predictions_{n:05d}.jsonl": size for n, size in enumerate([90, 10, 50, 50, 40, 30, 20, 10])}
+    groups = shards.assign(sizes, 3)
+    assert groups == shards.assign(dict(reversed(sizes.items())), 3)
+    assert sorted(uri for group in groups for uri in group) == sorted(sizes)
+    assert [sum(sizes[uri] for uri in group) for group in groups] == [100, 100, 100]
+
+
+def test_each_shard_keeps_the_listing_order():
+    predictions = [f"gs://b/o/predictions_{n:05d}.jsonl" for n in range(1, 6)]
+    errors = ["gs://b/o/errors_00001.jsonl"]
+    sizes = dict.fromkeys(predictions + errors, 10)
+    mine = [shards.shard_files(shards.Shard(i, 2), predictions, errors, sizes) for i in range(2)]
+    assert sorted(p for own, _ in mine for p in own) == predictions
+    assert [e for _, own in mine for e in own] == errors
+    assert all(own == sorted(own) for own, _ in mine)
+
+
+@pytest.mark.parametrize(
+    ("destination", "part"),
+    [
+        ("gs://b/moments/", "gs://b/moments/part-00003-of-00008.parquet"),
+        ("gs://b/moments/part.jsonl", "gs://b/moments/part-00003-of-00008.jsonl"),
+        ("file:///data/m.csv", "file:///data/m-00003-of-00008.csv"),
+    ],
+)
+def test_part_names(destination, part):
+    assert shards.plan(destination, "3/8") == (part, shards.Shard(3, 8))
+    assert shards.plan(part, {"index": 3, "count": 8})[0] == part  # the same task run again keeps its part
+
+
+@pytest.mark.parametrize("shard", ["4/4", "-1/4", "a/4", "3", {"index": 1}, 7])
+def test_a_bad_shard_is_refused_at_dag_parse_time(shard):
+    with pytest.raises(VideoActionsValueError, match="shard must be 'index/count'"):
+        ParseVideoActionPredictionsOperator(
+            task_id="p", output_directory="gs://b/o/", destination="gs://b/m/", shard=shard
+        )
+
+
+def test_a_folder_needs_a_shard_and_a_shard_needs_a_destination():
+    with pytest.raises(VideoActionsValueError, match="is a folder: that is a sharded parse's dataset"):
+        ParseVideoActionPredictionsOperator(task_id="p", output_directory="gs://b/o/", destination="gs://b/m/")
+    with pytest.raises(VideoActionsValueError, match="shard 1/2 needs a destination"):
+        ParseVideoActionPredictionsOperator(task_id="p", output_directory="gs://b/o/", shard="1/2")
+    templated = ParseVideoActionPredictionsOperator(
+        task_id="p", output_directory="gs://b/o/", destination="gs://b/m/", shard="{{ params.shard }}"
+    )
+    assert templated.shard == "{{ params.shard }}"
+
+
+def summary(index: int, count: int, **counts) -> dict:
+    return {
+        "rows": 1, "instances": 1, "videos": 1, "errors": 0, "malformed_lines": 0, "label_counts": {"wave": 1},
+        "labels_omitted": 0, "error_samples": [], "uri": f"gs://b/m/part-0000{index}-of-0000{count}.parquet",
+        "errors_uri": None, "shard": {"index": index, "count": count, "dataset": f"gs://b/m/part-*-of-0000{count}.parquet"},
+        **counts,
+    }  # fmt: skip
+
+
+def test_combine_refuses_a_partial_set():
+    with pytest.raises(VideoActionsValueError, match=r"missing \[1\], repeated \[0\]"):
+        shards.combine([summary(0, 3), summary(0, 3), summary(2, 3)])
+    with pytest.raises(VideoActionsValueError, match="different shard counts"):
+        shards.combine([summary(0, 2), summary(1, 3)])
+    with pytest.raises(VideoActionsValueError, match="sharded parse's results"):
+        shards.combine([{"rows": 1}])
+
+
+def test_combined_error_samples_are_the_first_in_listing_order():
+    def sample(file: str, line: int) -> dict:
+        return {"video": None, "code": 5, "message": "m", "file": f"gs://b/o/{file}", "line": line}
+
+    first = [sample("predictions_00002.jsonl", 1), *(sample("errors_00001.jsonl", n) for n in range(1, 5))]
+    second = [sample("predictions_00001.jsonl", n) for n in (3, 9)] + [sample("errors_00002.jsonl", 1)]
+    combined = shards.combine([summary(0, 2, error_samples=first), summary(1, 2, error_samples=second)])
+    assert combined["error_samples"] == [second[0], second[1], first[0], first[1], first[2]]
+
+
+def test_propose_shards():
+    gib = 1024**3
+    assert shards.propose_shards([gib // 2] * 10) == ["0/5", "1/5", "2/5", "3/5", "4/5"]
+    assert shards.propose_shards([10, 10], target_shard_bytes=1) == ["0/2", "1/2"]  # at most one per file
+    assert shards.propose_shards([gib] * 100, max_shards=8) == [f"{i}/8" for i in range(8)]
+    assert shards.propose_shards([0]) == ["0/1"]
+
+
+def test_bigquery_example_dag_parses(airflow_db):
+    bag = dag_bag(ROOT / "dags" / "video_actions_bigquery.py")
+    assert bag.import_errors == {}
+    dag = bag.get_dag("video_actions_bigquery")
+    load = dag.get_task("load_to_bigquery")
+    assert load.source_format == "PARQUET" and load.write_disposition == "WRITE_APPEND"
+    assert "ti.xcom_pull(task_ids='combine')['uri']" in load.source_objects[0]
+    source = (ROOT / "dags" / "video_actions_bigquery.py").read_text()
+    assert "run_id" in source and "ts_nodash" not in source and "{{ ds" not in source
