@@ -23,7 +23,7 @@ from airflow_provider_video_actions.predictions import ERROR_SAMPLES, SUMMARY_LA
 
 #: Parquet unless the destination names another format (``.../part.jsonl``).
 DEFAULT_PART_EXTENSION = ".parquet"
-#: Bytes of job output one shard aims at: about 15 s of parsing a shard on one core (README "Big outputs").
+#: Bytes of job output one shard aims at: about 20 s of parsing on one core (README "Big outputs").
 DEFAULT_TARGET_SHARD_BYTES = 1024**3
 #: Airflow's default ``[core] max_map_length`` is 1024; a parse rarely gains from more than a few dozen workers.
 DEFAULT_MAX_SHARDS = 64
