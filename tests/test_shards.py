@@ -59,6 +59,7 @@ def upload_instances(client) -> str:
 @pytest.fixture(scope="module")
 def sharded_run(airflow_db, emulator_session):
     """One dag.test() run: the job's output split 2 lines a file, parsed in 4 mapped instances and in one task."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
     from google.cloud import storage
 
     with pytest.MonkeyPatch.context() as mp:
@@ -67,7 +68,9 @@ def sharded_run(airflow_db, emulator_session):
         instances = upload_instances(storage.Client(project="test"))
         emulator_session.timeline.lines_per_file = 2
         try:
-            write_dag(DAG_ID, SHARDED_DAG.format(instances=instances, bucket=BUCKET, alias=ALIAS))
+            # Airflow 2's dag.test() cannot flush an alias outlet (see test_lineage): the alias runs on Airflow 3.
+            alias = ALIAS if AIRFLOW_V_3_0_PLUS else None
+            write_dag(DAG_ID, SHARDED_DAG.format(instances=instances, bucket=BUCKET, alias=alias))
             run = run_dag(DAG_ID)
         finally:
             emulator_session.timeline = fast_timeline()
