@@ -6,8 +6,9 @@ through the ``video-actions-moments-dataset`` alias) -> ``GCSToBigQueryOperator`
 a table (Parquet carries the schema). Paths use the run id, so a manual run needs no logical date.
 
 Set the DAG params (project, region, model, table ``project.dataset.table``) and the
-``VIDEO_ACTIONS_BUCKET`` environment variable. The load needs BigQuery: the emulator has none, so
-under ``make demo`` every task up to ``combine`` runs and ``load_to_bigquery`` cannot.
+``VIDEO_ACTIONS_BUCKET`` environment variable. The load needs BigQuery, which the emulator does not
+provide: the tests parse this DAG but cannot run it (tests/test_shards.py runs the same propose ->
+mapped parse -> combine chain through the emulator).
 """
 
 from __future__ import annotations
