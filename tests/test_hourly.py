@@ -8,10 +8,12 @@ objects' own times, whatever the machine's pace.
 from __future__ import annotations
 
 import itertools
+import runpy
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import cache
+from types import SimpleNamespace
 
 import pytest
 
@@ -296,3 +298,43 @@ def test_example_hourly_dag_run_without_interval_fails_naming_the_parameter(airf
     run = dag.test(logical_date=None)
     assert task_states(run) == {"land_samples": "success", "predict": "failed", "parse": "upstream_failed"}
     assert "videos_created_in='data_interval': This run has no data interval" in capfd.readouterr().out
+
+
+# -- the event-driven example ----------------------------------------------------------------------------
+
+
+def test_event_driven_example_watches_pubsub_through_an_asset(airflow_db):
+    """Airflow 3: the Google provider's Pub/Sub trigger is a BaseEventTrigger, usable by an AssetWatcher."""
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    bag = dag_bag(ROOT / "dags" / "video_actions_on_arrival.py")
+    assert bag.import_errors == {}
+    if not AIRFLOW_V_3_0_PLUS:
+        assert not bag.dags  # no asset watchers on Airflow 2
+        return
+    dag = bag.get_dag("video_actions_on_arrival")
+    assert {t.task_id for t in dag.tasks} == {"new_videos", "predict", "parse"}
+    from airflow.providers.google.cloud.triggers.pubsub import PubsubPullTrigger
+
+    [watcher] = runpy.run_path(str(ROOT / "dags" / "video_actions_on_arrival.py"))["video_arrivals"].watchers
+    assert isinstance(watcher.trigger, PubsubPullTrigger)
+
+
+def notification(object_id: str, event_type: str = "OBJECT_FINALIZE") -> dict:
+    """A GCS notification as PubsubPullTrigger puts it in its event (``ReceivedMessage.to_dict``)."""
+    from google.cloud.pubsub_v1.types import ReceivedMessage
+
+    attributes = {"bucketId": "landing", "objectId": object_id, "eventType": event_type, "payloadFormat": "JSON_API_V1"}
+    return ReceivedMessage.to_dict(ReceivedMessage(ack_id="a", message={"data": b"{}", "attributes": attributes}))
+
+
+def test_event_driven_example_takes_each_notified_video_once():
+    notified_videos = runpy.run_path(str(ROOT / "dags" / "video_actions_on_arrival.py"))["notified_videos"]
+    events = [
+        SimpleNamespace(extra={"from_trigger": True, "payload": {"status": "success", "message": messages}})
+        for messages in (
+            [notification("videos/b.mp4"), notification("videos/a.MOV"), notification("videos/notes.txt")],
+            [notification("videos/b.mp4"), notification("videos/c.mp4", "OBJECT_DELETE")],  # redelivered, deleted
+        )
+    ]
+    assert notified_videos({"video_arrivals": events}) == ["gs://landing/videos/a.MOV", "gs://landing/videos/b.mp4"]
