@@ -156,7 +156,7 @@ def test_a_run_without_data_interval_fails_saying_what_to_do():
 # -- scheduled runs through dag.test() ------------------------------------------------------------------
 
 
-def interval_dag(dag_id: str, prefix: str) -> None:
+def interval_dag(dag_id: str, prefix: str, window: object = "data_interval") -> None:
     """A DAG whose runs each take the videos created in their data interval (INTERVAL long), then parse."""
     only_dag_file(
         f"{dag_id}.py",
@@ -177,7 +177,7 @@ with DAG(
 ) as dag:
     predict = VideoActionBatchPredictionOperator(
         task_id="predict", project_id="test-project", region="us-central1", model="42",
-        videos_prefix="gs://{BUCKET}/{prefix}", videos_created_in="data_interval",
+        videos_prefix="gs://{BUCKET}/{prefix}", videos_created_in={window!r},
         gcs_destination_prefix="gs://{BUCKET}/out", poll_interval=0.1, min_poll_interval=0.1,
     )
     ParseVideoActionPredictionsOperator(task_id="parse", job=predict.output)
@@ -222,6 +222,18 @@ def test_backfill_of_three_intervals_makes_one_job_each_and_a_rerun_reattaches(a
     again = run_dag(dag_id, at=origin + 2 * INTERVAL)
     assert xcom_value(again, "predict")["name"] == summaries[1]["name"]
     assert len(jobs_of(emulator, dag_id)) == 3
+
+
+def test_templated_bounds_select_the_videos_of_the_runs_interval(airflow_db, emulator, storage_client):
+    """``("{{ data_interval_start }}", "{{ data_interval_end }}")`` renders to the same window as "data_interval"."""
+    dag_id, prefix = "hourly_templated_bounds", unique_prefix()
+    interval_dag(dag_id, prefix, ("{{ data_interval_start }}", "{{ data_interval_end }}"))
+    times = land(storage_client, prefix, ["one.mp4", "two.mp4"])
+    created = times[f"gs://{BUCKET}/{prefix}two.mp4"]
+    run = run_dag(dag_id, at=created + INTERVAL)  # [created, created + INTERVAL): "two" is at its start
+    assert task_states(run) == {"predict": "success", "parse": "success"}
+    expected = {uri for uri, at in times.items() if created <= at}
+    assert instance_videos(storage_client, xcom_value(run, "predict")) == expected
 
 
 def test_an_interval_with_no_new_videos_skips_predict_and_parse(airflow_db, emulator, storage_client, capfd):
