@@ -145,6 +145,7 @@ def test_a_window_needs_videos_prefix():
 
 def test_templated_bounds_are_checked_once_rendered():
     operator(videos_created_in=("{{ data_interval_start }}", "{{ data_interval_end }}"))
+    operator(videos_created_in="{{ params.window }}")  # a whole window from a template (native rendering)
 
 
 def test_a_run_without_data_interval_fails_saying_what_to_do():

@@ -296,7 +296,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             family.instances(self.videos)
         if check(self.videos_prefix):
             split_gcs_uri(self.videos_prefix, "videos_prefix", want_object=False)
-        if self.videos_created_in is not None:
+        if check(self.videos_created_in):
             self._check_window(literal_only)
         if check(self.gcs_source):
             self._check_gcs_source(literal_only)
