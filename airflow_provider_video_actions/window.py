@@ -92,8 +92,9 @@ def creation_window(value: Any, context: Mapping[str, Any] | None = None) -> Cre
             raise VideoActionsValueError(f"{PARAM}={DATA_INTERVAL!r}: {NO_INTERVAL_FIX}")
     window = CreationWindow(_instant(value[0], "start"), _instant(value[1], "end"))
     if window.start >= window.end:
+        why = ZERO_LENGTH_FIX if window.start == window.end else "Swap the bounds."
         raise VideoActionsValueError(
-            f"{PARAM} {window} is empty: its start must be before its end, or every run skips and no video is "
-            f"ever predicted. {ZERO_LENGTH_FIX}"
+            f"{PARAM} {window} is empty: its start must be before its end, or the run skips and no video is "
+            f"predicted. {why}"
         )
     return window
