@@ -25,7 +25,7 @@ from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, 
 
 try:
     from airflow.sdk import CronTriggerTimetable
-except ImportError:  # Airflow < 3.1
+except ImportError:  # Airflow < 3.2
     from airflow.timetables.trigger import CronTriggerTimetable
 
 BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")

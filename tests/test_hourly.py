@@ -167,7 +167,7 @@ from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, VideoActionBatchPredictionOperator
 try:
     from airflow.sdk import DeltaDataIntervalTimetable
-except ImportError:  # Airflow < 3.1
+except ImportError:  # Airflow < 3.2
     from airflow.timetables.interval import DeltaDataIntervalTimetable
 
 with DAG(
