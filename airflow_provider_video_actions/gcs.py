@@ -25,6 +25,8 @@ from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs
 if TYPE_CHECKING:
     from google.cloud import storage
 
+    from airflow_provider_video_actions.window import CreationWindow
+
 #: Read and upload in chunks of this size: large enough for throughput, small enough for memory.
 CHUNK_BYTES = 4 * 1024 * 1024
 #: Parse output files this many bytes of whole lines at a time: decoded, a chunk takes several times its size
@@ -73,9 +75,23 @@ def list_objects(client: storage.Client, prefix_uri: str) -> list[str]:
     return sorted(f"gs://{bucket}/{blob.name}" for blob in client.list_blobs(bucket, prefix=prefix))
 
 
-def list_videos(client: storage.Client, prefix_uri: str, extensions: Collection[str]) -> list[str]:
-    """URIs of the video files under a prefix with one of ``extensions`` (the model family's), sorted."""
-    return [uri for uri in list_objects(client, prefix_uri) if os.path.splitext(uri)[1].lower() in extensions]
+def list_videos(
+    client: storage.Client, prefix_uri: str, extensions: Collection[str], created_in: CreationWindow | None = None
+) -> list[str]:
+    """URIs of the video files under a prefix with one of ``extensions`` (the model family's), sorted.
+
+    With ``created_in`` (a ``gs://`` prefix only), just the objects whose ``timeCreated`` lies in that
+    half-open window, read from the listing itself (no request per object).
+    """
+    if created_in is None:
+        return [uri for uri in list_objects(client, prefix_uri) if os.path.splitext(uri)[1].lower() in extensions]
+    bucket, prefix = split_gcs_uri(prefix_uri, "videos_prefix", want_object=False)
+    listing = client.list_blobs(bucket, prefix=prefix, fields="items(name,timeCreated),nextPageToken")
+    return sorted(
+        f"gs://{bucket}/{blob.name}"
+        for blob in listing
+        if os.path.splitext(blob.name)[1].lower() in extensions and blob.time_created in created_in
+    )
 
 
 def list_folder(client: storage.Client, folder_uri: str) -> tuple[list[str], list[str]]:

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -112,6 +113,29 @@ def example_dag_run(emulator_session, example: str, dag_id: str, **env: str) -> 
             mp.setenv(name, value)
         only_dag_file(f"{dag_id}.py", (ROOT / "dags" / example).read_text())
         yield run_dag(dag_id)
+
+
+@contextmanager
+def run_when(condition: Callable[[], bool], action: Callable[[], None]) -> Iterator[None]:
+    """Run ``action`` once ``condition`` holds (checked on a thread every 50 ms) while the block runs.
+
+    Tests act on a state they can observe (a task's try ended, a list call made), never after a timer.
+    """
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            if condition():
+                action()
+                return
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def job_cancelled(emulator, name: str) -> bool:

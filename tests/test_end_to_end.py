@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_video_actions.emulator.samples import MISSING_VIDEO, SAMPLE_VIDEOS
+from tests.conftest import BUCKET as TEST_BUCKET
 from tests.conftest import example_dag_run, task_states, xcom_value
 
 BUCKET = "video-actions-example"
@@ -97,3 +98,17 @@ def test_draw_timeline_writes_a_png(example_run):
     path = xcom_value(example_run, "draw_timeline")
     with open(path, "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_example_videos_outside_the_emulator_lists_the_bucket(emulator, storage_client, monkeypatch):
+    """Against a real bucket (no job service emulator), the example DAGs list videos both families take."""
+    from airflow_provider_video_actions.emulator.samples import example_videos
+
+    monkeypatch.delenv("VERTEX_AI_EMULATOR_HOST")
+    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", "google-cloud-platform://")  # ADC; GCS stays emulated
+    bucket = storage_client.bucket(TEST_BUCKET)
+    for name in ("videos/listed.mp4", "videos/listed.mov", "videos/clip.avi", "videos/notes.txt"):
+        bucket.blob(name).upload_from_string(b"x")
+    found = example_videos(TEST_BUCKET)
+    assert {f"gs://{TEST_BUCKET}/videos/listed.mp4", f"gs://{TEST_BUCKET}/videos/listed.mov"} <= set(found)
+    assert not any(uri.endswith((".avi", ".txt")) for uri in found)

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -19,7 +18,16 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_video_actions.job import TASK_LABEL
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
-from tests.conftest import BUCKET, job_cancelled, run_dag, run_dag_script, task_states, write_dag, xcom_value
+from tests.conftest import (
+    BUCKET,
+    job_cancelled,
+    run_dag,
+    run_dag_script,
+    run_when,
+    task_states,
+    write_dag,
+    xcom_value,
+)
 
 FIXED_DATE = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -106,26 +114,14 @@ def when_first_try_ended(dag_id: str, task_id: str, action: Callable[[], None]) 
 
     # Plain SQL: configuring the ORM mappers from a second thread races the DAG run's own use of them.
     query = text("SELECT state, try_number FROM task_instance WHERE dag_id = :dag_id AND task_id = :task_id")
-    stop = threading.Event()
 
     def first_try_ended() -> bool:
         with create_session() as session:
             rows = session.execute(query, {"dag_id": dag_id, "task_id": task_id}).all()
         return any(state == "up_for_retry" or try_number >= 2 for state, try_number in rows)
 
-    def watch() -> None:
-        while not stop.wait(0.05):
-            if first_try_ended():
-                action()
-                return
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
+    with run_when(first_try_ended, action):
         yield
-    finally:
-        stop.set()
-        watcher.join()
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])

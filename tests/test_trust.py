@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 from datetime import datetime, timezone
 
 import grpc
@@ -28,7 +29,7 @@ from airflow_provider_video_actions.job import (
     task_label_value,
 )
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
-from tests.conftest import BUCKET, job_cancelled, run_dag, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, job_cancelled, run_dag, run_when, task_states, write_dag, xcom_value
 from tests.test_reliability import creates_for, submit_task, when_first_try_ended
 
 FIXED_DATE = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
@@ -145,9 +146,15 @@ def test_running_job_of_the_previous_release_is_reattached_after_an_upgrade(airf
         destination_prefix=f"gs://{BUCKET}/out",
         labels={"airflow-provider": PROVIDER_LABEL_VALUE, LEGACY_TASK_LABEL: label},
     )
+    # Live until the task has looked it up under the old key (however slowly the task starts), then free to finish.
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.predict")
     old = VideoActionBatchPredictionHook().create_job(spec).name
+    legacy_list = f'labels.{LEGACY_TASK_LABEL}="{label}"'
     write_dag(dag_id, submit_task("predict", instances_uri))
-    run = run_dag(dag_id, at=FIXED_DATE)
+    with run_when(
+        lambda: legacy_list in emulator.list_filters, lambda: emulator.force_outcome(None, f"{dag_id}.predict")
+    ):
+        run = run_dag(dag_id, at=FIXED_DATE)
     assert xcom_value(run, "predict")["name"] == old
     assert creates_for(emulator, f"{dag_id}.predict") == 1
 
@@ -340,7 +347,6 @@ async def test_on_kill_decides_within_its_budget_when_the_state_read_hangs(submi
     """A task-state read that never answers must not hold the cancel: on_kill gives up on it and cancels."""
     if not AIRFLOW_V_3_0_PLUS:
         pytest.skip("Airflow 2 reads the state from the metadata DB")
-    import threading
 
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 

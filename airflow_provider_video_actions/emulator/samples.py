@@ -26,6 +26,8 @@ MISSING_VIDEO = "videos/missing.mp4"
 def example_videos(bucket: str) -> list[str]:
     """The example DAGs' videos: samples uploaded to the emulator, else the bucket's ``videos/`` folder."""
     from airflow_provider_video_actions import gcs
+    from airflow_provider_video_actions.families.action_recognition import ActionRecognitionFamily
+    from airflow_provider_video_actions.families.gemini.family import GeminiFamily
     from airflow_provider_video_actions.hooks.batch_prediction import (
         VideoActionBatchPredictionHook,
         vertex_emulator_host,
@@ -34,7 +36,9 @@ def example_videos(bucket: str) -> list[str]:
     client = VideoActionBatchPredictionHook().storage_client
     if vertex_emulator_host():
         return upload_samples(client, bucket)
-    return gcs.list_videos(client, f"gs://{bucket}/videos/")
+    # Videos both families read: the example DAGs send the same list to each.
+    both = {ext for ext in ActionRecognitionFamily.mime_types if ext in GeminiFamily.mime_types}
+    return gcs.list_videos(client, f"gs://{bucket}/videos/", both)
 
 
 def upload_samples(client: storage.Client, bucket: str) -> list[str]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
+    AirflowSkipException,
     BaseOperator,
     ResumableJobMixin,
     conf,
@@ -64,6 +65,7 @@ from airflow_provider_video_actions.validators import (
     check_timeout,
     is_template,
 )
+from airflow_provider_video_actions.window import DATA_INTERVAL, CreationWindow, check_window_value, creation_window
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -127,6 +129,11 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     :param videos_prefix: a ``gs://`` prefix listed for the family's video files (action recognition:
         ``.mp4``, ``.avi``, ``.mov``; Gemini: ``.mp4``, ``.mov``, ``.webm``, ``.mpeg``, ``.mpg``, ``.wmv``,
         ``.flv``, ``.3gp``...).
+    :param videos_created_in: with ``videos_prefix``, only the videos GCS created (``timeCreated``) in
+        this half-open window ``[start, end)``: ``"data_interval"`` (the run's data interval; a run
+        without one, triggered without a logical date, fails naming this parameter) or a
+        ``(start, end)`` pair of aware datetimes or ISO 8601 strings, each templated. An empty window
+        skips the task (and its parse downstream) instead of failing.
     :param gcs_source: a ready instances JSONL URI, or a list of them. Give exactly one of the three.
     :param confidence_threshold: the model drops moments below this confidence (0..1). Gemini has no
         model parameters: the prompt asks for it and the parse operator enforces it.
@@ -166,6 +173,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         "gcs_destination_prefix",
         "videos",
         "videos_prefix",
+        "videos_created_in",
         "gcs_source",
         "job_display_name",
         "labels",
@@ -188,6 +196,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         gcs_destination_prefix: str,
         videos: Sequence[str | dict[str, Any]] | None = None,
         videos_prefix: str | None = None,
+        videos_created_in: str | Sequence[Any] | None = None,
         gcs_source: str | Sequence[str] | None = None,
         confidence_threshold: float = 0.0,
         max_predictions: int = 50,
@@ -221,6 +230,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         self.project_id, self.region, self.model = project_id, region, model
         self.gcs_destination_prefix = gcs_destination_prefix
         self.videos, self.videos_prefix, self.gcs_source = videos, videos_prefix, gcs_source
+        self.videos_created_in = videos_created_in
+        self._window: CreationWindow | None = None
         self.confidence_threshold = check_fraction(confidence_threshold, "confidence_threshold")
         self.max_predictions = check_positive(max_predictions, "max_predictions", integer=True)
         self.job_display_name, self.labels = job_display_name, labels
@@ -249,6 +260,11 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             raise VideoActionsValueError(
                 f"{type(self).__name__} {self.task_id}: give exactly one of videos, videos_prefix or gcs_source; "
                 f"got {', '.join(given) or 'none'}."
+            )
+        if videos_created_in is not None and videos_prefix is None:
+            raise VideoActionsValueError(
+                f"{type(self).__name__} {self.task_id}: videos_created_in selects among the videos under "
+                "videos_prefix; give videos_prefix, or drop videos_created_in."
             )
         self._check_rendered(literal_only=True)
 
@@ -280,12 +296,22 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             family.instances(self.videos)
         if check(self.videos_prefix):
             split_gcs_uri(self.videos_prefix, "videos_prefix", want_object=False)
+        if check(self.videos_created_in):
+            self._check_window(literal_only)
         if check(self.gcs_source):
             self._check_gcs_source(literal_only)
         if check(self.labels):
             check_labels(self.labels)
         if not literal_only:
             _check_accelerator(self.machine_resources.accelerator_type)
+
+    def _check_window(self, literal_only: bool) -> None:
+        """``videos_created_in``'s shape, and its bounds once they are literals (the data interval is read later)."""
+        check_window_value(self.videos_created_in)
+        if self.videos_created_in != DATA_INTERVAL and not (
+            literal_only and any(is_template(bound) for bound in self.videos_created_in)
+        ):
+            creation_window(self.videos_created_in)
 
     def _check_gcs_source(self, literal_only: bool) -> None:
         """A non-empty list of gs:// instances files (templates are checked once rendered)."""
@@ -331,6 +357,9 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         self._deadline = time.time() + self.wait_timeout
         try:
             self._check_rendered(literal_only=False)
+            if self.videos_created_in is not None:
+                self._window = creation_window(self.videos_created_in, context)
+                self._lines()  # lists the window once: an empty one skips here, before any job
             return self.execute_resumable(context)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
@@ -525,17 +554,30 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             if self.videos is not None:
                 instances = family.instances(self.videos)
             else:
-                uris = gcs.list_videos(self.hook.storage_client, self.videos_prefix, family.mime_types)
+                uris = gcs.list_videos(self.hook.storage_client, self.videos_prefix, family.mime_types, self._window)
                 if not uris:
-                    raise VideoActionsValueError(
-                        f"videos_prefix {self.videos_prefix} holds no video files {family.name} models take "
-                        f"({', '.join(family.mime_types)}); check the bucket and prefix."
-                    )
+                    self._no_videos(family)
+                self.log.info("Selected %d videos under %s%s", len(uris), self.videos_prefix, self._window_text())
                 instances = family.instances(uris)
             lines = list(family.request_lines(instances, request))
             family.check_input(len(lines), sum(len(line.encode()) + 1 for line in lines), request)
             self._instance_lines = lines
         return self._instance_lines
+
+    def _window_text(self) -> str:
+        """`` created in [start, end)`` when the videos are selected by creation time, else nothing."""
+        return "" if self._window is None else f" created in {self._window}"
+
+    def _no_videos(self, family: ModelFamily) -> None:
+        """Nothing to predict: a window with no new videos skips the task; a whole prefix with none fails."""
+        if self._window is not None:
+            message = f"No new videos under {self.videos_prefix}{self._window_text()}: nothing to predict, skipping."
+            self.log.info(message)
+            raise AirflowSkipException(message)
+        raise VideoActionsValueError(
+            f"videos_prefix {self.videos_prefix} holds no video files {family.name} models take "
+            f"({', '.join(family.mime_types)}); check the bucket and prefix."
+        )
 
     def _write_instances(self, uri: str) -> None:
         """Write this task's instances file (the same lines the request fingerprint was computed from)."""
