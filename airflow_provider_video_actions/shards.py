@@ -27,7 +27,8 @@ DEFAULT_PART_EXTENSION = ".parquet"
 DEFAULT_TARGET_SHARD_BYTES = 1024**3
 #: Airflow's default ``[core] max_map_length`` is 1024; a parse rarely gains from more than a few dozen workers.
 DEFAULT_MAX_SHARDS = 64
-_SUMMED = ("rows", "instances", "videos", "errors", "malformed_lines")
+#: The summary's integer fields that do not add up across shards (the others are counts, summed).
+_NOT_SUMMED = frozenset({"labels_omitted"})
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def combine(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     summaries = list(summaries)
     count = _check_complete(summaries)
     summaries.sort(key=lambda s: s["shard"]["index"])
-    combined: dict[str, Any] = {key: sum(s[key] for s in summaries) for key in _SUMMED}
+    combined: dict[str, Any] = {key: sum(s[key] for s in summaries) for key in _counts(summaries[0])}
     labels: Counter[str] = Counter()
     for s in summaries:
         labels.update(s["label_counts"])
@@ -186,6 +187,11 @@ def combine(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     combined["errors_uris"] = [s["errors_uri"] for s in summaries if s.get("errors_uri")]
     combined["shards"] = count
     return combined
+
+
+def _counts(summary: Mapping[str, Any]) -> list[str]:
+    """The summary's counts (``rows``, ``errors``, ...): every integer field but ``labels_omitted``."""
+    return [k for k, v in summary.items() if type(v) is int and k not in _NOT_SUMMED]
 
 
 def _check_complete(summaries: Sequence[Mapping[str, Any]]) -> int:
