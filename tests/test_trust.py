@@ -362,3 +362,38 @@ async def test_on_kill_decides_within_its_budget_when_the_state_read_hangs(submi
     finally:
         release.set()
     assert job_cancelled(emulator, name)
+
+
+async def test_on_kill_survives_the_triggerer_cancelling_it_again(submit_job, emulator, monkeypatch):
+    """The triggerer re-cancels a trigger at every sync while on_kill runs: the cancel must still reach Vertex AI.
+
+    Seen in a real deployment: "Task killed by a user: cancelling ..." logged, no CancelJob ever received.
+    """
+    if not AIRFLOW_V_3_0_PLUS:
+        pytest.skip("Airflow 2 reads the state from the metadata DB")
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    from tests.test_trigger import DeferredTask, paused_job
+
+    reading, answer = threading.Event(), threading.Event()
+
+    def get_task_states(**_):
+        reading.set()
+        answer.wait(60)
+        return {"run": {"predict": "failed"}}
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(get_task_states))
+    name = paused_job(submit_job, emulator, "recancelled")
+    t = VideoActionBatchPredictionTrigger(name, poll_interval=0.05)
+    t.task_instance = DeferredTask("failed")
+    killing = asyncio.ensure_future(t.on_kill())
+    await asyncio.to_thread(reading.wait, 60)
+    killing.cancel("user-action")  # the triggerer's next sync cancels the trigger task again
+    answer.set()
+    with pytest.raises(asyncio.CancelledError):
+        await killing
+    for _ in range(600):  # the shielded cancel finishes on its own: wait for it, up to 60 s
+        if job_cancelled(emulator, name):
+            break
+        await asyncio.sleep(0.1)
+    assert job_cancelled(emulator, name)

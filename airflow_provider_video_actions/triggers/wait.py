@@ -236,10 +236,15 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
 
         The triggerer also calls this when a trigger merely moves to another triggerer, so the job is
         kept while the task is still deferred; if the task state cannot be read within 2 s, the job is
-        cancelled (an orphaned job costs money silently, a cancelled one fails its task loudly).
+        cancelled (an orphaned job costs money silently, a cancelled one fails its task loudly). The
+        triggerer cancels the trigger again at each sync with its supervisor while this runs, which
+        would cancel the decision or the cancel call half-way: both run shielded, to the end.
         """
-        if not self.spec.cancel_on_kill:
-            return
+        if self.spec.cancel_on_kill:
+            await asyncio.shield(self._cancel_unless_moved())
+
+    async def _cancel_unless_moved(self) -> None:
+        """on_kill's work: keep the job if the task is still deferred (it moved), else cancel it."""
         try:
             moved_only = self.task_instance is not None and await self._task_state() == "deferred"
         except Exception as exc:
@@ -249,7 +254,10 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
             self.log.info("Task still deferred (trigger moved): keeping %s", self.job_name)
             return
         self.log.info("Task killed by a user: cancelling %s", self.job_name)
-        await (await self._hook()).cancel_job(self.job_name)
+        try:
+            await (await self._hook()).cancel_job(self.job_name)
+        except Exception:  # shielded: nobody else would see it
+            self.log.exception("Cancelling %s failed: the job may still be running; cancel it by hand", self.job_name)
 
 
 class _Progress:
