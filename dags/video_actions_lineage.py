@@ -4,8 +4,8 @@ The producer runs a job and parses its output to a file whose path is known only
 (``.../{{ run_id | path_segment }}/moments.jsonl``: from the run id, so any trigger works); the
 parse task emits that file as an asset event through the ``video-actions-moments`` alias. The
 consumer is scheduled on the alias, so it runs once per parsed file and reads the file's URI and
-counts from the triggering event. With the OpenLineage
-provider installed, both operators also report their inputs and outputs as OpenLineage datasets.
+counts from the triggering event. With the OpenLineage provider installed, both operators also
+report their inputs and outputs as OpenLineage datasets.
 
 Runs against the emulator as ``dags/video_action_recognition.py`` does (``VERTEX_AI_EMULATOR_HOST``
 and ``STORAGE_EMULATOR_HOST`` set: sample videos are generated).
