@@ -25,12 +25,12 @@ test: $(STAMP)
 
 # A real Airflow (scheduler, dag-processor, triggerer, api-server; LocalExecutor, SQLite) and the emulator as
 # separate processes in .deployment/, driven through the REST API (tests/deployment). Afterwards, whatever
-# happened, every process group the test recorded in .deployment/pgids is killed.
+# happened to pytest, every process group it recorded in .deployment/pgids and any process still working
+# in .deployment/ is killed.
 DEPLOYMENT := $(CURDIR)/.deployment
 test-deployment: $(STAMP)
 	@status=0; $(BIN)/python -m pytest -q -p no:cacheprovider -m deployment tests/deployment || status=$$?; \
-	for pgid in $$(cat $(DEPLOYMENT)/pgids 2>/dev/null); do kill -KILL -- -$$pgid 2>/dev/null || true; done; \
-	exit $$status
+	$(BIN)/python -m tests.deployment.deployment; exit $$status
 
 # Rebuilt from nothing when pyproject.toml or the line's constraints change; uv's cache makes that ~20 s.
 $(COMPAT)/airflow-%/.installed: pyproject.toml constraints/airflow-%.txt | $(STAMP)

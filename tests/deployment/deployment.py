@@ -83,7 +83,7 @@ class Deployment:
         return self
 
     def stop(self) -> None:
-        """SIGTERM every process group started, then SIGKILL what is still there after 20 s."""
+        """SIGTERM every process group started, then SIGKILL what is still there after 20 s; forget their ids."""
         for process in self.processes.values():
             _signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + 20
@@ -93,6 +93,8 @@ class Deployment:
             _signal_group(process, signal.SIGKILL)  # the group's children (task runners, API workers) too
             process.wait()
         self.processes.clear()
+        kill_strays(self.home)
+        (self.home / "pgids").unlink(missing_ok=True)  # all stopped: nothing for make to kill (no stale ids)
 
     def restart_triggerer(self, signum: signal.Signals) -> float:
         """Stop the triggerer with ``signum`` (its whole process group), start a new one; return the downtime (s)."""
@@ -271,7 +273,41 @@ class Deployment:
         return path.read_text() if path.exists() else f"(no log at {path})"
 
 
+def kill_strays(home: Path) -> list[int]:
+    """SIGKILL every process still working in ``home`` (Linux ``/proc``); return their ids.
+
+    Task runners start their own session, so a task still running when its supervisor is killed leaves
+    its group; they all run in the deployment's home (inherited working directory), which nothing else uses.
+    """
+    strays = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:  # gone, or not ours to read
+            continue
+        if cwd == home or home in cwd.parents:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                strays.append(int(entry.name))
+    return strays
+
+
+def stop_leftovers(home: Path = HOME) -> None:
+    """What ``make test-deployment`` runs afterwards: kill the recorded process groups, then any stray."""
+    pgids = home / "pgids"
+    for pgid in pgids.read_text().split() if pgids.exists() else ():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pgid), signal.SIGKILL)
+    pgids.unlink(missing_ok=True)
+    if strays := kill_strays(home):
+        print(f"killed {len(strays)} leftover deployment processes: {strays}")
+
+
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
     """Signal the process's whole group (it leads one: ``start_new_session``); gone already is fine."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
+
+
+if __name__ == "__main__":
+    stop_leftovers()
