@@ -69,6 +69,7 @@ def _faults(knob: str) -> Callable[..., None]:
     """``fail_next`` or ``lose_next_response`` with the status code given by name."""
 
     def apply(emulator: Emulator, method: str, count: int = 1, code: str | None = None) -> None:
+        """Queue ``count`` faults for ``method`` (the knob's default code unless named)."""
         kwargs = {} if code is None else {"code": _status_code(code)}
         getattr(emulator, knob)(method, count, **kwargs)
 

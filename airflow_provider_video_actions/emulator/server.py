@@ -66,11 +66,6 @@ class CallLog(grpc.ServerInterceptor):
         with self._lock:
             return list(self._entries)
 
-    def clear(self) -> None:
-        """Forget every entry."""
-        with self._lock:
-            self._entries.clear()
-
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None], details: Any
     ) -> grpc.RpcMethodHandler | None:
@@ -109,7 +104,7 @@ class Emulator:
     """Starts the emulated Vertex AI JobService and GCS on local ports; use as a context manager.
 
     The servicer's knobs and counters (``timeline``, ``force_outcome``, ``inject_faults``, ``calls``...) are
-    available directly on the emulator as well as on ``emulator.service``.
+    available directly on the emulator as well as on ``emulator.service``; ``call_log`` keeps every call.
     """
 
     timeline = _delegated("timeline")

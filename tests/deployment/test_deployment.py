@@ -38,6 +38,14 @@ def airflow(deployment: Deployment) -> Deployment:
     return deployment
 
 
+@pytest.fixture(scope="module")
+def restart_run(airflow: Deployment) -> str:
+    """The run of (e), its jobs held: triggered with (b)'s so that their task starts overlap (they are most
+    of the time on two cores), and its ten waits share (b)'s poll (same poll interval)."""
+    airflow.control.hold("deploy_triggerer_restart.predict")
+    return airflow.trigger("deploy_triggerer_restart")
+
+
 def jobs_of(airflow: Deployment, dag_id: str) -> list[dict[str, Any]]:
     """The emulator's jobs created by a scenario DAG (display name ``<dag_id>.predict``), oldest first."""
     return [job for job in airflow.control.state()["jobs"] if job["display_name"] == f"{dag_id}.predict"]
@@ -100,11 +108,12 @@ def test_a_example_dags_succeed_when_triggered_without_a_logical_date(airflow, r
     )
 
 
-def test_b_mapped_deferred_submits_share_one_list_per_poll_interval(airflow, report):
+def test_b_mapped_deferred_submits_share_one_list_per_poll_interval(airflow, restart_run, report):
     dag_id, count, interval = "deploy_mapped", 20, 2.0
     airflow.control.hold(f"{dag_id}.predict")
     run_id = airflow.trigger(dag_id)
-    wait_until(lambda: deferred(airflow, dag_id, run_id, count), 240, f"{count} deferred submits with their jobs")
+    wait_until(lambda: deferred(airflow, dag_id, run_id, count), 300, f"{count} deferred submits with their jobs")
+    wait_until(lambda: deferred(airflow, "deploy_triggerer_restart", restart_run, 10), 300, "(e)'s waits too")
     # Steady state: every wait is deferred and its job exists, and the shared poll has backed off to its interval
     # (three intervals later). Counted from the emulator's own call log, so a slow machine only widens the window.
     window_start = time.time() + 3 * interval
@@ -120,7 +129,7 @@ def test_b_mapped_deferred_submits_share_one_list_per_poll_interval(airflow, rep
     elapsed_intervals = (window_end - window_start) / interval
     jobs = jobs_of(airflow, dag_id)
     report.append(
-        f"(b) {count} mapped deferred submits: run {state}, {len(jobs)} jobs; steady state over "
+        f"(b) {count} mapped deferred submits (+10 of (e) on the same poll): run {state}, {len(jobs)} jobs; steady state over "
         f"{elapsed_intervals:.1f} poll intervals of {interval:.0f} s: {len(polls)} poll lists, "
         f"{len(other_lists)} other lists, {len(gets)} gets"
     )
@@ -182,10 +191,8 @@ def _job(airflow: Deployment, name: str) -> dict[str, Any]:
     return next(job for job in airflow.control.state()["jobs"] if job["name"] == name)
 
 
-def test_e_triggerer_sigterm_and_sigkill_cancel_nothing(airflow, report):
-    dag_id, count = "deploy_triggerer_restart", 10
-    airflow.control.hold(f"{dag_id}.predict")
-    run_id = airflow.trigger(dag_id)
+def test_e_triggerer_sigterm_and_sigkill_cancel_nothing(airflow, restart_run, report):
+    dag_id, count, run_id = "deploy_triggerer_restart", 10, restart_run
     wait_until(lambda: deferred(airflow, dag_id, run_id, count), 240, f"{count} deferred submits with their jobs")
     before = airflow.control.state()["calls"].get("CancelBatchPredictionJob", 0)
     downtimes = []
