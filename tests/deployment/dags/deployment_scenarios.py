@@ -47,5 +47,4 @@ def scenario(dag_id: str, count: int, **submit: Any) -> None:
 scenario("deploy_mapped", 20, poll_interval=2)
 scenario("deploy_mark_failed", 1)
 scenario("deploy_clear", 1)
-scenario("deploy_triggerer_restart", 10, poll_interval=2)  # runs beside deploy_mapped, on the same poll
 scenario("deploy_retry_timeout", 1, timeout=8, retries=1, retry_delay=timedelta(0), cancel_on_kill=False)
