@@ -11,7 +11,7 @@ COMPAT_LINES := 2.11 3.1 3.2
 COMPAT := .venv-compat
 COMPAT_PACKAGES := apache-airflow apache-airflow-providers-google google-cloud-aiplatform apache-airflow-providers-common-compat
 
-.PHONY: demo test test-compat lint bench dist dist-check clean
+.PHONY: demo test test-compat test-deployment lint bench dist dist-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# A real Airflow (scheduler, dag-processor, triggerer, api-server; LocalExecutor, SQLite) and the emulator as
+# separate processes in .deployment/, driven through the REST API (tests/deployment). Afterwards, whatever
+# happened to pytest, every process group it recorded in .deployment/pgids and any process still working
+# in .deployment/ is killed.
+DEPLOYMENT := $(CURDIR)/.deployment
+test-deployment: $(STAMP)
+	@status=0; $(BIN)/python -m pytest -q -p no:cacheprovider -m deployment tests/deployment || status=$$?; \
+	$(BIN)/python -m tests.deployment.deployment; exit $$status
 
 # Rebuilt from nothing when pyproject.toml or the line's constraints change; uv's cache makes that ~20 s.
 $(COMPAT)/airflow-%/.installed: pyproject.toml constraints/airflow-%.txt | $(STAMP)
@@ -84,4 +93,4 @@ dist-check: dist
 	AIRFLOW_HOME=$(CURDIR)/$(DIST_ENV)/airflow $(DIST_ENV)/bin/airflow providers list -o plain | grep -E "^package_name|video"
 
 clean:
-	rm -rf $(VENV) $(COMPAT) $(DEMO) $(DIST_ENV) dist build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT) $(DEMO) $(DEPLOYMENT) $(DIST_ENV) dist build .pytest_cache .ruff_cache

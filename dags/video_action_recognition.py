@@ -1,7 +1,9 @@
 """Example: recognise actions in videos with a Vertex AI model, then use the moments downstream.
 
 submit (deferred wait) -> parse to XCom and to a Parquet file in GCS -> print a per-video table and
-draw a per-video action timeline PNG (at ``$VIDEO_ACTIONS_TIMELINE``; needs the ``timeline`` extra).
+draw a per-video action timeline PNG (at ``$VIDEO_ACTIONS_TIMELINE``, else in a new private temporary
+folder per run; needs the ``timeline`` extra). Nothing needs a logical date: the DAG runs however it is
+triggered (UI, REST API, ``airflow dags trigger``, ``airflow dags test``); per-run paths use the run id.
 
 Against Google Cloud, set the DAG params (project, region, model, bucket) and put videos under
 ``gs://<bucket>/videos/``. With ``VERTEX_AI_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST`` set
@@ -12,6 +14,7 @@ plus one missing video to show how a failed instance is reported.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from typing import Any
 
@@ -22,11 +25,17 @@ from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, 
 BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")
 
 
+def path_segment(run_id: str) -> str:
+    """The run id as one safe path segment (no ``:``, ``+``, ``~`` or ``.``), for per-run output paths."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id)
+
+
 @dag(
     schedule=None,
     catchup=False,
     tags=["example", "vertex-ai", "video"],
     params={"project": "demo-project", "region": "us-central1", "model": "1234567890"},
+    user_defined_filters={"path_segment": path_segment},
 )
 def video_action_recognition() -> None:
     @task
@@ -52,7 +61,7 @@ def video_action_recognition() -> None:
     ParseVideoActionPredictionsOperator(
         task_id="parse_to_parquet",
         job=predict.output,
-        destination=f"gs://{BUCKET}/parsed/{{{{ ts_nodash }}}}/moments.parquet",
+        destination=f"gs://{BUCKET}/parsed/{{{{ run_id | path_segment }}}}/moments.parquet",
     )
 
     @task
@@ -71,7 +80,10 @@ def video_action_recognition() -> None:
         """The same moments as a picture: one row per video, a mark per moment, opacity by confidence."""
         from airflow_provider_video_actions.timeline import render_timeline
 
-        path = os.environ.get("VIDEO_ACTIONS_TIMELINE") or os.path.join(tempfile.gettempdir(), "video_actions.png")
+        # A fresh 0700 folder per run: a file planted at a fixed /tmp path (a symlink) is never written through.
+        path = os.environ.get("VIDEO_ACTIONS_TIMELINE") or os.path.join(
+            tempfile.mkdtemp(prefix="video-actions-timeline-"), "timeline.png"
+        )
         render_timeline(parsed["predictions"], path, errors=parsed["error_records"])
         print(f"Timeline: {path}")
         return path

@@ -1,10 +1,11 @@
 """Example: data-aware scheduling on parsed moments, through an asset alias.
 
 The producer runs a job and parses its output to a file whose path is known only at run time
-(``.../{{ ts_nodash }}/moments.jsonl``); the parse task emits that file as an asset event through
-the ``video-actions-moments`` alias. The consumer is scheduled on the alias, so it runs once per
-parsed file and reads the file's URI and counts from the triggering event. With the OpenLineage
-provider installed, both operators also report their inputs and outputs as OpenLineage datasets.
+(``.../{{ run_id | path_segment }}/moments.jsonl``: from the run id, so any trigger works); the
+parse task emits that file as an asset event through the ``video-actions-moments`` alias. The
+consumer is scheduled on the alias, so it runs once per parsed file and reads the file's URI and
+counts from the triggering event. With the OpenLineage provider installed, both operators also
+report their inputs and outputs as OpenLineage datasets.
 
 Runs against the emulator as ``dags/video_action_recognition.py`` does (``VERTEX_AI_EMULATOR_HOST``
 and ``STORAGE_EMULATOR_HOST`` set: sample videos are generated).
@@ -13,6 +14,7 @@ and ``STORAGE_EMULATOR_HOST`` set: sample videos are generated).
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,12 +28,18 @@ MOMENTS_ALIAS = "video-actions-moments"
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
+def path_segment(run_id: str) -> str:
+    """The run id as one safe path segment (no ``:``, ``+``, ``~`` or ``.``), for per-run output paths."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id)
+
+
 @dag(
     schedule=None,
     start_date=START,
     catchup=False,
     tags=["example", "vertex-ai", "video", "lineage"],
     params={"project": "demo-project", "region": "us-central1", "model": "1234567890"},
+    user_defined_filters={"path_segment": path_segment},
 )
 def video_actions_lineage_producer() -> None:
     @task
@@ -54,7 +62,7 @@ def video_actions_lineage_producer() -> None:
     ParseVideoActionPredictionsOperator(
         task_id="parse",
         job=predict.output,
-        destination=f"gs://{BUCKET}/moments/{{{{ ts_nodash }}}}/moments.jsonl",
+        destination=f"gs://{BUCKET}/moments/{{{{ run_id | path_segment }}}}/moments.jsonl",
         min_confidence=0.5,
         asset_alias=MOMENTS_ALIAS,
     )

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import collections
+import logging
 import socket
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
+from typing import Any
 
 import grpc
 from gcp_storage_emulator.server import create_server
@@ -14,6 +19,8 @@ from google.cloud.aiplatform_v1.services.job_service.transports import JobServic
 
 from airflow_provider_video_actions.emulator import runner
 from airflow_provider_video_actions.emulator.job_service import JobServiceServicer, JobTimeline
+
+log = logging.getLogger(__name__)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -32,11 +39,72 @@ def _delegated(name: str) -> property:
     )
 
 
+def _call_target(method: str, request: Any) -> str:
+    """What a call was about: the job name, the list filter, or the new job's display name."""
+    if method == "ListBatchPredictionJobs":
+        return f"filter={request.filter}"
+    if method == "CreateBatchPredictionJob":
+        return f"display_name={request.batch_prediction_job.display_name}"
+    return getattr(request, "name", "")
+
+
+class CallLog(grpc.ServerInterceptor):
+    """Logs every JobService call at INFO (method, job or filter, outcome) and keeps the latest entries.
+
+    Entries are dicts ``{"time": epoch seconds, "method", "target", "outcome": status code name, "job"}``
+    (``job`` is the created job's name for a successful create), readable from other processes
+    through the control API.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        """Keep at most ``limit`` entries (the oldest go first)."""
+        self._entries: collections.deque[dict[str, Any]] = collections.deque(maxlen=limit)
+        self._lock = threading.Lock()
+
+    def entries(self) -> list[dict[str, Any]]:
+        """A copy of the kept entries, oldest first."""
+        with self._lock:
+            return list(self._entries)
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None], details: Any
+    ) -> grpc.RpcMethodHandler | None:
+        """Wrap the unary handler so that its outcome is logged and recorded."""
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method, inner = details.method.rsplit("/", 1)[-1], handler.unary_unary
+
+        def logged(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                response = inner(request, context)
+            except BaseException:
+                self._record(method, request, (context.code() or grpc.StatusCode.UNKNOWN).name, "")
+                raise
+            self._record(method, request, "OK", getattr(response, "name", "") if "Create" in method else "")
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(
+            logged,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _record(self, method: str, request: Any, outcome: str, job: str) -> None:
+        """Log one call and keep it."""
+        target = _call_target(method, request)
+        log.info("%s %s -> %s%s", method, target, outcome, f" ({job})" if job else "")
+        with self._lock:
+            self._entries.append(
+                {"time": time.time(), "method": method, "target": target, "outcome": outcome, "job": job}
+            )
+
+
 class Emulator:
     """Starts the emulated Vertex AI JobService and GCS on local ports; use as a context manager.
 
     The servicer's knobs and counters (``timeline``, ``force_outcome``, ``inject_faults``, ``calls``...) are
-    available directly on the emulator as well as on ``emulator.service``.
+    available directly on the emulator as well as on ``emulator.service``; ``call_log`` keeps every call.
     """
 
     timeline = _delegated("timeline")
@@ -64,6 +132,7 @@ class Emulator:
         self.host, self._vertex_port, self._storage_port = host, vertex_port, storage_port
         self.buckets = list(dict.fromkeys(buckets))
         self.service = JobServiceServicer(storage_endpoint="", timeline=timeline)
+        self.call_log = CallLog()
         self._storage_server = None
         self._grpc_server: grpc.Server | None = None
 
@@ -139,6 +208,7 @@ class Emulator:
         """Serve the JobService on a plain-text port with a 16-thread pool."""
         server = grpc.server(
             ThreadPoolExecutor(max_workers=16, thread_name_prefix="vertex-emulator-grpc"),
+            interceptors=[self.call_log],
             options=[("grpc.so_reuseport", 0)],  # a taken port must fail, not be shared with another server
         )
         server.add_generic_rpc_handlers((self.service.generic_handler(),))

@@ -1,0 +1,50 @@
+"""DAGs for the deployment scenarios (tests/deployment): mapped deferred submits against the emulator.
+
+Each DAG uploads the emulator's sample videos, then runs ``count`` mapped submits, one video each, all
+with the display name ``<dag_id>.predict`` so that the test can hold them (the emulator keeps held jobs
+PAUSED) through the control API. Poll intervals are at the 1 s floor to keep the scenarios short.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.compat.sdk import dag, task
+
+from airflow_provider_video_actions import VideoActionBatchPredictionOperator
+
+BUCKET = "video-actions-deployment"
+
+
+def scenario(dag_id: str, count: int, **submit: Any) -> None:
+    """A DAG ``dag_id``: sample videos, then ``count`` mapped deferred submits with the ``submit`` options."""
+
+    @dag(dag_id=dag_id, schedule=None, catchup=False, tags=["deployment-test"])
+    def scenario_dag() -> None:
+        @task
+        def videos() -> list[list[str]]:
+            """One sample video per mapped submit (the emulator's three samples, in turn)."""
+            from airflow_provider_video_actions.emulator.samples import example_videos
+
+            samples = example_videos(BUCKET)[:3]
+            return [[samples[i % len(samples)]] for i in range(count)]
+
+        VideoActionBatchPredictionOperator.partial(
+            task_id="predict",
+            project_id="deployment-project",
+            region="us-central1",
+            model="1234567890",
+            gcs_destination_prefix=f"gs://{BUCKET}/predictions",
+            job_display_name=f"{dag_id}.predict",
+            deferrable=True,
+            **{"poll_interval": 1, **submit},
+        ).expand(videos=videos())
+
+    scenario_dag()
+
+
+scenario("deploy_mapped", 20, poll_interval=2)
+scenario("deploy_mark_failed", 1)
+scenario("deploy_clear", 1)
+scenario("deploy_retry_timeout", 1, timeout=8, retries=1, retry_delay=timedelta(0), cancel_on_kill=False)
