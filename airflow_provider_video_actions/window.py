@@ -21,8 +21,8 @@ DATA_INTERVAL = "data_interval"
 PARAM = "videos_created_in"
 #: What a run without a data interval (Airflow 3, triggered without a logical date) can do about it.
 NO_INTERVAL_FIX = (
-    "This run has no data interval: Airflow 3 gives none to a run triggered without a logical date. "
-    "Trigger it with a logical date (the UI's logical date field, `logical_date` in the REST API, or "
+    "This run has no data interval (Airflow 3 gives none to a run triggered without a logical date), so it "
+    "selects no video. Trigger it with a logical date (the UI's logical date field, `logical_date` in the REST API, or "
     "`airflow dags trigger --logical-date`) to process the interval that date implies, or clear the "
     "scheduled run of that interval to process it again."
 )
@@ -32,6 +32,10 @@ ZERO_LENGTH_FIX = (
     "[scheduler] create_cron_data_intervals / create_delta_data_intervals is True: schedule with "
     "CronTriggerTimetable(cron, timezone=..., interval=timedelta(hours=1)) or CronDataIntervalTimetable."
 )
+
+
+class NoDataIntervalError(VideoActionsValueError):
+    """``videos_created_in="data_interval"`` on a run that has none: the operator skips the task, saying why."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def creation_window(value: Any, context: Mapping[str, Any] | None = None) -> Cre
         context = context or {}
         value = (context.get("data_interval_start"), context.get("data_interval_end"))
         if None in value:
-            raise VideoActionsValueError(f"{PARAM}={DATA_INTERVAL!r}: {NO_INTERVAL_FIX}")
+            raise NoDataIntervalError(f"{PARAM}={DATA_INTERVAL!r}: {NO_INTERVAL_FIX}")
     window = CreationWindow(_instant(value[0], "start"), _instant(value[1], "end"))
     if window.start >= window.end:
         why = ZERO_LENGTH_FIX if window.start == window.end else "Swap the bounds."

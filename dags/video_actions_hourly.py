@@ -5,7 +5,7 @@ Parquet file. The schedule gives each run the hour before it, ``[data_interval_s
 data_interval_end)``; back-to-back hours take every video exactly once, so a catch-up or a backfill
 submits one job per hour with that hour's videos, and clearing a run re-attaches to its job. An hour
 with no new video skips predict and parse. A run triggered without a logical date (Airflow 3) has no
-data interval: predict fails saying so; trigger with a logical date to process the hour before it.
+data interval: predict skips saying so (no job); trigger with a logical date to process the hour before it.
 
 Against Google Cloud, set the DAG params and let uploaders land videos under
 ``gs://<bucket>/videos/``. With ``VERTEX_AI_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST`` set, the

@@ -65,7 +65,13 @@ from airflow_provider_video_actions.validators import (
     check_timeout,
     is_template,
 )
-from airflow_provider_video_actions.window import DATA_INTERVAL, CreationWindow, check_window_value, creation_window
+from airflow_provider_video_actions.window import (
+    DATA_INTERVAL,
+    CreationWindow,
+    NoDataIntervalError,
+    check_window_value,
+    creation_window,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -131,7 +137,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         ``.flv``, ``.3gp``...).
     :param videos_created_in: with ``videos_prefix``, only the videos GCS created (``timeCreated``) in
         this half-open window ``[start, end)``: ``"data_interval"`` (the run's data interval; a run
-        without one, triggered without a logical date, fails naming this parameter) or a
+        without one, triggered without a logical date, skips saying so, with no job) or a
         ``(start, end)`` pair of aware datetimes or ISO 8601 strings, each templated. An empty window
         skips the task (and its parse downstream) instead of failing.
     :param gcs_source: a ready instances JSONL URI, or a list of them. Give exactly one of the three.
@@ -358,11 +364,19 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         try:
             self._check_rendered(literal_only=False)
             if self.videos_created_in is not None:
-                self._window = creation_window(self.videos_created_in, context)
+                self._window = self._creation_window(context)
                 self._lines()  # lists the window once: an empty one skips here, before any job
             return self.execute_resumable(context)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
+
+    def _creation_window(self, context: Any) -> CreationWindow:
+        """The rendered window; a run without a data interval (a manual run) skips: any guess would overlap."""
+        try:
+            return creation_window(self.videos_created_in, context)
+        except NoDataIntervalError as exc:
+            self.log.warning("%s", exc)
+            raise AirflowSkipException(str(exc)) from exc
 
     def _remaining(self) -> float:
         """Seconds left before the task's ``timeout`` (at least 1, so a last call can still be made)."""
