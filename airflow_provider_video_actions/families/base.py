@@ -59,8 +59,6 @@ class ModelFamily(ABC):
     name: ClassVar[str]
     #: File extension -> mime type the family accepts (the extensions ``videos_prefix`` lists).
     mime_types: ClassVar[Mapping[str, str]]
-    #: Top-level keys that mark an output line as this family's.
-    line_keys: ClassVar[frozenset[str]]
 
     @abstractmethod
     def claims(self, model: str) -> bool:

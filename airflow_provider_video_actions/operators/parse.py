@@ -19,23 +19,20 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
-from airflow_provider_video_actions.families.dispatch import OutputDecoder
+from airflow_provider_video_actions.families.dispatch import OutputDecoder, family_for, output_family
 from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
 from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
 from airflow_provider_video_actions.predictions import (
-    CONTENT_TYPES,
-    WRITER_FORMATS,
+    MALFORMED,
     Columns,
     ErrorRecord,
-    ParseStats,
-    PredictionFilter,
     PredictionRecord,
-    RecordWriter,
     error_columns,
     gc_paused,
-    shorten,
 )
+from airflow_provider_video_actions.tallies import ParseStats, PredictionFilter, shorten
 from airflow_provider_video_actions.validators import check_fraction, check_positive
+from airflow_provider_video_actions.writers import CONTENT_TYPES, WRITER_FORMATS, RecordWriter
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -115,6 +112,10 @@ class _XComSink:
             self.budget.charge(len(self._encode(record)) + 2)
             self.items.append(msgspec.structs.asdict(record))
 
+    def write_table(self, table: Any) -> None:
+        """Charge and keep records given as an Arrow table."""
+        self.write(tuple(column.to_pylist() for column in table.columns))
+
     def close(self) -> None:
         """Nothing to finish: the records go out with the return value."""
 
@@ -152,7 +153,11 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
     :param labels: keep only these action labels.
     :param top_k: keep at most this many moments per instance, the most confident.
     :param max_xcom_bytes: fail rather than push more than this to XCom.
-    :param max_malformed_lines: fail when more output lines than this cannot be read (None: never).
+    :param max_malformed_lines: fail when more output lines than this cannot be read (None: never). Lines the job
+        reported as errors, and lines or moments whose values break the rules, are error records but not malformed.
+    :param model_family: ``"action_recognition"`` or ``"gemini"``: whose output this is. None (default) takes it
+        from ``job`` (the submit task's result), else from the file names (Gemini writes ``predictions.jsonl``,
+        action recognition ``predictions_<n>.jsonl``).
     :param max_line_bytes: an output line longer than this (64 MiB; real lines are a few kB) is skipped
         unread and reported as an error record with its file, line and length, so memory stays bounded.
     :param allow_other_schemes: also read and write other fsspec URLs (``s3://``, ``memory://``...) for
@@ -181,6 +186,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         top_k: int | None = None,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         max_malformed_lines: int | None = None,
+        model_family: str | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         allow_other_schemes: bool = False,
         action_labels: Sequence[str] | dict[str, str] | None = None,
@@ -205,6 +211,9 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                 f"max_malformed_lines must be None or an integer >= 0, got {max_malformed_lines!r}."
             )
         self.max_malformed_lines = max_malformed_lines
+        if model_family is not None:
+            family_for(None, model_family)
+        self.model_family = model_family
         self.max_line_bytes = check_positive(max_line_bytes, "max_line_bytes", integer=True)
         self.allow_other_schemes = allow_other_schemes
         self.action_labels, self.allow_partial = action_labels, allow_partial
@@ -281,12 +290,19 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
         on_gcs = any(uri.startswith("gs://") for uri in (source, self.destination or ""))
         client = self.hook.storage_client if on_gcs else None
+        predictions, errors = self._output_files(client, source)
         try:
-            self.decoder = OutputDecoder.from_job(self.job, self.action_labels, self._open_instances)
+            family = output_family(self.model_family, self.job, predictions)
+            self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        predictions, errors = self._output_files(client, source)
-        self.log.info("Parsing %d predictions and %d errors files from %s", len(predictions), len(errors), source)
+        self.log.info(
+            "Parsing %d predictions and %d errors files of a %s job from %s",
+            len(predictions),
+            len(errors),
+            family.name,
+            source,
+        )
         stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
         with ExitStack() as stack:
             stack.enter_context(gc_paused())
@@ -294,8 +310,10 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             for uri in predictions + errors:
                 with gcs.open_read(client, uri) as handle:
                     first_line = 1
-                    for chunk in gcs.iter_chunks(handle, max_line_bytes=self.max_line_bytes):
+                    chunks = gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes)
+                    for chunk in gcs.prefetched(chunks):
                         if isinstance(chunk, LongLine):
+                            stats.add_lines(1)
                             self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, error_records)
                             first_line += 1
                             continue
@@ -344,7 +362,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             f"output line of {long_line.length} bytes is longer than max_line_bytes={self.max_line_bytes}; "
             "skipped unread"
         )
-        return ErrorRecord(None, None, None, None, message, uri, line)
+        return ErrorRecord(None, None, None, None, message, uri, line, MALFORMED)
 
     def _sinks(self, stack: ExitStack, fmt: str | None, client: Any, budget: _XComBudget) -> tuple[Any, Any]:
         """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
@@ -374,7 +392,14 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
         Returns the chunk's line count.
         """
+        fast = self.decoder.read_fast(chunk, keep)
+        if fast is not None:
+            stats.add_lines(fast.lines)
+            stats.add_kept(fast.instances, fast.moments, fast.videos, fast.records.num_rows, fast.label_counts())
+            records.write_table(fast.records)
+            return fast.lines
         decoded = self.decoder.decode(chunk, uri, first_line)
+        stats.add_lines(decoded.lines - decoded.blank_lines)
         self._add_errors(uri, decoded.errors, stats, errors)
         columns = keep.columns(decoded)
         stats.add_records(columns, decoded)

@@ -35,7 +35,7 @@ from typing import Any
 
 import msgspec
 
-from airflow_provider_video_actions.job import VIDEO_MIME_TYPES
+from airflow_provider_video_actions.families.action_recognition import ACTION_RECOGNITION
 from tests.benchmarks.common import Stopwatch, child_result, emit, run_case
 
 MB = 1_000_000
@@ -48,7 +48,7 @@ DUCKDB_THREADS = 2
 WHOLE_VIDEO_SHARE = 0.7  # the rest are random segments, to the millisecond
 ERROR_SHARE = 0.01  # instances the job could not serve, in errors_00001.jsonl
 MOMENTS_PER_LINE = (1, 6)
-VIDEO_TYPES = {ext.lstrip("."): mime for ext, mime in VIDEO_MIME_TYPES.items()}  # mp4, avi, mov
+VIDEO_TYPES = {ext.lstrip("."): mime for ext, mime in ACTION_RECOGNITION.mime_types.items()}  # mp4, avi, mov
 ERRORS = [
     (5, "Video {uri} not found"),
     (3, "Unsupported mime type video/x-msvideo for {uri}; use video/avi"),
