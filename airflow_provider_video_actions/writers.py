@@ -130,7 +130,7 @@ class _ParquetColumns:
         """Convert a batch to Arrow now (the lists can go), write once a row group is full."""
         import pyarrow as pa
 
-        arrays = [_arrow_array(c, f.type) for c, f in zip(columns, self._schema, strict=True)]
+        arrays = [arrow_array(c, f.type) for c, f in zip(columns, self._schema, strict=True)]
         self.write_table(pa.Table.from_batches([pa.record_batch(arrays, schema=self._schema)]))
 
     def write_table(self, table: Any) -> None:
@@ -172,7 +172,7 @@ def _annotations(record_type: type[msgspec.Struct]) -> list[tuple[str, str]]:
 _ARRAY_CODES = {"double": "d", "int64": "q"}
 
 
-def _arrow_array(values: list[Any], arrow_type: Any) -> Any:
+def arrow_array(values: list[Any], arrow_type: Any) -> Any:
     """An Arrow string, double or int64 array built from buffers.
 
     ``pa.array`` would do, but its first call imports pandas (seconds, and tens of MB) to check the

@@ -22,15 +22,23 @@ from airflow_provider_video_actions.families.action_recognition_answers import T
 from airflow_provider_video_actions.job import MAX_DURATION_SECONDS
 from airflow_provider_video_actions.predictions import PredictionRecord, line_count
 from airflow_provider_video_actions.tallies import PredictionFilter
-from airflow_provider_video_actions.writers import arrow_schema
+from airflow_provider_video_actions.writers import arrow_array, arrow_schema
 
 #: Arrow parses this much of a chunk per task (smaller blocks parse faster; a longer line sends the chunk
 #: to the exact decoder).
 BLOCK_BYTES = 256 * 1024
 #: ``DURATION_RE`` of the exact decoder, anchored for RE2.
 _DURATION = r"^[0-9]+(?:\.[0-9]{1,9})?s$"
-_OPEN_ENDS = pa.array(["Infinity", "inf"])
 _TEXT = pa.string()
+_OPEN_ENDS = arrow_array(["Infinity", "inf"], _TEXT)
+
+
+def _number(value: float) -> Any:
+    """An Arrow double scalar (built from a buffer: a Python number given to a kernel would import pandas)."""
+    return arrow_array([value], pa.float64())[0]
+
+
+_ZERO, _TOLERANCE, _NO_END = _number(0.0), _number(TIME_TOLERANCE), _number(float("inf"))
 _INSTANCE = pa.struct([("content", _TEXT), ("timeSegmentStart", _TEXT), ("timeSegmentEnd", _TEXT)])
 _MOMENT = pa.struct(
     [
@@ -92,9 +100,10 @@ def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
     _require(table.column("error").null_count == lines)
     content, start_text, end_text = instance.flatten()
     _require(content.null_count == 0 and _shortest(content) > 0)
-    segment_start = pc.fill_null(_seconds(start_text, nullable=True), 0.0)
-    segment_end = _seconds(pc.if_else(pc.is_in(end_text, _OPEN_ENDS), None, end_text), nullable=True)
-    _require(_all(pc.less_equal(segment_start, pc.fill_null(segment_end, float("inf")))))
+    segment_start = pc.fill_null(_seconds(start_text, nullable=True), _ZERO)
+    open_end = pc.is_in(end_text, _OPEN_ENDS)
+    segment_end = _seconds(pc.if_else(open_end, pa.nulls(len(end_text), _TEXT), end_text), nullable=True)
+    _require(_all(pc.less_equal(segment_start, pc.fill_null(segment_end, _NO_END))))
     moments = pc.list_flatten(prediction)
     _require(moments.null_count == 0)
     ids, names, start_text, end_text, confidence = moments.flatten()
@@ -106,8 +115,8 @@ def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
         low, high = pc.min_max(confidence).values()
         _require(low.as_py() >= 0.0 and high.as_py() <= 1.0)
         _require(_all(pc.less_equal(starts, ends)))
-        _require(_all(pc.greater_equal(starts, pc.subtract(pc.take(segment_start, parents), TIME_TOLERANCE))))
-        upper = pc.add(pc.fill_null(pc.take(segment_end, parents), float("inf")), TIME_TOLERANCE)
+        _require(_all(pc.greater_equal(starts, pc.subtract(pc.take(segment_start, parents), _TOLERANCE))))
+        upper = pc.add(pc.fill_null(pc.take(segment_end, parents), _NO_END), _TOLERANCE)
         _require(_all(pc.less_equal(ends, upper)))
     columns = [
         pc.take(content, parents),
@@ -127,9 +136,9 @@ def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
 
 def _kept(records: Any, keep: PredictionFilter) -> Any:
     """The mask of records passing the confidence floor and the label allow-list."""
-    mask = pc.greater_equal(records.column("confidence"), keep.min_confidence)
+    mask = pc.greater_equal(records.column("confidence"), _number(keep.min_confidence))
     if keep.labels is not None:
-        mask = pc.and_(mask, pc.is_in(records.column("label"), pa.array(sorted(keep.labels), _TEXT)))
+        mask = pc.and_(mask, pc.is_in(records.column("label"), arrow_array(sorted(keep.labels), _TEXT)))
     return mask
 
 

@@ -143,7 +143,10 @@ def generate(directory: Path, total_mb: int, seed: int = 7) -> int:
 
 
 def case_provider(source: str, destination: str) -> dict[str, Any]:
-    """The parse operator, as a task runs it (imports done before the clock starts)."""
+    """The parse operator, as a task runs it (imports done before the clock starts, as DuckDB's are)."""
+    import pyarrow.parquet  # noqa: F401 - imported by the Parquet writer
+
+    import airflow_provider_video_actions.families.action_recognition_arrow  # noqa: F401 - the fast path
     from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
 
     operator = ParseVideoActionPredictionsOperator(task_id="parse", output_directory=source, destination=destination)
