@@ -39,7 +39,7 @@ def _number(value: float) -> Any:
 
 
 _ZERO, _TOLERANCE, _NO_END = _number(0.0), _number(TIME_TOLERANCE), _number(float("inf"))
-_INSTANCE = pa.struct([("content", _TEXT), ("timeSegmentStart", _TEXT), ("timeSegmentEnd", _TEXT)])
+_INSTANCE = pa.struct([("content", _TEXT), ("mimeType", _TEXT), ("timeSegmentStart", _TEXT), ("timeSegmentEnd", _TEXT)])
 _MOMENT = pa.struct(
     [
         ("id", _TEXT),
@@ -50,7 +50,9 @@ _MOMENT = pa.struct(
     ]
 )
 _LINE = pa.schema([("instance", _INSTANCE), ("prediction", pa.list_(_MOMENT)), ("error", _TEXT)])
-_PARSE = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="ignore")
+#: Only lines with these keys and no others are read here: an unknown key (which could hide anything, JSON nested
+#: deeper than the exact decoder reads included) sends the chunk to the exact decoder, so both paths agree.
+_PARSE = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="error")
 _READ = pj.ReadOptions(block_size=BLOCK_BYTES, use_threads=True)
 RECORDS = arrow_schema(PredictionRecord)
 
@@ -98,7 +100,7 @@ def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
     instance, prediction = (table.column(name).combine_chunks() for name in ("instance", "prediction"))
     _require(instance.null_count == 0 and prediction.null_count == 0)
     _require(table.column("error").null_count == lines)
-    content, start_text, end_text = instance.flatten()
+    content, _, start_text, end_text = instance.flatten()
     _require(content.null_count == 0 and _shortest(content) > 0)
     segment_start = pc.fill_null(_seconds(start_text, nullable=True), _ZERO)
     open_end = pc.is_in(end_text, _OPEN_ENDS)
