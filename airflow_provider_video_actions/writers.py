@@ -8,8 +8,9 @@ import csv
 import io
 import itertools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import IO, Any
 
 import msgspec
@@ -28,6 +29,29 @@ CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def _csv_text(values: list[Any]) -> list[Any]:
     """A text column for CSV: None as an empty cell, formula-like text escaped with a leading ``'``."""
     return ["" if v is None else "'" + v if v.startswith(CSV_FORMULA_STARTS) else v for v in values]
+
+
+@contextmanager
+def compact_arrow_memory() -> Iterator[None]:
+    """Arrow allocations from jemalloc, returning freed pages at once, for the parse's duration.
+
+    Measured on 100 MB of output: with pyarrow's default (mimalloc) the process kept ~130 MB more RSS than Arrow
+    ever held (31 MB); jemalloc with no decay kept ~60 MB less. Without pyarrow or jemalloc, nothing changes.
+    """
+    try:
+        import pyarrow as pa
+
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except (ImportError, NotImplementedError):
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
 
 
 class _OneAhead:

@@ -24,7 +24,7 @@ class _Decoder:
     """Action recognition output: Arrow's fast path for chunks it vouches for, the exact line decoder for the rest."""
 
     #: Bytes of whole lines per chunk: enough blocks for Arrow's threads, little to redo when a chunk is refused.
-    chunk_bytes: ClassVar[int] = 4 * 1024 * 1024
+    chunk_bytes: ClassVar[int] = 2 * 1024 * 1024
 
     def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
         from airflow_provider_video_actions.families.action_recognition_answers import decode_exactly

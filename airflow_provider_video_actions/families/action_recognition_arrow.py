@@ -1,11 +1,12 @@
 """Action recognition output, read fast: a chunk of whole lines through Arrow's JSON reader and compute kernels.
 
-Arrow reads the chunk with an explicit schema on its own threads; flattening the moments, reading the
-Durations and checking every rule of :mod:`.action_recognition_answers` are compute kernels, so no
-Python runs per moment. The fast path vouches only for chunks where every line is a served instance
-whose every value keeps the rules; any other chunk (an error line, a blank line, a type Arrow cannot
-read, one value breaking a rule) returns None and goes to the exact line-by-line decoder, so error
-records keep their exact line numbers and every count stays exact.
+Arrow reads the chunk with an explicit schema (chunks side by side on the dispatcher's threads);
+flattening the moments, reading the Durations and checking every rule of
+:mod:`.action_recognition_answers` are compute kernels, so no Python runs per moment. The fast path
+vouches only for chunks where every line is a served instance with known keys whose every value keeps
+the rules; any other chunk (an error line, a blank line, an unknown key, a type Arrow cannot read, one
+value breaking a rule) returns None and goes to the exact line-by-line decoder, so error records keep
+their exact line numbers and every count stays exact.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ _LINE = pa.schema([("instance", _INSTANCE), ("prediction", pa.list_(_MOMENT)), (
 #: Only lines with these keys and no others are read here: an unknown key (which could hide anything, JSON nested
 #: deeper than the exact decoder reads included) sends the chunk to the exact decoder, so both paths agree.
 _PARSE = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="error")
-_READ = pj.ReadOptions(block_size=BLOCK_BYTES, use_threads=True)
+#: One thread per chunk: chunks are read side by side (``dispatch.PARSE_THREADS``), which costs less than splitting one.
+_READ = pj.ReadOptions(block_size=BLOCK_BYTES, use_threads=False)
 RECORDS = arrow_schema(PredictionRecord)
 
 
@@ -97,10 +99,10 @@ def read_fast(chunk: bytes, keep: PredictionFilter) -> FastChunk | None:
 
 def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
     """Check every rule over the whole chunk at once and build the kept records."""
-    instance, prediction = (table.column(name).combine_chunks() for name in ("instance", "prediction"))
+    instance, prediction = table.column("instance"), table.column("prediction")  # one chunk per block, not copied
     _require(instance.null_count == 0 and prediction.null_count == 0)
     _require(table.column("error").null_count == lines)
-    content, _, start_text, end_text = instance.flatten()
+    content, _, start_text, end_text = (column.combine_chunks() for column in instance.flatten())  # small: per line
     _require(content.null_count == 0 and _shortest(content) > 0)
     segment_start = pc.fill_null(_seconds(start_text, nullable=True), _ZERO)
     open_end = pc.is_in(end_text, _OPEN_ENDS)
@@ -111,29 +113,20 @@ def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
     ids, names, start_text, end_text, confidence = moments.flatten()
     _require(ids.null_count == 0 and names.null_count == 0 and confidence.null_count == 0)
     starts, ends = _seconds(start_text, nullable=False), _seconds(end_text, nullable=False)
-    parents = pc.list_parent_indices(prediction)
+    parents = pc.list_parent_indices(prediction).combine_chunks()
+    moment_start, moment_end = pc.take(segment_start, parents), pc.take(segment_end, parents)
     if len(moments):
         _require(_shortest(ids) > 0 and _shortest(names) > 0)
         low, high = pc.min_max(confidence).values()
         _require(low.as_py() >= 0.0 and high.as_py() <= 1.0)
         _require(_all(pc.less_equal(starts, ends)))
-        _require(_all(pc.greater_equal(starts, pc.subtract(pc.take(segment_start, parents), _TOLERANCE))))
-        upper = pc.add(pc.fill_null(pc.take(segment_end, parents), _NO_END), _TOLERANCE)
-        _require(_all(pc.less_equal(ends, upper)))
-    columns = [
-        pc.take(content, parents),
-        pc.take(segment_start, parents),
-        pc.take(segment_end, parents),
-        ids,
-        names,
-        starts,
-        ends,
-        confidence,
-    ]
+        _require(_all(pc.greater_equal(starts, pc.subtract(moment_start, _TOLERANCE))))
+        _require(_all(pc.less_equal(ends, pc.add(pc.fill_null(moment_end, _NO_END), _TOLERANCE))))
+    columns = [pc.take(content, parents), moment_start, moment_end, ids, names, starts, ends, confidence]
     records = pa.Table.from_arrays(columns, schema=RECORDS)
     if not keep.keeps_all:
         records = records.filter(_kept(records, keep))
-    return FastChunk(lines, len(instance), len(moments), records, pc.unique(content).to_pylist())
+    return FastChunk(lines, len(content), len(moments), records, pc.unique(content).to_pylist())
 
 
 def _kept(records: Any, keep: PredictionFilter) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_video_actions.families.action_recognition import ACTION_RECOGNITION
 from airflow_provider_video_actions.families.base import AnswerDecoder, ModelFamily, OpenRead
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from airflow_provider_video_actions.predictions import DecodedChunk
     from airflow_provider_video_actions.tallies import PredictionFilter
 
+#: Chunks read by a family's fast path at once (the benchmark's DuckDB runs on 2 threads too).
+PARSE_THREADS = 2
+T = TypeVar("T")
 #: Every family, the default (claims any model no other family claims) last.
 FAMILIES: tuple[ModelFamily, ...] = (GEMINI, ACTION_RECOGNITION)
 FAMILY_NAMES = tuple(family.name for family in FAMILIES)
@@ -95,7 +100,26 @@ class OutputDecoder:
         """Decode a chunk of whole output lines, line by line, into served instances, moments and errors."""
         return self._decoder.decode(chunk, file, first_line)
 
-    def read_fast(self, chunk: bytes, keep: PredictionFilter) -> Any:
-        """The chunk's kept records through the family's fast path (``FastChunk``), or None to :meth:`decode` it."""
+    def read_ahead(self, items: Iterable[T], keep: PredictionFilter) -> Iterator[tuple[T, Any]]:
+        """Each item with its fast read (a ``FastChunk``, or None: :meth:`decode` it), in order.
+
+        Chunks (``bytes`` items) are read on :data:`PARSE_THREADS` threads, at most one more ahead: Arrow releases
+        the GIL, so they overlap each other and the caller's work on the chunk before.
+        """
         read_fast = getattr(self._decoder, "read_fast", None)
-        return read_fast(chunk, keep) if read_fast is not None else None
+        if read_fast is None:
+            yield from ((item, None) for item in items)
+            return
+        with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="video-actions-parse") as pool:
+            pending: deque[tuple[T, Future[Any] | None]] = deque()
+            for item in items:
+                pending.append((item, pool.submit(read_fast, item, keep) if isinstance(item, bytes) else None))
+                if len(pending) > PARSE_THREADS:
+                    yield _done(*pending.popleft())
+            while pending:
+                yield _done(*pending.popleft())
+
+
+def _done(item: T, read: Future[Any] | None) -> tuple[T, Any]:
+    """The item with its fast read's result (None when it had none)."""
+    return item, read.result() if read is not None else None

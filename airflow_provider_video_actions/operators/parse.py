@@ -32,7 +32,7 @@ from airflow_provider_video_actions.predictions import (
 )
 from airflow_provider_video_actions.tallies import ParseStats, PredictionFilter, shorten
 from airflow_provider_video_actions.validators import check_fraction, check_positive
-from airflow_provider_video_actions.writers import CONTENT_TYPES, WRITER_FORMATS, RecordWriter
+from airflow_provider_video_actions.writers import CONTENT_TYPES, WRITER_FORMATS, RecordWriter, compact_arrow_memory
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -306,18 +306,25 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
         with ExitStack() as stack:
             stack.enter_context(gc_paused())
+            stack.enter_context(compact_arrow_memory())
             records, error_records = self._sinks(stack, fmt, client, budget)
             for uri in predictions + errors:
                 with gcs.open_read(client, uri) as handle:
                     first_line = 1
                     chunks = gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes)
-                    for chunk in gcs.prefetched(chunks):
+                    for chunk, fast in self.decoder.read_ahead(gcs.prefetched(chunks), keep):
                         if isinstance(chunk, LongLine):
                             stats.add_lines(1)
                             self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, error_records)
                             first_line += 1
-                            continue
-                        first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, error_records)
+                        elif fast is not None:
+                            stats.add_lines(fast.lines)
+                            stats.add_kept(fast.instances, fast.moments, fast.videos, fast.records.num_rows,
+                                           fast.label_counts())  # fmt: skip
+                            records.write_table(fast.records)
+                            first_line += fast.lines
+                        else:
+                            first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, error_records)
             records.close()
             error_records.close()
         result = stats.summary()
@@ -388,16 +395,10 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         records: Any,
         errors: Any,
     ) -> int:
-        """Decode a chunk of one output file's lines, sending kept records and every error to their sinks.
+        """Decode a chunk of one output file's lines exactly, sending kept records and every error to their sinks.
 
         Returns the chunk's line count.
         """
-        fast = self.decoder.read_fast(chunk, keep)
-        if fast is not None:
-            stats.add_lines(fast.lines)
-            stats.add_kept(fast.instances, fast.moments, fast.videos, fast.records.num_rows, fast.label_counts())
-            records.write_table(fast.records)
-            return fast.lines
         decoded = self.decoder.decode(chunk, uri, first_line)
         stats.add_lines(decoded.lines - decoded.blank_lines)
         self._add_errors(uri, decoded.errors, stats, errors)
