@@ -91,13 +91,6 @@ class DecodedChunk:
     moments: list[list[Moment]] = field(default_factory=list)
     errors: list[ErrorRecord] = field(default_factory=list)
 
-    def extend(self, other: DecodedChunk) -> None:
-        """Add another chunk's instances and errors (its lines are counted by the caller)."""
-        self.blank_lines += other.blank_lines
-        self.instances += other.instances
-        self.moments += other.moments
-        self.errors += other.errors
-
 
 def line_count(chunk: bytes) -> int:
     """How many lines a chunk holds (the last may lack its newline)."""

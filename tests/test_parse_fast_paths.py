@@ -44,12 +44,12 @@ def test_fast_path_gives_the_exact_records(keep):
     }
 
 
-def test_fast_path_reads_open_ends_and_missing_segments_as_the_exact_path_does():
+def test_fast_path_reads_open_ends_missing_segments_and_null_errors_as_the_exact_path_does():
     lines = [
         {"instance": {"content": "gs://b/a.mp4"}, "prediction": [{"id": "1", "displayName": "w",
          "timeSegmentStart": "0.000001s", "timeSegmentEnd": "7.123456789s", "confidence": 1}]},
         {"instance": {"content": "gs://b/b.mp4", "timeSegmentStart": "1.25s", "timeSegmentEnd": "inf"},
-         "prediction": []},
+         "prediction": [], "error": None},
     ]  # fmt: skip
     chunk = "".join(json.dumps(line) + "\n" for line in lines).encode()
     fast = read_fast(chunk, PredictionFilter())

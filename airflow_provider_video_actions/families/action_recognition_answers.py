@@ -72,7 +72,7 @@ def decode_line(raw: bytes, file: str, number: int, decoded: DecodedChunk) -> No
         decoded.errors.append(malformed(f"a JSON {type(line).__name__}, not an object", file, number))
         return
     instance = line["instance"] if isinstance(line.get("instance"), dict) else line
-    if "error" in line:
+    if line.get("error") is not None:
         decoded.errors.append(_job_error(instance, line["error"], file, number))
     elif not isinstance(line.get("prediction"), list):
         decoded.errors.append(malformed("neither a 'prediction' list nor an 'error'", file, number))
@@ -81,7 +81,7 @@ def decode_line(raw: bytes, file: str, number: int, decoded: DecodedChunk) -> No
 
 
 def _job_error(instance: dict[str, Any], error: Any, file: str, number: int) -> ErrorRecord:
-    """The record of the job's error line: its code, message, video and segment, whichever are readable."""
+    """The record of an error line (non-null ``error``): its code, message, video and segment, those readable."""
     status = error if isinstance(error, dict) else {"message": error}
     code = status.get("code")
     if isinstance(code, str) and code.isascii() and code.isdigit():
