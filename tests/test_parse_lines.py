@@ -149,3 +149,18 @@ def test_counts_add_up_over_every_kind_of_line(tmp_path):
     assert (result["malformed_lines"], result["invalid_lines"], result["invalid_moments"], result["job_errors"]) == (
         1, 1, 1, 1,
     )  # fmt: skip
+
+
+def test_integers_too_large_for_a_float_are_error_records(tmp_path):
+    big = "1" + "0" * 400
+    segment = f'{{"instance": {{"content": "gs://b/v.mp4", "timeSegmentStart": {big}}}, "prediction": []}}'
+    error = f'{{"instance": {{"content": "gs://b/v.mp4", "timeSegmentEnd": {big}}}, "error": {{"code": {big}}}}}'
+    result = parse(tmp_path, segment, error)
+    assert [(e["kind"], e["code"]) for e in result["error_records"]] == [("invalid_line", None), ("job_error", None)]
+
+
+def test_a_gemini_offset_with_unreadable_seconds_is_a_malformed_line(tmp_path):
+    line = {"status": "", "request": {"contents": [{"parts": [{"fileData": {"fileUri": "gs://b/v.mp4"},
+            "videoMetadata": {"startOffset": {"seconds": "abc"}}}]}]}, "response": {}}  # fmt: skip
+    result = parse(tmp_path, line, name="predictions.jsonl", action_labels=["wave"])
+    assert result["malformed_lines"] == 1

@@ -47,6 +47,8 @@ MOMENT_RULES = (
 )
 
 _decode = msgspec.json.Decoder().decode
+#: google.rpc.Status codes are int32; another number is not a code.
+_INT32 = (-(2**31), 2**31 - 1)
 
 
 def decode_exactly(chunk: bytes, file: str, first_line: int) -> DecodedChunk:
@@ -92,7 +94,7 @@ def _job_error(instance: dict[str, Any], error: Any, file: str, number: int) -> 
         content if isinstance(content, str) else None,
         _lenient_seconds(instance.get("timeSegmentStart"), open_end=False),
         _lenient_seconds(instance.get("timeSegmentEnd"), open_end=True),
-        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        code if isinstance(code, int) and not isinstance(code, bool) and _INT32[0] <= code <= _INT32[1] else None,
         message if isinstance(message, str) else "" if message is None else msgspec.json.encode(message).decode(),
         file,
         number,
@@ -103,9 +105,17 @@ def _job_error(instance: dict[str, Any], error: Any, file: str, number: int) -> 
 def _lenient_seconds(value: Any, *, open_end: bool) -> float | None:
     """A segment bound in seconds, or None when it is missing, open or unreadable (error lines only)."""
     try:
-        return parse_seconds(value, "segment", open_end=open_end)
+        return _segment_seconds(value, "segment", open_end=open_end)
     except VideoActionsValueError:
         return None
+
+
+def _segment_seconds(value: Any, field: str, *, open_end: bool = False) -> float | None:
+    """An instance's segment bound in seconds (as the submit side reads them), or raise naming the field."""
+    try:
+        return parse_seconds(value, field, open_end=open_end)
+    except OverflowError:  # an integer too large for a float
+        raise VideoActionsValueError(f"{field} must be seconds, got an integer of {len(str(value))} digits") from None
 
 
 def _served(instance: dict[str, Any], moments: list[Any], file: str, number: int, decoded: DecodedChunk) -> None:
@@ -114,8 +124,8 @@ def _served(instance: dict[str, Any], moments: list[Any], file: str, number: int
     try:
         if not isinstance(content, str) or not content:
             raise VideoActionsValueError(f"instance.content must be the video's URI, got {content!r}")
-        start = parse_seconds(instance.get("timeSegmentStart"), "instance.timeSegmentStart") or 0.0
-        end = parse_seconds(instance.get("timeSegmentEnd"), "instance.timeSegmentEnd", open_end=True)
+        start = _segment_seconds(instance.get("timeSegmentStart"), "instance.timeSegmentStart") or 0.0
+        end = _segment_seconds(instance.get("timeSegmentEnd"), "instance.timeSegmentEnd", open_end=True)
         if end is not None and end < start:
             raise VideoActionsValueError(f"instance segment ends ({end}s) before it starts ({start}s)")
     except VideoActionsValueError as exc:

@@ -235,7 +235,8 @@ class GeminiDecoder:
             line = msgspec.convert(_camel_keys(_decode_object(raw)), _Line)
             video, start, end = self._video(line.request)
             moments = _answer(line, start, end, self.rules)
-        except (msgspec.DecodeError, msgspec.ValidationError, VideoActionsValueError, RecursionError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
+            # ValueError covers VideoActionsValueError and a Duration object's unreadable seconds.
             reason = "nested too deep" if isinstance(exc, RecursionError) else exc
             message = f"malformed output line: {reason}"
             decoded.errors.append(ErrorRecord(video, start, end, None, message, file, number, MALFORMED))
