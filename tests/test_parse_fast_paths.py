@@ -90,8 +90,13 @@ def test_fast_path_refuses_a_chunk_with_any_line_it_cannot_vouch_for(line):
     assert len(decoded.instances) + sum(e.kind != "invalid_moment" for e in decoded.errors) == 21
 
 
-def test_fast_path_refuses_blank_lines_and_leaves_top_k_to_the_exact_path():
+def test_fast_path_refuses_blank_lines_and_invalid_utf8_and_leaves_top_k_to_the_exact_path():
     assert read_fast(realistic_chunk(5) + b"\n" + realistic_chunk(5), PredictionFilter()) is None
+    bad_utf8 = b'{"instance": {"content": "gs://b/\xff.mp4"}, "prediction": []}\n'
+    assert read_fast(realistic_chunk(5) + bad_utf8, PredictionFilter()) is None
+    assert [e.kind for e in decode_exactly(bad_utf8, "f", 1).errors] == ["malformed"]
+    accented = '{"instance": {"content": "gs://b/caf\u00e9.mp4"}, "prediction": []}\n'.encode()
+    assert read_fast(accented, PredictionFilter()).videos == ["gs://b/caf\u00e9.mp4"]
     assert read_fast(realistic_chunk(5), PredictionFilter(top_k=1)) is None
 
 

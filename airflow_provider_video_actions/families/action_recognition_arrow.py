@@ -82,19 +82,27 @@ class FastChunk:
 
 def read_fast(chunk: bytes, keep: PredictionFilter) -> FastChunk | None:
     """The chunk's kept records if every line is a served instance keeping every rule, else None."""
-    if keep.top_k is not None:
-        return None  # top k per instance is the exact path's
-    try:
-        table = pj.read_json(pa.BufferReader(chunk), read_options=_READ, parse_options=_PARSE)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+    if keep.top_k is not None or not _utf8(chunk):
+        return None  # top k per instance is the exact path's; Arrow does not check UTF-8
     lines = line_count(chunk)
     try:
+        table = pj.read_json(pa.BufferReader(chunk), read_options=_READ, parse_options=_PARSE)
         if table.num_rows != lines:  # a blank line: the exact decoder numbers lines
             raise _RefusedError
         return _records(table, lines, keep)
-    except _RefusedError:
+    except (_RefusedError, pa.ArrowException):
         return None
+
+
+def _utf8(chunk: bytes) -> bool:
+    """Whether the chunk is valid UTF-8 (checked in C; ASCII, the common case, at once)."""
+    if chunk.isascii():
+        return True
+    try:
+        chunk.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
