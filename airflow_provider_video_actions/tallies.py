@@ -110,8 +110,9 @@ class ParseStats:
     #: Checked moments of served instances (invalid ones are counted as errors).
     moments: int = 0
     filtered_moments: int = 0
-    #: 64-bit hashes of the videos seen, 8 bytes each (a set of the URIs would take ~150 bytes a video).
-    video_hashes: array.array = field(default_factory=lambda: array.array("q"))
+    #: 64-bit hashes of the videos seen, 8 bytes each (a set of the URIs would take ~150 bytes a video), kept in
+    #: :data:`VIDEO_BUCKETS` buckets by value so that counting them needs one bucket's set at a time, and no copy.
+    video_hashes: list[array.array] = field(default_factory=lambda: [array.array("q") for _ in range(VIDEO_BUCKETS)])
     label_counts: Counter[str] = field(default_factory=Counter)
     #: Error records by kind.
     error_kinds: Counter[str] = field(default_factory=Counter)
@@ -137,7 +138,9 @@ class ParseStats:
         """Count served instances (their videos), checked moments, and the records kept of them by label."""
         self.instances += instances
         self.moments += moments
-        self.video_hashes.extend(set(map(hash, videos)))
+        buckets = self.video_hashes
+        for value in set(map(hash, videos)):
+            buckets[value % VIDEO_BUCKETS].append(value)
         self.rows += rows
         self.filtered_moments += moments - rows
         for label, count in labels:
@@ -177,14 +180,8 @@ class ParseStats:
 
     @property
     def videos(self) -> int:
-        """How many distinct videos were served (by 64-bit hash: a collision is negligible).
-
-        The hashes are counted a bucket at a time, so that no set of them all is ever built.
-        """
-        buckets = [array.array("q") for _ in range(VIDEO_BUCKETS)]
-        for value in self.video_hashes:
-            buckets[value % VIDEO_BUCKETS].append(value)
-        return sum(len(set(bucket)) for bucket in buckets)
+        """How many distinct videos were served (by 64-bit hash: a collision is negligible)."""
+        return sum(len(set(bucket)) for bucket in self.video_hashes)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able part of the parse operator's return value, bounded whatever the output holds."""
