@@ -115,7 +115,7 @@ def _segment_seconds(value: Any, field: str, *, open_end: bool = False) -> float
     try:
         return parse_seconds(value, field, open_end=open_end)
     except OverflowError:  # an integer too large for a float
-        raise VideoActionsValueError(f"{field} must be seconds, got an integer of {len(str(value))} digits") from None
+        raise VideoActionsValueError(f"{field} must be seconds, got an integer of {value.bit_length()} bits") from None
 
 
 def _served(instance: dict[str, Any], moments: list[Any], file: str, number: int, decoded: DecodedChunk) -> None:
@@ -123,7 +123,7 @@ def _served(instance: dict[str, Any], moments: list[Any], file: str, number: int
     content = instance.get("content")
     try:
         if not isinstance(content, str) or not content:
-            raise VideoActionsValueError(f"instance.content must be the video's URI, got {content!r}")
+            raise VideoActionsValueError(f"instance.content must be the video's URI, got {shorten_value(content)}")
         start = _segment_seconds(instance.get("timeSegmentStart"), "instance.timeSegmentStart") or 0.0
         end = _segment_seconds(instance.get("timeSegmentEnd"), "instance.timeSegmentEnd", open_end=True)
         if end is not None and end < start:

@@ -310,21 +310,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             records, error_records = self._sinks(stack, fmt, client, budget)
             for uri in predictions + errors:
                 with gcs.open_read(client, uri) as handle:
-                    first_line = 1
-                    chunks = gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes)
-                    for chunk, fast in self.decoder.read_ahead(gcs.prefetched(chunks), keep):
-                        if isinstance(chunk, LongLine):
-                            stats.add_lines(1)
-                            self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, error_records)
-                            first_line += 1
-                        elif fast is not None:
-                            stats.add_lines(fast.lines)
-                            stats.add_kept(fast.instances, fast.moments, fast.videos, fast.records.num_rows,
-                                           fast.label_counts())  # fmt: skip
-                            records.write_table(fast.records)
-                            first_line += fast.lines
-                        else:
-                            first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, error_records)
+                    self._parse_file(uri, handle, keep, stats, records, error_records)
             records.close()
             error_records.close()
         result = stats.summary()
@@ -384,6 +370,27 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
     def _errors_uri(self) -> str:
         return os.path.splitext(self.destination)[0] + ".errors.jsonl"
+
+    def _parse_file(
+        self, uri: str, handle: Any, keep: PredictionFilter, stats: ParseStats, records: Any, errors: Any
+    ) -> None:
+        """Every line of one output file: chunks through the fast path where it vouches for them, else exactly."""
+        from airflow_provider_video_actions import gcs
+
+        first_line = 1
+        chunks = gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes)
+        for chunk, fast in self.decoder.read_ahead(gcs.prefetched(chunks), keep):
+            if isinstance(chunk, LongLine):
+                stats.add_lines(1)
+                self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, errors)
+                first_line += 1
+            elif fast is not None:
+                stats.add_lines(fast.lines)
+                stats.add_kept(fast.instances, fast.moments, fast.videos, fast.records.num_rows, fast.label_counts())
+                records.write_table(fast.records)
+                first_line += fast.lines
+            else:
+                first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, errors)
 
     def _parse_chunk(
         self,
