@@ -238,7 +238,8 @@ def iter_chunks(
 def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     """The items, produced on a background thread up to ``depth`` ahead: a GCS read overlaps parsing the last chunk.
 
-    The thread is stopped and joined when the caller stops early, before the handle it reads closes.
+    When the caller stops early, the thread stops, closes ``items`` (a generator's open files with it) and is
+    joined before this generator returns.
     """
     ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -255,6 +256,9 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             ahead.put((False, None))
         except BaseException as exc:  # handed to the caller
             ahead.put((False, exc))
+        finally:
+            if hasattr(items, "close"):
+                items.close()
 
     thread = threading.Thread(target=produce, name="video-actions-reader", daemon=True)
     thread.start()

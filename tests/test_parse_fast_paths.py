@@ -126,8 +126,16 @@ def test_prefetched_stops_its_reader_when_the_caller_stops():
             produced.append(len(produced))
             yield produced[-1]
 
-    items = gcs.prefetched(endless(), depth=2)
+    closed = []
+
+    def endless_file():
+        try:
+            yield from endless()
+        finally:
+            closed.append(True)  # as a file opened in the generator closes
+
+    items = gcs.prefetched(endless_file(), depth=2)
     assert next(items) == 0
     items.close()  # joins the reader thread
     stopped_at = len(produced)
-    assert stopped_at <= 5 and len(produced) == stopped_at
+    assert stopped_at <= 5 and len(produced) == stopped_at and closed == [True]

@@ -100,26 +100,26 @@ class OutputDecoder:
         """Decode a chunk of whole output lines, line by line, into served instances, moments and errors."""
         return self._decoder.decode(chunk, file, first_line)
 
-    def read_ahead(self, items: Iterable[T], keep: PredictionFilter) -> Iterator[tuple[T, Any]]:
-        """Each item with its fast read (a ``FastChunk``, or None: :meth:`decode` it), in order.
+    def read_ahead(self, items: Iterable[tuple[T, Any]], keep: PredictionFilter) -> Iterator[tuple[T, Any, Any]]:
+        """Each ``(tag, item)`` with its fast read (a ``FastChunk``, or None: :meth:`decode` it), in order.
 
         Chunks (``bytes`` items) are read on :data:`PARSE_THREADS` threads, at most one more ahead: Arrow releases
         the GIL, so they overlap each other and the caller's work on the chunk before.
         """
         read_fast = getattr(self._decoder, "read_fast", None)
         if read_fast is None:
-            yield from ((item, None) for item in items)
+            yield from ((tag, item, None) for tag, item in items)
             return
         with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="video-actions-parse") as pool:
-            pending: deque[tuple[T, Future[Any] | None]] = deque()
-            for item in items:
-                pending.append((item, pool.submit(read_fast, item, keep) if isinstance(item, bytes) else None))
+            pending: deque[tuple[T, Any, Future[Any] | None]] = deque()
+            for tag, item in items:
+                pending.append((tag, item, pool.submit(read_fast, item, keep) if isinstance(item, bytes) else None))
                 if len(pending) > PARSE_THREADS:
                     yield _done(*pending.popleft())
             while pending:
                 yield _done(*pending.popleft())
 
 
-def _done(item: T, read: Future[Any] | None) -> tuple[T, Any]:
-    """The item with its fast read's result (None when it had none)."""
-    return item, read.result() if read is not None else None
+def _done(tag: T, item: Any, read: Future[Any] | None) -> tuple[T, Any, Any]:
+    """The tagged item with its fast read's result (None when it had none)."""
+    return tag, item, read.result() if read is not None else None

@@ -11,7 +11,7 @@ errors never pass silently.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -308,9 +308,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             stack.enter_context(gc_paused())
             stack.enter_context(compact_arrow_memory())
             records, error_records = self._sinks(stack, fmt, client, budget)
-            for uri in predictions + errors:
-                with gcs.open_read(client, uri) as handle:
-                    self._parse_file(uri, handle, keep, stats, records, error_records)
+            self._parse_files(client, predictions + errors, keep, stats, records, error_records)
             records.close()
             error_records.close()
         result = stats.summary()
@@ -371,15 +369,19 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
     def _errors_uri(self) -> str:
         return os.path.splitext(self.destination)[0] + ".errors.jsonl"
 
-    def _parse_file(
-        self, uri: str, handle: Any, keep: PredictionFilter, stats: ParseStats, records: Any, errors: Any
+    def _parse_files(
+        self, client: Any, uris: list[str], keep: PredictionFilter, stats: ParseStats, records: Any, errors: Any
     ) -> None:
-        """Every line of one output file: chunks through the fast path where it vouches for them, else exactly."""
+        """Every line of the output files: chunks through the fast path where it vouches for them, else exactly.
+
+        One pipeline over all files (a reader thread, the fast path's threads), so it never drains between files.
+        """
         from airflow_provider_video_actions import gcs
 
-        first_line = 1
-        chunks = gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes)
-        for chunk, fast in self.decoder.read_ahead(gcs.prefetched(chunks), keep):
+        first_line, previous = 1, None
+        for uri, chunk, fast in self.decoder.read_ahead(gcs.prefetched(self._chunks(client, uris)), keep):
+            if uri != previous:  # the next file: lines count from 1
+                first_line, previous = 1, uri
             if isinstance(chunk, LongLine):
                 stats.add_lines(1)
                 self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, errors)
@@ -391,6 +393,15 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                 first_line += fast.lines
             else:
                 first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, errors)
+
+    def _chunks(self, client: Any, uris: list[str]) -> Iterator[tuple[str, bytes | LongLine]]:
+        """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""
+        from airflow_provider_video_actions import gcs
+
+        for uri in uris:
+            with gcs.open_read(client, uri) as handle:
+                for chunk in gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes):
+                    yield uri, chunk
 
     def _parse_chunk(
         self,
