@@ -139,3 +139,18 @@ def test_prefetched_stops_its_reader_when_the_caller_stops():
     items.close()  # joins the reader thread
     stopped_at = len(produced)
     assert stopped_at <= 5 and len(produced) == stopped_at and closed == [True]
+
+
+@pytest.mark.parametrize(
+    ("values", "type_name"),
+    [(["a", None, "caf\u00e9", ""], "string"), ([1.5, None, 0.0], "double"), ([3, None, -7], "int64"), ([], "string")],
+)
+def test_arrow_arrays_built_from_buffers_equal_pyarrows_own(values, type_name):
+    import pyarrow as pa
+
+    from airflow_provider_video_actions.writers import arrow_array
+
+    arrow_type = {"string": pa.string(), "double": pa.float64(), "int64": pa.int64()}[type_name]
+    built = arrow_array(values, arrow_type)
+    built.validate(full=True)
+    assert built.equals(pa.array(values, arrow_type))
