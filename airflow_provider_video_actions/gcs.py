@@ -13,12 +13,14 @@ leaves a half-written destination.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import secrets
+import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs_uri
 
@@ -36,9 +38,12 @@ LINES_CHUNK_BYTES = 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
 #: The names Vertex AI gives a job's output files (Gemini jobs write one ``predictions.jsonl``).
 OUTPUT_FILE_NAME = re.compile(r"(?P<kind>predictions|errors)_\d+\.jsonl|(?P<gemini>predictions)\.jsonl")
+#: The one predictions file of a Gemini job.
+GEMINI_OUTPUT_FILE = "predictions.jsonl"
 #: The folder Vertex AI creates for each job under the destination prefix.
 JOB_FOLDER_PREFIX = "prediction-"
 _BOM = b"\xef\xbb\xbf"
+T = TypeVar("T")
 
 
 def local_path(uri: str) -> str | None:
@@ -268,6 +273,49 @@ def iter_chunks(
         yield from lines.feed(block)
         block = handle.read(min(size, max_line_bytes))
     yield from lines.finish()
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """The items, produced on a background thread up to ``depth`` ahead: a GCS read overlaps parsing the last chunk.
+
+    When the caller stops early, the thread stops, closes ``items`` (a generator's open files with it) and is
+    joined before this generator returns.
+    """
+    ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    with suppress(queue.Full):
+                        ahead.put((True, item), timeout=0.1)
+                        break
+                if stop.is_set():
+                    return
+            ahead.put((False, None))
+        except BaseException as exc:  # handed to the caller
+            ahead.put((False, exc))
+        finally:
+            if hasattr(items, "close"):
+                items.close()
+
+    thread = threading.Thread(target=produce, name="video-actions-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, item = ahead.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        with suppress(queue.Empty):
+            while True:
+                ahead.get_nowait()
+        thread.join()
 
 
 class _LineSplitter:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_video_actions.job import VideoActionsValueError
-from airflow_provider_video_actions.predictions import ERROR_SAMPLES, SUMMARY_LABELS
+from airflow_provider_video_actions.tallies import ERROR_SAMPLES, SUMMARY_LABELS
 
 #: Parquet unless the destination names another format (``.../part.jsonl``).
 DEFAULT_PART_EXTENSION = ".parquet"

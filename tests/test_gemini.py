@@ -213,15 +213,16 @@ def test_snake_case_echoes_are_read_too(tmp_path):
     assert parse(tmp_path, line)["label_counts"] == {"wave": 1}
 
 
-def test_both_families_in_one_file(tmp_path):
+def test_the_family_is_the_jobs_not_guessed_per_line(tmp_path):
+    """A Gemini job's file (predictions.jsonl) is read by the Gemini decoder only: a stray action recognition line
+    is one error record of its own, and the Gemini answer beside it is kept."""
     automl = {"instance": {"content": "gs://b/a.mp4", "mimeType": "video/mp4"},
               "prediction": [{"id": "9", "displayName": "wave", "timeSegmentStart": "1s", "timeSegmentEnd": "1s",
                               "confidence": 0.8}]}  # fmt: skip
     result = parse(tmp_path, automl, answered(answer(("wave", 1, 1, 0.5))))
-    assert sorted((p["video_uri"], p["label_id"]) for p in result["predictions"]) == [
-        ("gs://b/a.mp4", "9"),
-        (VIDEO, "0"),
-    ]
+    assert [(p["video_uri"], p["label_id"]) for p in result["predictions"]] == [(VIDEO, "0")]
+    assert [(e["line"], e["kind"]) for e in result["error_records"]] == [(1, "malformed")]
+    assert result["lines"] == result["instances"] + result["errors"] == 2
 
 
 def test_answers_join_their_instance_by_the_request_label(tmp_path):

@@ -2,8 +2,8 @@
 
 Instances are ``{"content", "mimeType", "timeSegmentStart", "timeSegmentEnd"}`` lines; the model takes
 ``confidenceThreshold`` and ``maxPredictions`` as model parameters (``maxPredictions`` counts per frame,
-as ``VideoActionRecognitionPredictionParams`` says, not per instance). Its output lines are decoded by
-:func:`airflow_provider_video_actions.predictions.decode_chunk`, the shared fast chunk reader.
+as ``VideoActionRecognitionPredictionParams`` says, not per instance). Its output lines are read by
+:mod:`.action_recognition_arrow` (fast, whole chunks) and :mod:`.action_recognition_answers` (exact).
 """
 
 from __future__ import annotations
@@ -15,16 +15,28 @@ from airflow_provider_video_actions.families.base import FamilyRequest, ModelFam
 from airflow_provider_video_actions.job import VideoActionsValueError, VideoInstance
 
 if TYPE_CHECKING:
+    from airflow_provider_video_actions.families.action_recognition_arrow import FastChunk
     from airflow_provider_video_actions.predictions import DecodedChunk
+    from airflow_provider_video_actions.tallies import PredictionFilter
 
 
 class _Decoder:
-    """Action recognition output lines through the shared chunk reader (the model filtered them itself)."""
+    """Action recognition output: Arrow's fast path for chunks it vouches for, the exact line decoder for the rest."""
+
+    #: Bytes of whole lines per chunk: enough blocks for Arrow's threads, little to redo when a chunk is refused.
+    chunk_bytes: ClassVar[int] = 2 * 1024 * 1024
 
     def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
-        from airflow_provider_video_actions.predictions import decode_chunk
+        from airflow_provider_video_actions.families.action_recognition_answers import decode_exactly
 
-        return decode_chunk(chunk, file, first_line)
+        return decode_exactly(chunk, file, first_line)
+
+    def read_fast(self, chunk: bytes, keep: PredictionFilter) -> FastChunk | None:
+        try:
+            from airflow_provider_video_actions.families.action_recognition_arrow import read_fast
+        except ImportError:  # pyarrow not installed: every chunk is read exactly
+            return None
+        return read_fast(chunk, keep)
 
 
 class ActionRecognitionFamily(ModelFamily):
@@ -33,7 +45,6 @@ class ActionRecognitionFamily(ModelFamily):
     name: ClassVar[str] = "action_recognition"
     #: The instance schema's mime types (``VideoActionRecognitionPredictionInstance``).
     mime_types: ClassVar[Mapping[str, str]] = {".mp4": "video/mp4", ".avi": "video/avi", ".mov": "video/quicktime"}
-    line_keys: ClassVar[frozenset[str]] = frozenset({"instance", "prediction", "error", "content"})
 
     def claims(self, model: str) -> bool:
         """Any model that no other family claims is an action recognition model."""
@@ -79,7 +90,7 @@ class ActionRecognitionFamily(ModelFamily):
     def answer_decoder(
         self, job: Mapping[str, Any] | None, action_labels: Any = None, open_read: OpenRead | None = None
     ) -> _Decoder:
-        """The shared chunk reader; nothing from the summary is needed."""
+        """The fast and the exact reader; nothing from the summary is needed."""
         return _Decoder()
 
 

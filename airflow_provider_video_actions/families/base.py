@@ -46,7 +46,12 @@ class FamilyRequest:
 
 
 class AnswerDecoder(Protocol):
-    """Decodes a chunk of whole output lines of one family into the shared records."""
+    """Decodes a chunk of whole output lines of one family into the shared records, exactly, line by line.
+
+    A decoder may also offer ``read_fast(chunk, keep)`` (the chunk's kept records as an Arrow table, or None when
+    it cannot vouch for every line) and ``chunk_bytes`` (its chunk size); :class:`.dispatch.OutputDecoder` uses
+    them when present.
+    """
 
     def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
         """Served instances, their moments and error records of the chunk's lines (numbered from ``first_line``)."""
@@ -59,8 +64,6 @@ class ModelFamily(ABC):
     name: ClassVar[str]
     #: File extension -> mime type the family accepts (the extensions ``videos_prefix`` lists).
     mime_types: ClassVar[Mapping[str, str]]
-    #: Top-level keys that mark an output line as this family's.
-    line_keys: ClassVar[frozenset[str]]
 
     @abstractmethod
     def claims(self, model: str) -> bool:

@@ -1,18 +1,26 @@
-"""The one place that decides a model's family, and which family's decoder reads each output line."""
+"""The one place that decides a model's family, and which family's decoder reads a job's output."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_video_actions.families.action_recognition import ACTION_RECOGNITION
 from airflow_provider_video_actions.families.base import AnswerDecoder, ModelFamily, OpenRead
 from airflow_provider_video_actions.families.gemini.family import GEMINI
+from airflow_provider_video_actions.families.gemini.request import GeminiSummary
+from airflow_provider_video_actions.gcs import GEMINI_OUTPUT_FILE, LINES_CHUNK_BYTES
 from airflow_provider_video_actions.job import VideoActionsValueError
 
 if TYPE_CHECKING:
     from airflow_provider_video_actions.predictions import DecodedChunk
+    from airflow_provider_video_actions.tallies import PredictionFilter
 
+#: Chunks read by a family's fast path at once (the benchmark's DuckDB runs on 2 threads too).
+PARSE_THREADS = 2
+T = TypeVar("T")
 #: Every family, the default (claims any model no other family claims) last.
 FAMILIES: tuple[ModelFamily, ...] = (GEMINI, ACTION_RECOGNITION)
 FAMILY_NAMES = tuple(family.name for family in FAMILIES)
@@ -42,50 +50,76 @@ def check_region_of_any_family(region: Any) -> str:
     return DEFAULT_FAMILY.check_region(region)
 
 
-class OutputDecoder:
-    """Decodes output chunks of any family: a chunk with one family's lines in one go, a mixed one line by line."""
+def output_family(model_family: str | None, job: Mapping[str, Any] | None, predictions: list[str]) -> ModelFamily:
+    """The family whose decoder reads a job's output: the user's ``model_family``, else the job's, else the file names.
 
-    def __init__(self, decoders: Mapping[str, AnswerDecoder]) -> None:
-        self._decoders = decoders
-        self._markers = {
-            family.name: tuple(f'"{key}"'.encode() for key in family.line_keys)
-            for family in FAMILIES
-            if family is not DEFAULT_FAMILY
-        }
+    The submit summary names the model (and holds a Gemini part for Gemini jobs); a bare output directory
+    tells by its files: Gemini writes ``predictions.jsonl``, action recognition ``predictions_<n>.jsonl``.
+    Never guessed line by line, so no line is read by the wrong family's decoder.
+    """
+    if model_family is not None:
+        return family_for(None, model_family)
+    if isinstance(job, Mapping):
+        if isinstance(job.get(GeminiSummary.KEY), Mapping):
+            return GEMINI
+        if isinstance(job.get("model"), str) and job["model"]:
+            return family_for(job["model"])
+    names = {uri.rstrip("/").rsplit("/", 1)[-1] for uri in predictions}
+    if GEMINI_OUTPUT_FILE in names and len(names) > 1:
+        raise VideoActionsValueError(
+            f"the output directory holds both Gemini's {GEMINI_OUTPUT_FILE} and action recognition's "
+            f"predictions_<n>.jsonl files: set model_family to {' or '.join(map(repr, FAMILY_NAMES))} "
+            "(or pass the submit task's result as job)."
+        )
+    return GEMINI if GEMINI_OUTPUT_FILE in names else ACTION_RECOGNITION
+
+
+class OutputDecoder:
+    """Decodes one job's output chunks with its family's decoder: fast where it can vouch for a chunk, else exactly."""
+
+    def __init__(self, family: ModelFamily, decoder: AnswerDecoder) -> None:
+        self.family, self._decoder = family, decoder
 
     @classmethod
-    def from_job(
-        cls, job: Mapping[str, Any] | None, action_labels: Any = None, open_read: OpenRead | None = None
+    def for_job(
+        cls,
+        family: ModelFamily,
+        job: Mapping[str, Any] | None,
+        action_labels: Any = None,
+        open_read: OpenRead | None = None,
     ) -> OutputDecoder:
-        """Every family's decoder, set up from the submit summary (or nothing, for a bare output directory)."""
-        return cls({family.name: family.answer_decoder(job, action_labels, open_read) for family in FAMILIES})
+        """The family's decoder, set up from the submit summary (or nothing, for a bare output directory)."""
+        return cls(family, family.answer_decoder(job, action_labels, open_read))
+
+    @property
+    def chunk_bytes(self) -> int:
+        """How many bytes of whole lines to decode at a time."""
+        return getattr(self._decoder, "chunk_bytes", LINES_CHUNK_BYTES)
 
     def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
-        """Decode a chunk of whole output lines into served instances, moments and errors."""
-        found = [name for name, markers in self._markers.items() if any(m in chunk for m in markers)]
-        if not found:
-            return self._decoders[DEFAULT_FAMILY.name].decode(chunk, file, first_line)
-        return self._decode_each(chunk, file, first_line)
+        """Decode a chunk of whole output lines, line by line, into served instances, moments and errors."""
+        return self._decoder.decode(chunk, file, first_line)
 
-    def _decode_each(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
-        """Send each line to the decoder of the family whose keys it has (the default family's if none)."""
-        import msgspec
+    def read_ahead(self, items: Iterable[tuple[T, Any]], keep: PredictionFilter) -> Iterator[tuple[T, Any, Any]]:
+        """Each ``(tag, item)`` with its fast read (a ``FastChunk``, or None: :meth:`decode` it), in order.
 
-        from airflow_provider_video_actions.predictions import DecodedChunk, ErrorRecord
+        Chunks (``bytes`` items) are read on :data:`PARSE_THREADS` threads, at most one more ahead: Arrow releases
+        the GIL, so they overlap each other and the caller's work on the chunk before.
+        """
+        read_fast = getattr(self._decoder, "read_fast", None)
+        if read_fast is None:
+            yield from ((tag, item, None) for tag, item in items)
+            return
+        with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="video-actions-parse") as pool:
+            pending: deque[tuple[T, Any, Future[Any] | None]] = deque()
+            for tag, item in items:
+                pending.append((tag, item, pool.submit(read_fast, item, keep) if isinstance(item, bytes) else None))
+                if len(pending) > PARSE_THREADS:
+                    yield _done(*pending.popleft())
+            while pending:
+                yield _done(*pending.popleft())
 
-        decoded = DecodedChunk(chunk.count(b"\n") + (not chunk.endswith(b"\n")))
-        for number, raw in enumerate(chunk.split(b"\n"), start=first_line):
-            if not raw.strip():
-                continue
-            try:
-                keys = msgspec.json.decode(raw, type=dict[str, Any]).keys()
-            except msgspec.DecodeError as exc:
-                message = f"malformed output line: {exc}"
-                decoded.errors.append(ErrorRecord(None, None, None, None, message, file, number))
-                continue
-            family = next((f for f in FAMILIES if f.line_keys & keys), DEFAULT_FAMILY)
-            line = self._decoders[family.name].decode(raw, file, number)
-            decoded.instances += line.instances
-            decoded.moments += line.moments
-            decoded.errors += line.errors
-        return decoded
+
+def _done(tag: T, item: Any, read: Future[Any] | None) -> tuple[T, Any, Any]:
+    """The tagged item with its fast read's result (None when it had none)."""
+    return tag, item, read.result() if read is not None else None

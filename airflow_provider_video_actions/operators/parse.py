@@ -11,7 +11,7 @@ errors never pass silently.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -20,23 +20,20 @@ import msgspec
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
 
 from airflow_provider_video_actions import shards
-from airflow_provider_video_actions.families.dispatch import OutputDecoder
+from airflow_provider_video_actions.families.dispatch import OutputDecoder, family_for, output_family
 from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
 from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
 from airflow_provider_video_actions.predictions import (
-    CONTENT_TYPES,
-    WRITER_FORMATS,
+    MALFORMED,
     Columns,
     ErrorRecord,
-    ParseStats,
-    PredictionFilter,
     PredictionRecord,
-    RecordWriter,
     error_columns,
     gc_paused,
-    shorten,
 )
+from airflow_provider_video_actions.tallies import ParseStats, PredictionFilter, shorten
 from airflow_provider_video_actions.validators import check_fraction, check_positive
+from airflow_provider_video_actions.writers import CONTENT_TYPES, WRITER_FORMATS, RecordWriter, compact_arrow_memory
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -116,6 +113,10 @@ class _XComSink:
             self.budget.charge(len(self._encode(record)) + 2)
             self.items.append(msgspec.structs.asdict(record))
 
+    def write_table(self, table: Any) -> None:
+        """Charge and keep records given as an Arrow table."""
+        self.write(tuple(column.to_pylist() for column in table.columns))
+
     def close(self) -> None:
         """Nothing to finish: the records go out with the return value."""
 
@@ -153,7 +154,11 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
     :param labels: keep only these action labels.
     :param top_k: keep at most this many moments per instance, the most confident.
     :param max_xcom_bytes: fail rather than push more than this to XCom.
-    :param max_malformed_lines: fail when more output lines than this cannot be read (None: never).
+    :param max_malformed_lines: fail when more output lines than this cannot be read (None: never). Lines the job
+        reported as errors, and lines or moments whose values break the rules, are error records but not malformed.
+    :param model_family: ``"action_recognition"`` or ``"gemini"``: whose output this is. None (default) takes it
+        from ``job`` (the submit task's result), else from the file names (Gemini writes ``predictions.jsonl``,
+        action recognition ``predictions_<n>.jsonl``).
     :param max_line_bytes: an output line longer than this (64 MiB; real lines are a few kB) is skipped
         unread and reported as an error record with its file, line and length, so memory stays bounded.
     :param allow_other_schemes: also read and write other fsspec URLs (``s3://``, ``memory://``...) for
@@ -194,6 +199,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         top_k: int | None = None,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         max_malformed_lines: int | None = None,
+        model_family: str | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         allow_other_schemes: bool = False,
         action_labels: Sequence[str] | dict[str, str] | None = None,
@@ -220,6 +226,9 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                 f"max_malformed_lines must be None or an integer >= 0, got {max_malformed_lines!r}."
             )
         self.max_malformed_lines = max_malformed_lines
+        if model_family is not None:
+            family_for(None, model_family)
+        self.model_family = model_family
         self.max_line_bytes = check_positive(max_line_bytes, "max_line_bytes", integer=True)
         self.allow_other_schemes = allow_other_schemes
         self.action_labels, self.allow_partial = action_labels, allow_partial
@@ -297,27 +306,27 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
         on_gcs = any(uri.startswith("gs://") for uri in (source, self.destination or ""))
         client = self.hook.storage_client if on_gcs else None
+        predictions, errors = self._output_files(client, source)
         try:
-            self.decoder = OutputDecoder.from_job(self.job, self.action_labels, self._open_instances)
+            family = output_family(self.model_family, self.job, predictions)
+            self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        predictions, errors = self._output_files(client, source)
         if shard is not None:
             predictions, errors = shards.shard_files(shard, predictions, errors, gcs.object_sizes(client, source))
-        self.log.info("Parsing %d predictions and %d errors files from %s", len(predictions), len(errors), source)
+        self.log.info(
+            "Parsing %d predictions and %d errors files of a %s job from %s",
+            len(predictions),
+            len(errors),
+            family.name,
+            source,
+        )
         stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
         with ExitStack() as stack:
             stack.enter_context(gc_paused())
+            stack.enter_context(compact_arrow_memory())
             records, error_records = self._sinks(stack, fmt, client, budget)
-            for uri in predictions + errors:
-                with gcs.open_read(client, uri) as handle:
-                    first_line = 1
-                    for chunk in gcs.iter_chunks(handle, max_line_bytes=self.max_line_bytes):
-                        if isinstance(chunk, LongLine):
-                            self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, error_records)
-                            first_line += 1
-                            continue
-                        first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, error_records)
+            self._parse_files(client, predictions + errors, keep, stats, records, error_records)
             records.close()
             error_records.close()
         result = stats.summary()
@@ -364,7 +373,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             f"output line of {long_line.length} bytes is longer than max_line_bytes={self.max_line_bytes}; "
             "skipped unread"
         )
-        return ErrorRecord(None, None, None, None, message, uri, line)
+        return ErrorRecord(None, None, None, None, message, uri, line, MALFORMED)
 
     def _sinks(self, stack: ExitStack, fmt: str | None, client: Any, budget: _XComBudget) -> tuple[Any, Any]:
         """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
@@ -380,6 +389,40 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
     def _errors_uri(self) -> str:
         return os.path.splitext(self.destination)[0] + ".errors.jsonl"
 
+    def _parse_files(
+        self, client: Any, uris: list[str], keep: PredictionFilter, stats: ParseStats, records: Any, errors: Any
+    ) -> None:
+        """Every line of the output files: chunks through the fast path where it vouches for them, else exactly.
+
+        One pipeline over all files (a reader thread, the fast path's threads), so it never drains between files.
+        """
+        from airflow_provider_video_actions import gcs
+
+        first_line, previous = 1, None
+        for uri, chunk, fast in self.decoder.read_ahead(gcs.prefetched(self._chunks(client, uris)), keep):
+            if uri != previous:  # the next file: lines count from 1
+                first_line, previous = 1, uri
+            if isinstance(chunk, LongLine):
+                stats.add_lines(1)
+                self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, errors)
+                first_line += 1
+            elif fast is not None:
+                stats.add_lines(fast.lines)
+                stats.add_kept(fast.instances, fast.moments, fast.videos, fast.records.num_rows, fast.label_counts())
+                records.write_table(fast.records)
+                first_line += fast.lines
+            else:
+                first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, errors)
+
+    def _chunks(self, client: Any, uris: list[str]) -> Iterator[tuple[str, bytes | LongLine]]:
+        """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""
+        from airflow_provider_video_actions import gcs
+
+        for uri in uris:
+            with gcs.open_read(client, uri) as handle:
+                for chunk in gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes):
+                    yield uri, chunk
+
     def _parse_chunk(
         self,
         uri: str,
@@ -390,11 +433,12 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         records: Any,
         errors: Any,
     ) -> int:
-        """Decode a chunk of one output file's lines, sending kept records and every error to their sinks.
+        """Decode a chunk of one output file's lines exactly, sending kept records and every error to their sinks.
 
         Returns the chunk's line count.
         """
         decoded = self.decoder.decode(chunk, uri, first_line)
+        stats.add_lines(decoded.lines - decoded.blank_lines)
         self._add_errors(uri, decoded.errors, stats, errors)
         columns = keep.columns(decoded)
         stats.add_records(columns, decoded)

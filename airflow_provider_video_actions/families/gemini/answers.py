@@ -34,7 +34,16 @@ from google.rpc import code_pb2
 from airflow_provider_video_actions.families.base import OpenRead
 from airflow_provider_video_actions.families.gemini.request import INSTANCE_LABEL, GeminiSummary, check_action_labels
 from airflow_provider_video_actions.job import VideoActionsValueError, parse_seconds
-from airflow_provider_video_actions.predictions import DecodedChunk, ErrorRecord, Instance, Moment
+from airflow_provider_video_actions.predictions import (
+    INVALID_LINE,
+    JOB_ERROR,
+    MALFORMED,
+    DecodedChunk,
+    ErrorRecord,
+    Instance,
+    Moment,
+    line_count,
+)
 
 #: Slack on the segment bounds, in seconds (answers and offsets are written with millisecond precision).
 TIME_TOLERANCE = 0.001
@@ -152,11 +161,11 @@ _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 class LineRejectedError(Exception):
-    """A Gemini line that yields no records; ``code`` is a google.rpc code."""
+    """A Gemini line that yields no records; ``code`` is a google.rpc code, ``kind`` the error record's kind."""
 
-    def __init__(self, message: str, code: int = code_pb2.UNKNOWN) -> None:
+    def __init__(self, message: str, code: int = code_pb2.UNKNOWN, kind: str = INVALID_LINE) -> None:
         super().__init__(message)
-        self.message, self.code = message, code
+        self.message, self.code, self.kind = message, code, kind
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,10 +220,12 @@ class GeminiDecoder:
 
     def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
         """Decode a chunk of whole Gemini lines into served instances, moments and errors."""
-        decoded = DecodedChunk(chunk.count(b"\n") + (not chunk.endswith(b"\n")))
+        decoded = DecodedChunk(line_count(chunk))
         for number, raw in enumerate(chunk.split(b"\n"), start=first_line):
             if raw.strip():
                 self._decode_line(raw, file, number, decoded)
+            elif number < first_line + decoded.lines:
+                decoded.blank_lines += 1
         return decoded
 
     def _decode_line(self, raw: bytes, file: str, number: int, decoded: DecodedChunk) -> None:
@@ -224,11 +235,14 @@ class GeminiDecoder:
             line = msgspec.convert(_camel_keys(_decode_object(raw)), _Line)
             video, start, end = self._video(line.request)
             moments = _answer(line, start, end, self.rules)
-        except (msgspec.DecodeError, msgspec.ValidationError, VideoActionsValueError) as exc:
-            decoded.errors.append(ErrorRecord(video, start, end, None, f"malformed output line: {exc}", file, number))
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, OverflowError, RecursionError) as exc:
+            # ValueError covers VideoActionsValueError and a Duration object's unreadable seconds.
+            reason = "nested too deep" if isinstance(exc, RecursionError) else exc
+            message = f"malformed output line: {reason}"
+            decoded.errors.append(ErrorRecord(video, start, end, None, message, file, number, MALFORMED))
             return
         except LineRejectedError as exc:
-            decoded.errors.append(ErrorRecord(video, start, end, exc.code, exc.message, file, number))
+            decoded.errors.append(ErrorRecord(video, start, end, exc.code, exc.message, file, number, exc.kind))
             return
         decoded.instances.append(Instance(video, start, end))
         decoded.moments.append(moments)
@@ -299,12 +313,14 @@ def _answer(line: _Line, start: float, end: float | None, rules: AnswerRules) ->
 def _check_status(status: str | _Status | None) -> None:
     """Raise for a failed line: a non-empty ``status`` string (code read from it) or status object."""
     if isinstance(status, _Status) and (status.code or status.message):
-        raise LineRejectedError(f"Gemini request failed: {status.message or ''}", status.code or code_pb2.UNKNOWN)
+        raise LineRejectedError(
+            f"Gemini request failed: {status.message or ''}", status.code or code_pb2.UNKNOWN, JOB_ERROR
+        )
     if isinstance(status, str) and status:
         match = _RPC_STATUS_RE.search(status)
         names = code_pb2.Code.keys()
         code = code_pb2.Code.Value(match[1]) if match and match[1] in names else code_pb2.UNKNOWN
-        raise LineRejectedError(f"Gemini request failed: {status}", code)
+        raise LineRejectedError(f"Gemini request failed: {status}", code, JOB_ERROR)
 
 
 def _schema_labels(request: _Request | None) -> tuple[str, ...]:

@@ -29,7 +29,6 @@ class GeminiFamily(ModelFamily):
 
     name: ClassVar[str] = "gemini"
     mime_types: ClassVar[Mapping[str, str]] = MIME_TYPES
-    line_keys: ClassVar[frozenset[str]] = frozenset({"request", "response", "status"})
 
     def claims(self, model: str) -> bool:
         """``gemini-x``, ``publishers/google/models/gemini-x`` or the full ``projects/P/locations/L/publishers/...``."""

@@ -1,0 +1,171 @@
+"""Action recognition output, read fast: a chunk of whole lines through Arrow's JSON reader and compute kernels.
+
+Arrow reads the chunk with an explicit schema (chunks side by side on the dispatcher's threads);
+flattening the moments, reading the Durations and checking every rule of
+:mod:`.action_recognition_answers` are compute kernels, so no Python runs per moment. The fast path
+vouches only for chunks where every line is a served instance with known keys whose every value keeps
+the rules; any other chunk (an error line, a blank line, an unknown key, a type Arrow cannot read, one
+value breaking a rule) returns None and goes to the exact line-by-line decoder, so error records keep
+their exact line numbers and every count stays exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from airflow_provider_video_actions.families.action_recognition_answers import TIME_TOLERANCE
+from airflow_provider_video_actions.job import MAX_DURATION_SECONDS
+from airflow_provider_video_actions.predictions import PredictionRecord, line_count
+from airflow_provider_video_actions.tallies import PredictionFilter
+from airflow_provider_video_actions.writers import arrow_array, arrow_schema
+
+#: Arrow parses this much of a chunk per task (smaller blocks parse faster; a longer line sends the chunk
+#: to the exact decoder).
+BLOCK_BYTES = 256 * 1024
+#: ``DURATION_RE`` of the exact decoder, anchored for RE2.
+_DURATION = r"^[0-9]+(?:\.[0-9]{1,9})?s$"
+_TEXT = pa.string()
+_OPEN_ENDS = arrow_array(["Infinity", "inf"], _TEXT)
+
+
+def _number(value: float) -> Any:
+    """An Arrow double scalar (built from a buffer: a Python number given to a kernel would import pandas)."""
+    return arrow_array([value], pa.float64())[0]
+
+
+_ZERO, _TOLERANCE, _NO_END = _number(0.0), _number(TIME_TOLERANCE), _number(float("inf"))
+_INSTANCE = pa.struct([("content", _TEXT), ("mimeType", _TEXT), ("timeSegmentStart", _TEXT), ("timeSegmentEnd", _TEXT)])
+_MOMENT = pa.struct(
+    [
+        ("id", _TEXT),
+        ("displayName", _TEXT),
+        ("timeSegmentStart", _TEXT),
+        ("timeSegmentEnd", _TEXT),
+        ("confidence", pa.float64()),
+    ]
+)
+_LINE = pa.schema([("instance", _INSTANCE), ("prediction", pa.list_(_MOMENT)), ("error", _TEXT)])
+#: Only lines with these keys and no others are read here: an unknown key (which could hide anything, JSON nested
+#: deeper than the exact decoder reads included) sends the chunk to the exact decoder, so both paths agree.
+_PARSE = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="error")
+#: One thread per chunk: chunks are read side by side (``dispatch.PARSE_THREADS``), which costs less than splitting one.
+_READ = pj.ReadOptions(block_size=BLOCK_BYTES, use_threads=False)
+RECORDS = arrow_schema(PredictionRecord)
+
+
+class _RefusedError(Exception):
+    """The chunk holds something the fast path does not vouch for."""
+
+
+@dataclass
+class FastChunk:
+    """A chunk read by the fast path: its records as an Arrow table, and what the counts need."""
+
+    lines: int
+    instances: int
+    moments: int
+    records: Any
+    #: The chunk's distinct videos.
+    videos: list[str]
+
+    def label_counts(self) -> Iterator[tuple[str, int]]:
+        """(label, records) pairs of the kept records."""
+        counts = pc.value_counts(self.records.column("label"))
+        return zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)
+
+
+def read_fast(chunk: bytes, keep: PredictionFilter) -> FastChunk | None:
+    """The chunk's kept records if every line is a served instance keeping every rule, else None."""
+    if keep.top_k is not None or not _utf8(chunk):
+        return None  # top k per instance is the exact path's; Arrow does not check UTF-8
+    lines = line_count(chunk)
+    try:
+        table = pj.read_json(pa.BufferReader(chunk), read_options=_READ, parse_options=_PARSE)
+        if table.num_rows != lines:  # a blank line: the exact decoder numbers lines
+            raise _RefusedError
+        return _records(table, lines, keep)
+    except (_RefusedError, pa.ArrowException):
+        return None
+
+
+def _utf8(chunk: bytes) -> bool:
+    """Whether the chunk is valid UTF-8 (checked in C; ASCII, the common case, at once)."""
+    if chunk.isascii():
+        return True
+    try:
+        chunk.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
+    """Check every rule over the whole chunk at once and build the kept records."""
+    instance, prediction = table.column("instance"), table.column("prediction")  # one chunk per block, not copied
+    _require(instance.null_count == 0 and prediction.null_count == 0)
+    _require(table.column("error").null_count == lines)
+    content, _, start_text, end_text = (column.combine_chunks() for column in instance.flatten())  # small: per line
+    _require(content.null_count == 0 and _shortest(content) > 0)
+    segment_start = pc.fill_null(_seconds(start_text, nullable=True), _ZERO)
+    open_end = pc.is_in(end_text, _OPEN_ENDS)
+    segment_end = _seconds(pc.if_else(open_end, pa.nulls(len(end_text), _TEXT), end_text), nullable=True)
+    _require(_all(pc.less_equal(segment_start, pc.fill_null(segment_end, _NO_END))))
+    moments = pc.list_flatten(prediction)
+    _require(moments.null_count == 0)
+    ids, names, start_text, end_text, confidence = moments.flatten()
+    _require(ids.null_count == 0 and names.null_count == 0 and confidence.null_count == 0)
+    starts, ends = _seconds(start_text, nullable=False), _seconds(end_text, nullable=False)
+    parents = pc.list_parent_indices(prediction).combine_chunks()
+    moment_start, moment_end = pc.take(segment_start, parents), pc.take(segment_end, parents)
+    if len(moments):
+        _require(_shortest(ids) > 0 and _shortest(names) > 0)
+        low, high = pc.min_max(confidence).values()
+        _require(low.as_py() >= 0.0 and high.as_py() <= 1.0)
+        _require(_all(pc.less_equal(starts, ends)))
+        _require(_all(pc.greater_equal(starts, pc.subtract(moment_start, _TOLERANCE))))
+        _require(_all(pc.less_equal(ends, pc.add(pc.fill_null(moment_end, _NO_END), _TOLERANCE))))
+    columns = [pc.take(content, parents), moment_start, moment_end, ids, names, starts, ends, confidence]
+    records = pa.Table.from_arrays(columns, schema=RECORDS)
+    if not keep.keeps_all:
+        records = records.filter(_kept(records, keep))
+    return FastChunk(lines, len(content), len(moments), records, pc.unique(content).to_pylist())
+
+
+def _kept(records: Any, keep: PredictionFilter) -> Any:
+    """The mask of records passing the confidence floor and the label allow-list."""
+    mask = pc.greater_equal(records.column("confidence"), _number(keep.min_confidence))
+    if keep.labels is not None:
+        mask = pc.and_(mask, pc.is_in(records.column("label"), arrow_array(sorted(keep.labels), _TEXT)))
+    return mask
+
+
+def _seconds(text: Any, *, nullable: bool) -> Any:
+    """Durations (``"1.5s"``) as seconds; refuse the chunk for any other text (or a null, unless ``nullable``)."""
+    _require(nullable or text.null_count == 0)
+    matched = pc.match_substring_regex(text, _DURATION)
+    _require(matched.null_count == text.null_count and _all(matched))
+    seconds = pc.cast(pc.utf8_slice_codeunits(text, 0, -1), pa.float64())
+    if len(seconds) - seconds.null_count:
+        _require(pc.max(seconds).as_py() <= MAX_DURATION_SECONDS)
+    return pc.round(seconds, 6) if nullable else seconds  # instance bounds: microseconds, as parse_seconds reads them
+
+
+def _shortest(text: Any) -> int:
+    """The length of the shortest string (0 for none)."""
+    return pc.min(pc.binary_length(text)).as_py() or 0 if len(text) else 1
+
+
+def _all(mask: Any) -> bool:
+    """Whether every non-null value of a boolean array is true."""
+    return pc.all(mask).as_py() is not False
+
+
+def _require(condition: bool) -> None:
+    if not condition:
+        raise _RefusedError

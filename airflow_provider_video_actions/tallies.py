@@ -1,0 +1,204 @@
+"""The user's filters over checked moments, and the counts a parse returns (every line accounted for).
+
+Counts add up: ``lines = instances + job_errors + malformed_lines + invalid_lines`` (every non-blank
+line is one of these) and ``moments = rows + filtered_moments + invalid_moments`` (every moment of a
+served instance is a record, dropped by the user's filters, or an ``invalid`` error record).
+"""
+
+from __future__ import annotations
+
+import array
+import heapq
+import itertools
+import operator
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_video_actions.predictions import (
+    INVALID_LINE,
+    INVALID_MOMENT,
+    JOB_ERROR,
+    MALFORMED,
+    RECORD_FIELDS,
+    Columns,
+    DecodedChunk,
+    ErrorRecord,
+    Moment,
+)
+
+_ids, _names, _starts, _ends, _confidences = (
+    operator.attrgetter(name) for name in ("id", "display_name", "time_segment_start", "time_segment_end", "confidence")
+)
+_contents, _segment_starts, _segment_ends = (operator.attrgetter(name) for name in ("content", "start", "end"))
+
+
+def _repeat(values: Iterable[Any], counts: list[int]) -> list[Any]:
+    """Each value repeated its count of times, flattened (one value per kept moment)."""
+    return list(itertools.chain.from_iterable(map(itertools.repeat, values, counts)))
+
+
+@dataclass(frozen=True)
+class PredictionFilter:
+    """Which moments to keep: a confidence floor, a label allow-list, the top k per instance (in output order)."""
+
+    min_confidence: float = 0.0
+    labels: frozenset[str] | None = None
+    top_k: int | None = None
+
+    @property
+    def keeps_all(self) -> bool:
+        """Whether the filter keeps every moment (no floor, no allow-list, no limit)."""
+        return self.min_confidence <= 0 and self.labels is None and self.top_k is None
+
+    def keep(self, moments: list[Moment]) -> list[Moment]:
+        """The moments of one instance that pass the filter, in their output order."""
+        kept = [
+            m
+            for m in moments
+            if m.confidence >= self.min_confidence and (self.labels is None or m.display_name in self.labels)
+        ]
+        if self.top_k is not None and len(kept) > self.top_k:
+            best = heapq.nlargest(self.top_k, range(len(kept)), key=lambda i: kept[i].confidence)
+            kept = [kept[i] for i in sorted(best)]
+        return kept
+
+    def columns(self, decoded: DecodedChunk) -> Columns:
+        """The kept moments of a chunk's served instances as :class:`PredictionRecord` columns."""
+        kept = decoded.moments if self.keeps_all else list(map(self.keep, decoded.moments))
+        counts = list(map(len, kept))
+        moments = list(itertools.chain.from_iterable(kept))
+        return (
+            _repeat(map(_contents, decoded.instances), counts),
+            _repeat(map(_segment_starts, decoded.instances), counts),
+            _repeat(map(_segment_ends, decoded.instances), counts),
+            list(map(_ids, moments)),
+            list(map(_names, moments)),
+            list(map(_starts, moments)),
+            list(map(_ends, moments)),
+            list(map(_confidences, moments)),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Counts for the summary.
+# ---------------------------------------------------------------------------------------------
+
+ERROR_SAMPLES = 5
+VIDEO_BUCKETS = 64
+#: The summary names at most this many labels, the most frequent (the rest are counted in ``labels_omitted``).
+SUMMARY_LABELS = 1000
+#: Text in the summary and the logs (labels, error messages, URIs) is cut to this many characters.
+SUMMARY_TEXT_CHARS = 500
+
+
+def shorten(text: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
+    """The text cut to ``limit`` characters, with a marker saying how much was cut (None stays None)."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit} more characters]"
+
+
+@dataclass
+class ParseStats:
+    """What one parse saw: counts for the summary and a few error samples."""
+
+    lines: int = 0
+    rows: int = 0
+    instances: int = 0
+    #: Checked moments of served instances (invalid ones are counted as errors).
+    moments: int = 0
+    filtered_moments: int = 0
+    #: 64-bit hashes of the videos seen, 8 bytes each (a set of the URIs would take ~150 bytes a video), kept in
+    #: :data:`VIDEO_BUCKETS` buckets by value so that counting them needs one bucket's set at a time, and no copy.
+    video_hashes: list[array.array] = field(default_factory=lambda: [array.array("q") for _ in range(VIDEO_BUCKETS)])
+    label_counts: Counter[str] = field(default_factory=Counter)
+    #: Error records by kind.
+    error_kinds: Counter[str] = field(default_factory=Counter)
+    error_samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_lines(self, lines: int) -> None:
+        """Count non-blank lines read (each becomes an instance or an error record)."""
+        self.lines += lines
+
+    def add_records(self, columns: Columns, decoded: DecodedChunk) -> None:
+        """Count a chunk's served instances, their moments and the records kept from them."""
+        self.add_kept(
+            len(decoded.instances),
+            sum(map(len, decoded.moments)),
+            map(_contents, decoded.instances),
+            len(columns[0]),
+            Counter(columns[RECORD_FIELDS.index("label")]).items(),
+        )
+
+    def add_kept(
+        self, instances: int, moments: int, videos: Iterable[str], rows: int, labels: Iterable[tuple[str, int]]
+    ) -> None:
+        """Count served instances (their videos), checked moments, and the records kept of them by label."""
+        self.instances += instances
+        self.moments += moments
+        buckets = self.video_hashes
+        for value in set(map(hash, videos)):
+            buckets[value % VIDEO_BUCKETS].append(value)
+        self.rows += rows
+        self.filtered_moments += moments - rows
+        for label, count in labels:
+            self.label_counts[label] += count
+
+    def add_error(self, error: ErrorRecord) -> None:
+        """Count an error record by kind and keep it as a sample (its text shortened) if there is room."""
+        self.error_kinds[error.kind] += 1
+        if len(self.error_samples) < ERROR_SAMPLES:
+            self.error_samples.append(
+                {
+                    "kind": error.kind,
+                    "video": shorten(error.video_uri),
+                    "code": error.code,
+                    "message": shorten(error.message),
+                    "file": shorten(error.file),
+                    "line": error.line,
+                }
+            )
+
+    @property
+    def errors(self) -> int:
+        """Error records of every kind."""
+        return sum(self.error_kinds.values())
+
+    @property
+    def malformed_lines(self) -> int:
+        """Lines that could not be read (the count ``max_malformed_lines`` bounds)."""
+        return self.error_kinds[MALFORMED]
+
+    def summary_label_counts(self) -> tuple[dict[str, int], int]:
+        """The most frequent labels (names shortened) with their counts, by name; and how many were left out."""
+        kept: Counter[str] = Counter()
+        for label, count in self.label_counts.most_common(SUMMARY_LABELS):
+            kept[shorten(label) or ""] += count
+        return dict(sorted(kept.items())), max(len(self.label_counts) - SUMMARY_LABELS, 0)
+
+    @property
+    def videos(self) -> int:
+        """How many distinct videos were served (by 64-bit hash: a collision is negligible)."""
+        return sum(len(set(bucket)) for bucket in self.video_hashes)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able part of the parse operator's return value, bounded whatever the output holds."""
+        label_counts, labels_omitted = self.summary_label_counts()
+        return {
+            "rows": self.rows,
+            "instances": self.instances,
+            "videos": self.videos,
+            "lines": self.lines,
+            "moments": self.moments + self.error_kinds[INVALID_MOMENT],
+            "filtered_moments": self.filtered_moments,
+            "errors": self.errors,
+            "job_errors": self.error_kinds[JOB_ERROR],
+            "malformed_lines": self.error_kinds[MALFORMED],
+            "invalid_lines": self.error_kinds[INVALID_LINE],
+            "invalid_moments": self.error_kinds[INVALID_MOMENT],
+            "label_counts": label_counts,
+            "labels_omitted": labels_omitted,
+            "error_samples": self.error_samples,
+        }
