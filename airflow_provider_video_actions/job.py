@@ -44,6 +44,7 @@ _LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _JOB_NAME_RE = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/batchPredictionJobs/(?P<id>[0-9]+)")
 _REGION_RE = re.compile(r"[a-z]+(?:-[a-z0-9]+)+")
 #: Project ids (6-30 characters, optionally domain-scoped ``example.com:my-project``) or project numbers.
+_PROJECT_PART = re.compile(r"^projects/[^/]+/")
 _SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _PROJECT_RE = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}")
 
@@ -410,17 +411,24 @@ class JobSpec:
 def _same_model(theirs: str, ours: str) -> bool:
     """Whether a job's model is the one asked for, allowing the forms Vertex AI may echo back.
 
-    It may add the default version (``@1``) to a name given without one, or the project and
-    location to a publisher model's ``publishers/google/models/...`` name.
+    It may name the project by number where it was given by id, add the default version (``@1``) to a
+    name given without one, or put the project and location before a publisher model's
+    ``publishers/google/models/...`` name. (Only jobs of this task's own project are ever compared.)
     """
     if "@" not in ours:
         theirs = theirs.split("@", 1)[0]
+    theirs, ours = _PROJECT_PART.sub("", theirs), _PROJECT_PART.sub("", ours)
     return theirs == ours or (ours.startswith("publishers/") and theirs.endswith(f"/{ours}"))
 
 
 def _time(value: Any) -> str | None:
     """ISO-8601 for a proto-plus timestamp; None when unset."""
     return value.isoformat() if value else None
+
+
+def state_name(job: BatchPredictionJob) -> str:
+    """The job's state name; a state newer than the pinned client (a bare int) is one to wait on, not a crash."""
+    return getattr(job.state, "name", f"JOB_STATE_{int(job.state)}")
 
 
 def job_summary(job: BatchPredictionJob) -> dict[str, Any]:
@@ -431,7 +439,7 @@ def job_summary(job: BatchPredictionJob) -> dict[str, Any]:
         "name": job.name,
         "display_name": job.display_name,
         "model": job.model,
-        "state": job.state.name,
+        "state": state_name(job),
         "output_directory": job.output_info.gcs_output_directory or None,
         "instances_uri": uris[0] if uris else None,
         "instances_uris": uris,

@@ -251,3 +251,12 @@ def test_a_failed_job_is_parsed_only_with_allow_partial(tmp_path, state):
         ParseVideoActionPredictionsOperator(task_id="parse", job=job).execute({})
     parsed = ParseVideoActionPredictionsOperator(task_id="parse", job=job, allow_partial=True).execute({})
     assert parsed["label_counts"] == {"wave": 1}
+
+
+def test_a_deleted_instances_file_falls_back_to_the_echo(tmp_path):
+    """The instances file is gone since the job ran: answers join by their echoed request, the parse goes on."""
+    from airflow_provider_video_actions import gcs
+    from airflow_provider_video_actions.families.gemini.answers import InstanceIndex
+
+    index = InstanceIndex([f"file://{tmp_path}/gone.jsonl"], lambda uri: gcs.open_read(None, uri))
+    assert index.get(0) is None

@@ -267,6 +267,7 @@ def test_partial_output_of_a_cancelled_job(emulator, airflow_db, videos):
     assert task_states(run) == {"predict": "failed", "parse": "success"}
     failed = xcom_value(run, "predict", key="failed_job")
     assert failed["state"] == "JOB_STATE_CANCELLED" and failed["output_directory"]
+    assert failed["gemini"]["action_labels"]  # the family's part: a parse of it needs the label set and threshold
     assert xcom_value(run, "parse")["label_counts"] == {"fall": 1, "wave": 1}
 
 

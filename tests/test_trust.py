@@ -397,3 +397,70 @@ async def test_on_kill_survives_the_triggerer_cancelling_it_again(submit_job, em
             break
         await asyncio.sleep(0.1)
     assert job_cancelled(emulator, name)
+
+
+def test_rerun_with_other_videos_leaves_the_live_job_s_input_alone(airflow_db, emulator, instances_uri, capfd):
+    """Try 1's job is still live when the task is re-run asking for other videos: a new job with its own file,
+    the live one named in a warning (not awaited), and its instances file never rewritten under it."""
+    from google.cloud import storage
+
+    dag_id = "rerun_other_videos"
+    wave = f"gs://{BUCKET}/videos/wave.mp4"
+
+    def predict(videos: list[str], display_name: str, **extra: object) -> str:
+        options = "".join(f", {key}={value!r}" for key, value in extra.items())
+        return f"""
+        VideoActionBatchPredictionOperator(
+            task_id="predict", project_id="test-project", region="us-central1", model="42", videos={videos!r},
+            gcs_destination_prefix="gs://{BUCKET}/out", job_display_name={display_name!r},
+            poll_interval=0.1, min_poll_interval=0.1{options},
+        )
+        """
+
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.held")  # try 1's job stays live
+    write_dag(dag_id, predict([wave], f"{dag_id}.held", timeout=2, cancel_on_kill=False))
+    assert task_states(run_dag(dag_id, at=FIXED_DATE)) == {"predict": "failed"}  # timed out, job kept
+    [old] = [emulator.job(n) for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.held"]
+    write_dag(dag_id, predict([wave, wave.replace("wave.mp4", "wave-again.mp4")], f"{dag_id}.predict"))
+    run = run_dag(dag_id, at=FIXED_DATE)
+    new = emulator.job(xcom_value(run, "predict")["name"])
+    assert new.name != old.name
+    [old_file], [new_file] = old.input_config.gcs_source.uris, new.input_config.gcs_source.uris
+    assert old_file != new_file
+    bucket, path = old_file.removeprefix("gs://").split("/", 1)
+    assert storage.Client(project="test").bucket(bucket).blob(path).download_as_text().count("\n") == 1
+    assert f"{old.name} carries this task instance's label and is still JOB_STATE_PAUSED" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("theirs", "ours", "same"),
+    [
+        (
+            "projects/123456/locations/us-central1/models/42",
+            "projects/my-project/locations/us-central1/models/42",
+            True,
+        ),
+        (
+            "projects/my-project/locations/us-central1/models/42@1",
+            "projects/my-project/locations/us-central1/models/42",
+            True,
+        ),
+        (
+            "projects/123456/locations/us-central1/publishers/google/models/gemini-2.5-flash",
+            "publishers/google/models/gemini-2.5-flash",
+            True,
+        ),
+        (
+            "projects/my-project/locations/us-central1/models/7",
+            "projects/my-project/locations/us-central1/models/42",
+            False,
+        ),
+        ("projects/p/locations/europe-west4/models/42", "projects/p/locations/us-central1/models/42", False),
+        ("projects/p/locations/us-central1/models/42@2", "projects/p/locations/us-central1/models/42@3", False),
+    ],
+)
+def test_model_echoes_vertex_may_return_still_match(theirs, ours, same):
+    """Vertex AI may echo the project by number, add @1, or prefix a publisher model: still the same model."""
+    from airflow_provider_video_actions.job import _same_model
+
+    assert _same_model(theirs, ours) is same

@@ -61,6 +61,9 @@ TRANSIENT_ERRORS = _transient_errors()
 
 #: How long one call keeps retrying transient errors before giving up.
 RETRY_SECONDS = 600.0
+#: How long one attempt of one call may take: the client library's default is no limit at all, and a
+#: call that never answers would hold a wait past its deadline.
+CALL_SECONDS = 60.0
 
 
 def transient_retry(what: str, log: Any, timeout: float = RETRY_SECONDS) -> Any:
@@ -205,13 +208,13 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
     def create_job(self, spec: JobSpec) -> BatchPredictionJob:
         """Submit the job described by ``spec`` once (no retry here: a retried create can bill twice)."""
         return self.job_client(spec.region).create_batch_prediction_job(
-            parent=spec.parent, batch_prediction_job=spec.to_proto()
+            parent=spec.parent, batch_prediction_job=spec.to_proto(), timeout=CALL_SECONDS
         )
 
     def get_job(self, name: str, retry_seconds: float = RETRY_SECONDS) -> BatchPredictionJob:
         """Read a job by its full resource name, retrying transient errors for up to ``retry_seconds``."""
         return self.job_client(parse_job_name(name)[1]).get_batch_prediction_job(
-            name=name, retry=transient_retry(f"Reading {name}", self.log, retry_seconds)
+            name=name, retry=transient_retry(f"Reading {name}", self.log, retry_seconds), timeout=CALL_SECONDS
         )
 
     def list_jobs(
@@ -220,14 +223,16 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
         """Jobs of a project and region matching a list filter (e.g. ``labels.key="value"``), all pages."""
         retry = transient_retry(f"Listing jobs ({filter_})", self.log, retry_seconds)
         pages = self.job_client(region).list_batch_prediction_jobs(
-            request={"parent": f"projects/{project_id}/locations/{region}", "filter": filter_}, retry=retry
+            request={"parent": f"projects/{project_id}/locations/{region}", "filter": filter_},
+            retry=retry,
+            timeout=CALL_SECONDS,
         )
         return list(pages)
 
     def cancel_job(self, name: str) -> None:
         """Ask Vertex AI to cancel a job (best effort: it passes through CANCELLING), retrying transient errors."""
         self.job_client(parse_job_name(name)[1]).cancel_batch_prediction_job(
-            name=name, retry=transient_retry(f"Cancelling {name}", self.log)
+            name=name, retry=transient_retry(f"Cancelling {name}", self.log), timeout=CALL_SECONDS
         )
 
 
@@ -268,7 +273,7 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
     async def get_job(self, name: str) -> BatchPredictionJob:
         """Read a job by its full resource name."""
         client = await self.job_client(parse_job_name(name)[1])
-        return await client.get_batch_prediction_job(name=name)
+        return await client.get_batch_prediction_job(name=name, timeout=CALL_SECONDS)
 
     async def list_jobs(self, project_id: str, region: str, filter_: str, read_mask: str) -> list[BatchPredictionJob]:
         """Every page of jobs matching a filter, with only the ``read_mask`` fields (comma-separated)."""
@@ -281,7 +286,8 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
                 "filter": filter_,
                 "page_size": 1000,
                 "read_mask": field_mask_pb2.FieldMask(paths=read_mask.split(",")),
-            }
+            },
+            timeout=CALL_SECONDS,
         )
         return [job async for job in pager]
 
@@ -291,4 +297,4 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
 
         client = await self.job_client(parse_job_name(name)[1])
         retry = AsyncRetry(predicate=if_exception_type(*TRANSIENT_ERRORS), initial=1.0, maximum=10.0, timeout=25.0)
-        await client.cancel_batch_prediction_job(name=name, retry=retry)
+        await client.cancel_batch_prediction_job(name=name, retry=retry, timeout=CALL_SECONDS)

@@ -52,6 +52,7 @@ from airflow_provider_video_actions.job import (
     job_outcome,
     job_summary,
     split_gcs_uri,
+    state_name,
     task_label_value,
 )
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
@@ -297,7 +298,9 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         if check(self.gcs_destination_prefix):
             split_gcs_uri(self.gcs_destination_prefix, "gcs_destination_prefix", want_object=False)
             # The instances file goes under the prefix: its whole name must fit GCS's limits too.
-            split_gcs_uri(self._instances_file("0" * 32), "gcs_destination_prefix (with /instances/<hash>.jsonl)")
+            split_gcs_uri(
+                self._instances_file("0" * 32, "0" * 64), "gcs_destination_prefix (with /instances/<hash>.jsonl)"
+            )
         if check(self.videos) and family is not None and not any(is_template(v) for v in self.videos):
             family.instances(self.videos)
         if check(self.videos_prefix):
@@ -400,7 +403,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         if why := self._spec(context).mismatch(job):
             self.log.info("Not re-attaching to %s, stored by an earlier try: %s", external_id, why)
             return NOT_THIS_TASKS_JOB
-        return job.state.name
+        return state_name(job)
 
     def is_job_active(self, status: str) -> bool:
         """Queued, running, paused or updating: worth waiting on rather than resubmitting (CANCELLING is not)."""
@@ -446,8 +449,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         except RetryError as exc:
             raise AirflowException(
                 f"{what} kept failing with transient errors until the task's timeout ({self.wait_timeout:g} s) "
-                f"in project {self.project_id}, region {self.region}: {exc.cause or exc}. No job was created by "
-                "this try; a retry lists this task's jobs before creating one."
+                f"in project {self.project_id}, region {self.region}: {exc.cause or exc}. A job whose create "
+                "answer was lost is not orphaned: a retry lists this task's jobs before creating one."
             ) from exc
         except GoogleAPICallError as exc:
             raise AirflowException(explain_api_error(exc, what, self.project_id, self.region)) from exc
@@ -455,7 +458,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     def _find_or_create(self, spec: JobSpec) -> BatchPredictionJob:
         """This task instance's live or succeeded job for the same request, else a new job."""
         if job := self._find(spec):
-            self.log.info("Re-attaching to %s (%s), created by an earlier try of this task", job.name, job.state.name)
+            self.log.info("Re-attaching to %s (%s), created by an earlier try of this task", job.name, state_name(job))
             return job
         if self.gcs_source is None:
             self._write_instances(spec.instances_uris[0])
@@ -472,7 +475,14 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         legacy = self._labelled(spec, LEGACY_TASK_LABEL, task_label, WAITING_STATES - {"JOB_STATE_CANCELLING"})
         for job, is_legacy in [*((j, False) for j in candidates), *((j, True) for j in legacy)]:
             if why := spec.mismatch(job, legacy=is_legacy):
-                self.log.info("Not re-attaching to %s (%s): %s", job.name, job.state.name, why)
+                self.log.info("Not re-attaching to %s (%s): %s", job.name, state_name(job), why)
+                if state_name(job) in WAITING_STATES - {"JOB_STATE_CANCELLING"}:
+                    self.log.warning(
+                        "%s carries this task instance's label and is still %s, but was asked for other work: "
+                        "it is not awaited and keeps running (and billing). Cancel it if it is not wanted.",
+                        job.name,
+                        state_name(job),
+                    )
                 continue
             return job
         return None
@@ -490,7 +500,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             if key != LEGACY_TASK_LABEL:
                 raise
             return []
-        return sorted((j for j in jobs if j.state.name in states), key=lambda j: j.create_time, reverse=True)
+        return sorted((j for j in jobs if state_name(j) in states), key=lambda j: j.create_time, reverse=True)
 
     def _create(self, spec: JobSpec) -> BatchPredictionJob:
         """Create the job once; after a non-transient error, look whether it was made anyway before failing."""
@@ -515,6 +525,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         if self._job_spec is None:
             ti = context["ti"]
             task_label = task_label_value(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
+            digest = self._input_digest()
             display_name = self.job_display_name or default_display_name(ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
             spec = JobSpec(
                 project_id=self.project_id,
@@ -523,14 +534,14 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                 display_name=display_name[:128],
                 instances_uris=self._gcs_sources()
                 if self.gcs_source is not None
-                else (self._instances_file(task_label),),
+                else (self._instances_file(task_label, digest),),
                 destination_prefix=self.gcs_destination_prefix.rstrip("/"),
                 model_parameters=self._family().model_parameters(self._family_request()),
                 labels={**check_labels(self.labels), PROVIDER_LABEL: PROVIDER_LABEL_VALUE, TASK_LABEL: task_label},
                 resources=self.machine_resources,
                 service_account=self.service_account,
                 encryption_key=self.encryption_key,
-                input_digest=self._input_digest(),
+                input_digest=digest,
             )
             self._job_spec = dataclasses.replace(spec, labels={**spec.labels, REQUEST_LABEL: spec.fingerprint()})
         return self._job_spec
@@ -548,9 +559,13 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             text = repr(sorted(versions.items()))
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def _instances_file(self, task_label: str) -> str:
-        """This task instance's own instances file under the destination prefix."""
-        return f"{self.gcs_destination_prefix.rstrip('/')}/instances/{task_label}.jsonl"
+    def _instances_file(self, task_label: str, digest: str) -> str:
+        """This task instance's instances file for these lines, under the destination prefix.
+
+        Named by the lines' digest too: a re-run asking for other videos writes a new file, never
+        rewriting the file an earlier job of this task instance may still be reading.
+        """
+        return f"{self.gcs_destination_prefix.rstrip('/')}/instances/{task_label}-{digest[:16]}.jsonl"
 
     def _gcs_sources(self) -> tuple[str, ...]:
         """``gcs_source`` as a tuple of URIs (one URI or a list may be given)."""
@@ -619,13 +634,15 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         if event["status"] == "timeout":
             event = self._on_timeout(event)
         if event["status"] == "done":
+            summary = {**event["job"], **self._family().summary_part(self._family_request())}
             try:
-                self.log.info(job_outcome(event["job"], self.max_failed_ratio))
+                self.log.info(job_outcome(summary, self.max_failed_ratio))
             except JobFailedError as exc:
-                # The parse operator's allow_partial reads the rows such a job completed, from this summary.
-                context["ti"].xcom_push(key=FAILED_JOB_XCOM_KEY, value=event["job"])
+                # The parse operator's allow_partial reads the rows such a job completed, from this summary
+                # (with the family's part: a Gemini parse needs its threshold and labels).
+                context["ti"].xcom_push(key=FAILED_JOB_XCOM_KEY, value=summary)
                 raise AirflowException(str(exc)) from exc
-            return {**event["job"], **self._family().summary_part(self._family_request())}
+            return summary
         raise AirflowException(event["message"])
 
     def _on_timeout(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -636,12 +653,12 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
 
         try:
             self.hook.cancel_job(event["job_name"])
-        except FailedPrecondition:  # it reached a terminal state between the last poll and the cancel
+        except FailedPrecondition:  # it reached a terminal state between the last poll, or is being cancelled
             job = job_summary(self.hook.get_job(event["job_name"]))
             if job["state"] in TERMINAL_STATES:
                 self.log.info("%s finished just as the timeout passed: keeping its result", job["name"])
                 return {"status": "done", "job": job}
-            raise
+            return {**event, "message": f"{event['message']} It is already {job['state']}."}
         return {**event, "message": f"{event['message']} It was cancelled."}
 
     def on_kill(self) -> None:

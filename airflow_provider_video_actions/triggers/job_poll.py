@@ -1,7 +1,7 @@
 """One poll for all waits: list the provider's jobs once per interval and share what it saw.
 
 Waits that share a :class:`PollKey` (connection, impersonation, project, region, interval) read
-the same snapshots: ``{job name: job summary}`` of the jobs labelled ``airflow-provider=video-actions``
+the same snapshots: ``{job name: job summary}`` of the jobs labelled ``airflow_provider=video-actions``
 created since the oldest one still running, from one paged, field-masked list call per interval.
 The interval starts short and backs off to the user's ``poll_interval``. Transient errors are retried
 inside the loop, and a permanent one yields an empty snapshot (each wait then reads its own job and
@@ -20,7 +20,6 @@ import asyncio
 import importlib
 import logging
 import random
-import sys
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -59,9 +58,19 @@ SUMMARY_FIELDS = (
 Snapshot = dict[str, dict[str, Any]]
 
 
+_hooks_module: ModuleType | None = None
+
+
 async def hooks_module() -> ModuleType:
-    """The hooks module, with google-cloud-aiplatform: imported in a thread the first time, not in the event loop."""
-    return sys.modules.get(HOOKS_MODULE) or await asyncio.to_thread(importlib.import_module, HOOKS_MODULE)
+    """The hooks module, with google-cloud-aiplatform: imported in a thread the first time, not in the event loop.
+
+    Not read from ``sys.modules``: a module is there while its (seconds-long) import is still running
+    in another thread; ``import_module`` waits for that import to finish.
+    """
+    global _hooks_module
+    if _hooks_module is None:
+        _hooks_module = await asyncio.to_thread(importlib.import_module, HOOKS_MODULE)
+    return _hooks_module
 
 
 @dataclass(frozen=True)
@@ -118,23 +127,25 @@ def next_since(snapshot: Snapshot, now: datetime) -> datetime:
 
 async def job_snapshots(key: PollKey) -> AsyncIterator[Snapshot | None]:
     """Yield a snapshot of the provider's recent jobs every interval (``None`` when the list failed), forever."""
-    hook, hooks = await shared_hook(key.gcp_conn_id, key.impersonation_chain), await hooks_module()
+    hooks = await hooks_module()
     since = datetime.now(timezone.utc) - FIRST_LOOKBACK
     interval, failures = min(FIRST_INTERVAL, key.poll_interval), _Failures(key)
     loop = asyncio.get_running_loop()
     while True:
         next_poll = loop.time() + interval  # a fixed rate: the list's own time does not stretch the interval
         try:
+            hook = await shared_hook(key.gcp_conn_id, key.impersonation_chain)
             jobs = await hook.list_jobs(key.project_id, key.region, list_filter(since), SUMMARY_FIELDS)
+            snapshot = {job.name: job_summary(job) for job in jobs}
+            since = next_since(snapshot, datetime.now(timezone.utc)) if snapshot else since
         except Exception as exc:
-            # Transient or not, each wait now reads its own job; the loop never ends (see the module doc).
+            # Whatever failed (the call, credentials, an odd job), each wait now reads its own job; the
+            # loop never ends by itself (see the module doc).
             delay = failures.record(exc, transient=isinstance(exc, hooks.TRANSIENT_ERRORS))
             yield None
             await asyncio.sleep(delay)
             continue
         failures.clear()
-        snapshot = {job.name: job_summary(job) for job in jobs}
-        since = next_since(snapshot, datetime.now(timezone.utc)) if snapshot else since
         yield snapshot
         await asyncio.sleep(max(0.0, next_poll - loop.time()))
         interval = min(interval * BACKOFF, key.poll_interval)

@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import math
 import time
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Hashable, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -137,23 +137,15 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
             yield TriggerEvent(await self.wait())
         except asyncio.CancelledError:
             legacy = not AIRFLOW_V_3_3_PLUS and self.task_instance is not None
-            if legacy and self.spec.cancel_on_kill and await self._left_deferred_on_cancel():
-                self.log.info("Task no longer deferred: cancelling %s", self.job_name)
-                await (await self._hook()).cancel_job(self.job_name)
+            if legacy and self.spec.cancel_on_kill:
+                # Unreadable state while the triggerer stops: most likely a restart, so keep the job.
+                await self._shielded(self._cancel_if_user_acted(cancel_when_unknown=False))
             raise
 
     async def wait(self) -> dict[str, Any]:
         """The event payload, from the process-wide poll (also how worker-mode polling waits)."""
         async with aclosing(subscribe(self.spec.poll_key())) as snapshots:
             return await self._watch(snapshots)
-
-    async def _left_deferred_on_cancel(self) -> bool:
-        """Whether a cancelled ``run()`` means a user acted (Airflow < 3.3); an unreadable state means a restart."""
-        try:
-            return await self._task_state() != "deferred"
-        except Exception:
-            self.log.warning("Could not read the task's state; keeping %s", self.job_name, exc_info=True)
-            return False
 
     async def _task_state(self) -> str | None:
         """The task instance's state now (``deferred`` while it waits; None once cleared), within 2 s."""
@@ -236,22 +228,31 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
 
         The triggerer also calls this when a trigger merely moves to another triggerer, so the job is
         kept while the task is still deferred; if the task state cannot be read within 2 s, the job is
-        cancelled (an orphaned job costs money silently, a cancelled one fails its task loudly). The
-        triggerer cancels the trigger again at each sync with its supervisor while this runs, which
-        would cancel the decision or the cancel call half-way: both run shielded, to the end.
+        cancelled (an orphaned job costs money silently, a cancelled one fails its task loudly).
         """
         if self.spec.cancel_on_kill:
-            await asyncio.shield(self._cancel_unless_moved())
+            await self._shielded(self._cancel_if_user_acted(cancel_when_unknown=True))
 
-    async def _cancel_unless_moved(self) -> None:
-        """on_kill's work: keep the job if the task is still deferred (it moved), else cancel it."""
+    async def _shielded(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` to its end even if this trigger is cancelled again meanwhile.
+
+        The triggerer re-sends a trigger's cancel at each sync with its supervisor (about every second)
+        until the trigger ends, which would cancel a state read or a cancel call half-way. The task is
+        kept on the trigger: the event loop holds tasks only weakly, and a shielded one must not be
+        collected before it is done.
+        """
+        self._kill_work = asyncio.ensure_future(work)
+        await asyncio.shield(self._kill_work)
+
+    async def _cancel_if_user_acted(self, *, cancel_when_unknown: bool) -> None:
+        """Cancel the job unless its task is still deferred (a triggerer restart, or the trigger moved)."""
         try:
-            moved_only = self.task_instance is not None and await self._task_state() == "deferred"
+            acted = self.task_instance is None or await self._task_state() != "deferred"
         except Exception as exc:
-            self.log.warning("Could not read the task's state (%r); cancelling %s", exc, self.job_name)
-            moved_only = False
-        if moved_only:
-            self.log.info("Task still deferred (trigger moved): keeping %s", self.job_name)
+            self.log.warning("Could not read the task's state (%r) for %s", exc, self.job_name)
+            acted = cancel_when_unknown
+        if not acted:
+            self.log.info("Task still deferred (trigger moved or triggerer restarting): keeping %s", self.job_name)
             return
         self.log.info("Task killed by a user: cancelling %s", self.job_name)
         try:

@@ -192,12 +192,17 @@ class InstanceIndex:
         """Our request lines, in file order (a single file: the submit operator writes one)."""
         if self._open is None or len(self._uris) != 1:
             return []
+        from google.api_core.exceptions import NotFound
+
         segments = []
-        with self._open(self._uris[0]) as handle:
-            for raw in handle:
-                if raw.strip():
-                    request = msgspec.convert(json.loads(raw).get("request") or {}, _Request)
-                    segments.append(_echoed_video(request))
+        try:
+            with self._open(self._uris[0]) as handle:
+                for raw in handle:
+                    if raw.strip():
+                        request = msgspec.convert(json.loads(raw).get("request") or {}, _Request)
+                        segments.append(_echoed_video(request))
+        except (FileNotFoundError, NotFound):  # deleted since the job ran: answers join by their echo instead
+            return []
         return segments
 
 

@@ -92,8 +92,9 @@ class GeminiFamily(ModelFamily):
 
     def check_input(self, lines: int, size: int, request: FamilyRequest) -> None:
         """Refuse an input over Google's limits before any job exists (one job per task instance)."""
-        max_requests = request.max_requests_per_job or MAX_REQUESTS_PER_JOB
-        max_bytes = request.max_input_bytes or MAX_INPUT_BYTES
+        # A limit can be lowered (tests, the emulator), never raised past Google's.
+        max_requests = min(request.max_requests_per_job or MAX_REQUESTS_PER_JOB, MAX_REQUESTS_PER_JOB)
+        max_bytes = min(request.max_input_bytes or MAX_INPUT_BYTES, MAX_INPUT_BYTES)
         if lines > max_requests:
             raise VideoActionsValueError(
                 f"{lines} requests pass max_requests_per_job={max_requests} (Google's Gemini batch limit is "
