@@ -464,3 +464,15 @@ def test_model_echoes_vertex_may_return_still_match(theirs, ours, same):
     from airflow_provider_video_actions.job import _same_model
 
     assert _same_model(theirs, ours) is same
+
+
+def test_a_state_newer_than_the_client_is_waited_on_not_a_crash():
+    """A state the pinned client does not know comes back as a bare int: the poll loop must not die on it."""
+    from google.cloud import aiplatform_v1
+
+    from airflow_provider_video_actions.job import TERMINAL_STATES, job_summary
+
+    job = aiplatform_v1.BatchPredictionJob(name="projects/p/locations/us-central1/batchPredictionJobs/1")
+    job._pb.state = 99  # noqa: SLF001 - what the wire carries for a state added after this client was generated
+    state = job_summary(job)["state"]
+    assert state == "JOB_STATE_99" and state not in TERMINAL_STATES
