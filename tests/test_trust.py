@@ -473,6 +473,6 @@ def test_a_state_newer_than_the_client_is_waited_on_not_a_crash():
     from airflow_provider_video_actions.job import TERMINAL_STATES, job_summary
 
     job = aiplatform_v1.BatchPredictionJob(name="projects/p/locations/us-central1/batchPredictionJobs/1")
-    job._pb.state = 99  # noqa: SLF001 - what the wire carries for a state added after this client was generated
+    job._pb.state = 99  # what the wire carries for a state added after this client was generated
     state = job_summary(job)["state"]
     assert state == "JOB_STATE_99" and state not in TERMINAL_STATES
