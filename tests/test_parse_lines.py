@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from airflow_provider_video_actions.families.action_recognition_answers import decode_exactly
 from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
+from airflow_provider_video_actions.predictions import DecodedChunk
 
 
 def moment(**fields) -> dict:
@@ -164,3 +166,15 @@ def test_a_gemini_offset_with_unreadable_seconds_is_a_malformed_line(tmp_path):
             "videoMetadata": {"startOffset": {"seconds": "abc"}}}]}]}, "response": {}}  # fmt: skip
     result = parse(tmp_path, line, name="predictions.jsonl", action_labels=["wave"])
     assert result["malformed_lines"] == 1
+
+
+def decode(*lines: str) -> DecodedChunk:
+    """The exact decoder's reading of whole lines (no operator, no files)."""
+    return decode_exactly("".join(f"{line}\n" for line in lines).encode(), "predictions_00001.jsonl", 1)
+
+
+@pytest.mark.parametrize("code", ["7" * 5000, "99999999999", "2147483648"])
+def test_an_error_code_of_too_many_digits_is_no_code(code):
+    decoded = decode(json.dumps({"instance": {"content": "gs://b/v.mp4"}, "error": {"code": code, "message": "m"}}))
+    [error] = decoded.errors
+    assert (error.kind, error.code, error.message) == ("job_error", None, "m")

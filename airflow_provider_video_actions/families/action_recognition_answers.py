@@ -49,6 +49,8 @@ MOMENT_RULES = (
 _decode = msgspec.json.Decoder().decode
 #: google.rpc.Status codes are int32; another number is not a code.
 _INT32 = (-(2**31), 2**31 - 1)
+#: Digits of the longest int32 code; a longer digit string is not read (``int`` refuses over 4300 digits).
+_CODE_DIGITS = 10
 
 
 def decode_exactly(chunk: bytes, file: str, first_line: int) -> DecodedChunk:
@@ -86,7 +88,7 @@ def _job_error(instance: dict[str, Any], error: Any, file: str, number: int) -> 
     """The record of an error line (non-null ``error``): its code, message, video and segment, those readable."""
     status = error if isinstance(error, dict) else {"message": error}
     code = status.get("code")
-    if isinstance(code, str) and code.isascii() and code.isdigit():
+    if isinstance(code, str) and code.isascii() and code.isdigit() and len(code) <= _CODE_DIGITS:
         code = int(code)
     message = status.get("message")
     content = instance.get("content")
