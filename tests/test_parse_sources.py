@@ -123,6 +123,20 @@ def test_other_schemes_with_the_opt_in(tmp_path):
     assert result["rows"] == 1 and MemoryFileSystem().cat("/opt-in/parsed.jsonl").count(b"\n") == 1
 
 
+def test_a_failed_write_through_fsspec_leaves_the_previous_object():
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    memory = MemoryFileSystem()
+    memory.pipe("/kept/parsed.jsonl", b"old\n")
+    with pytest.raises(RuntimeError, match="lost"), gcs.open_write(None, "memory://kept/parsed.jsonl", "") as handle:
+        handle.write(b"new\n")
+        raise RuntimeError("connection lost")
+    assert memory.cat("/kept/parsed.jsonl") == b"old\n" and memory.ls("/kept", detail=False) == ["/kept/parsed.jsonl"]
+    with gcs.open_write(None, "memory://kept/parsed.jsonl", "") as handle:
+        handle.write(b"new\n")
+    assert memory.cat("/kept/parsed.jsonl") == b"new\n" and memory.ls("/kept", detail=False) == ["/kept/parsed.jsonl"]
+
+
 def test_a_line_past_max_line_bytes_is_an_error_record_and_the_rest_is_read(tmp_path):
     (tmp_path / "predictions_00001.jsonl").write_text(
         prediction_line("gs://b/a.mp4")
