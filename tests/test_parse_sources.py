@@ -183,3 +183,13 @@ def test_bom_and_line_separators(tmp_path):
     result = parse(output_directory=f"file://{tmp_path}")
     assert result["errors"] == 0 and result["rows"] == 2
     assert {p["video_uri"] for p in result["predictions"]} == {"gs://b/bom.mp4", "gs://b/a\u2028b.mp4"}
+
+
+def test_videos_seen_in_many_chunks_take_memory_once_and_are_counted_exactly():
+    from airflow_provider_video_actions.tallies import ParseStats
+
+    stats, videos = ParseStats(), [f"gs://b/{n}.mp4" for n in range(1000)]
+    for _ in range(100):  # every chunk holds the same 1000 videos
+        stats.add_kept(1000, 0, videos, 0, [])
+    assert stats.videos == 1000
+    assert sum(len(bucket) for bucket in stats.video_hashes) < 4 * 1000  # not one hash per video per chunk
