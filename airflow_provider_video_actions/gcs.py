@@ -13,6 +13,7 @@ leaves a half-written destination.
 from __future__ import annotations
 
 import os
+import posixpath
 import queue
 import re
 import secrets
@@ -239,14 +240,19 @@ def _local_write(path: str) -> Iterator[IO[bytes]]:
 
 @contextmanager
 def _fsspec_write(fs: Any, path: str) -> Iterator[IO[bytes]]:
-    """Write through fsspec (object stores publish on close), removing whatever a failed write left."""
+    """Write a temporary object beside ``path`` through fsspec, then move it over ``path``.
+
+    A failed write removes the temporary object and leaves an existing ``path`` as it was.
+    """
+    folder, name = posixpath.split(path)
+    temporary = posixpath.join(folder, f".tmp-{name}-{secrets.token_hex(6)}")
     try:
-        with fs.open(path, "wb", block_size=CHUNK_BYTES) as handle:
+        with fs.open(temporary, "wb", block_size=CHUNK_BYTES) as handle:
             yield handle
-    except BaseException:
-        if fs.exists(path):
-            fs.rm(path)
-        raise
+        fs.mv(temporary, path)
+    finally:
+        if fs.exists(temporary):
+            fs.rm(temporary)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -138,12 +139,21 @@ def split_gcs_uri(uri: Any, param: str, *, want_object: bool = True) -> tuple[st
     return bucket, path
 
 
+def brief(value: Any) -> str:
+    """A value's repr cut to 100 characters and 3 levels of nesting (values may come from untrusted output lines)."""
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxstring, shortener.maxother = 3, 100, 100
+    return shortener.repr(value)
+
+
 def parse_seconds(value: Any, param: str, *, open_end: bool = False) -> float | None:
     """Read seconds from a number or a Vertex duration string (``"1.5s"``); ``inf`` only for an open end."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise VideoActionsValueError(f"{param} must be seconds as a number or a string like '1.5s', got {value!r}.")
+        raise VideoActionsValueError(
+            f"{param} must be seconds as a number or a string like '1.5s', got {brief(value)}."
+        )
     if isinstance(value, str):
         text = value.strip().lower().removesuffix("s")
         if text in ("inf", "infinity"):
@@ -151,16 +161,18 @@ def parse_seconds(value: Any, param: str, *, open_end: bool = False) -> float | 
         elif _SECONDS_RE.fullmatch(text):
             value = text
         else:
-            raise VideoActionsValueError(f"{param} must be seconds like 1.5 or '1.5s' (ASCII digits), got {value!r}.")
+            raise VideoActionsValueError(
+                f"{param} must be seconds like 1.5 or '1.5s' (ASCII digits), got {brief(value)}."
+            )
     seconds = float(value)
     if math.isnan(seconds) or seconds < 0:
-        raise VideoActionsValueError(f"{param} must be zero or more seconds, got {value!r}.")
+        raise VideoActionsValueError(f"{param} must be zero or more seconds, got {brief(value)}.")
     if math.isinf(seconds):
         if not open_end:
             raise VideoActionsValueError(f"{param} cannot be infinite; only a segment end may be 'inf'.")
         return None
     if seconds > MAX_DURATION_SECONDS:
-        raise VideoActionsValueError(f"{param} = {value!r} is beyond the longest duration Vertex AI reads.")
+        raise VideoActionsValueError(f"{param} = {brief(value)} is beyond the longest duration Vertex AI reads.")
     return round(seconds, 6)  # what Vertex AI reads: microsecond precision
 
 

@@ -57,7 +57,6 @@ class ErrorRecord(msgspec.Struct, frozen=True, gc=False):
 
 
 RECORD_FIELDS: tuple[str, ...] = PredictionRecord.__struct_fields__
-ERROR_FIELDS: tuple[str, ...] = ErrorRecord.__struct_fields__
 
 #: Records as columns: one list per field, in the record type's field order.
 Columns = tuple[list[Any], ...]

@@ -10,7 +10,9 @@ rewrites exactly its part; the union of the parts is what one unsharded parse wr
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import math
 import os
 from collections import Counter
@@ -93,8 +95,18 @@ def shard_files(
     shard: Shard, predictions: list[str], errors: list[str], sizes: Mapping[str, int]
 ) -> tuple[list[str], list[str]]:
     """This shard's predictions and errors files, each in the listing's order (so samples merge back in order)."""
-    mine = set(assign({uri: sizes.get(uri, 0) for uri in predictions + errors}, shard.count)[shard.index])
+    mine = set(assign(listing(predictions, errors, sizes), shard.count)[shard.index])
     return [uri for uri in predictions if uri in mine], [uri for uri in errors if uri in mine]
+
+
+def listing(predictions: list[str], errors: list[str], sizes: Mapping[str, int]) -> dict[str, int]:
+    """The output files the shards are assigned from, with their sizes (0 for one the size listing missed)."""
+    return {uri: sizes.get(uri, 0) for uri in predictions + errors}
+
+
+def listing_digest(files: Mapping[str, int]) -> str:
+    """A digest of a listing's names and sizes: every shard of one parse must have assigned from the same one."""
+    return hashlib.sha256(json.dumps(sorted(files.items())).encode()).hexdigest()[:16]
 
 
 def plan(destination: str | None, shard: Any) -> tuple[str | None, Shard | None]:
@@ -138,10 +150,16 @@ def literal_part(destination: Any, shard: Any) -> str | None:
     return None
 
 
-def shard_summary(shard: Shard, part: str) -> dict[str, Any]:
-    """The ``shard`` field of a sharded parse's result: which shard, and the wildcard of its dataset's parts."""
+def shard_summary(shard: Shard, part: str, digest: str) -> dict[str, Any]:
+    """The ``shard`` field of a sharded parse's result: which shard, the wildcard of its dataset's parts, and the
+    :func:`listing_digest` of the output files it was assigned from."""
     head, _, tail = part.rpartition(f"-{shard.index:05d}-of-{shard.count:05d}")
-    return {"index": shard.index, "count": shard.count, "dataset": f"{head}-*-of-{shard.count:05d}{tail}"}
+    return {
+        "index": shard.index,
+        "count": shard.count,
+        "dataset": f"{head}-*-of-{shard.count:05d}{tail}",
+        "listing_digest": digest,
+    }
 
 
 def dataset_folder(pattern: str) -> str:
@@ -171,6 +189,7 @@ def combine(summaries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """
     summaries = list(summaries)
     count = _check_complete(summaries)
+    _check_same_listing(summaries)
     summaries.sort(key=lambda s: s["shard"]["index"])
     combined: dict[str, Any] = {key: sum(s[key] for s in summaries) for key in _counts(summaries[0])}
     labels: Counter[str] = Counter()
@@ -213,6 +232,23 @@ def _check_complete(summaries: Sequence[Mapping[str, Any]]) -> int:
             f"a {count}-way parse needs one summary per shard: missing {missing}, repeated {repeated}."
         )
     return count
+
+
+def _check_same_listing(summaries: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse shards that were assigned from different listings: files may have been parsed twice or skipped."""
+    seen: dict[Any, list[int]] = {}
+    for s in summaries:
+        seen.setdefault(s["shard"].get("listing_digest"), []).append(s["shard"]["index"])
+    if len(seen) > 1:
+        groups = "; ".join(
+            f"shards {sorted(indexes)} saw listing {digest}"
+            for digest, indexes in sorted(seen.items(), key=lambda item: min(item[1]))
+        )
+        raise VideoActionsValueError(
+            f"the shards listed different output files ({groups}): the job's output folder changed while they ran, "
+            "so files may have been parsed twice or skipped. Once the output is final, clear every mapped parse "
+            "instance and combine again."
+        )
 
 
 def _listing_order(sample: Mapping[str, Any]) -> tuple[bool, str, int]:

@@ -93,6 +93,14 @@ SUMMARY_LABELS = 1000
 SUMMARY_TEXT_CHARS = 500
 
 
+def _deduplicate(bucket: array.array) -> int:
+    """Keep each hash of the bucket once (in place) and return how many remain."""
+    distinct = sorted(set(bucket))
+    del bucket[:]
+    bucket.extend(distinct)
+    return len(bucket)
+
+
 def shorten(text: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
     """The text cut to ``limit`` characters, with a marker saying how much was cut (None stays None)."""
     if text is None or len(text) <= limit:
@@ -113,6 +121,9 @@ class ParseStats:
     #: 64-bit hashes of the videos seen, 8 bytes each (a set of the URIs would take ~150 bytes a video), kept in
     #: :data:`VIDEO_BUCKETS` buckets by value so that counting them needs one bucket's set at a time, and no copy.
     video_hashes: list[array.array] = field(default_factory=lambda: [array.array("q") for _ in range(VIDEO_BUCKETS)])
+    #: Per bucket, its length after it was last deduplicated: it is deduplicated again when it doubles (amortised
+    #: O(1) a hash), so memory follows distinct videos, not instances.
+    _distinct_hashes: list[int] = field(default_factory=lambda: [1] * VIDEO_BUCKETS, repr=False)
     label_counts: Counter[str] = field(default_factory=Counter)
     #: Error records by kind.
     error_kinds: Counter[str] = field(default_factory=Counter)
@@ -138,9 +149,12 @@ class ParseStats:
         """Count served instances (their videos), checked moments, and the records kept of them by label."""
         self.instances += instances
         self.moments += moments
-        buckets = self.video_hashes
+        buckets, distinct = self.video_hashes, self._distinct_hashes
         for value in set(map(hash, videos)):
-            buckets[value % VIDEO_BUCKETS].append(value)
+            index = value % VIDEO_BUCKETS
+            buckets[index].append(value)
+            if len(buckets[index]) >= 2 * distinct[index]:
+                distinct[index] = _deduplicate(buckets[index])
         self.rows += rows
         self.filtered_moments += moments - rows
         for label, count in labels:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import msgspec
 import pytest
@@ -55,6 +56,25 @@ def test_fast_path_reads_open_ends_missing_segments_and_null_errors_as_the_exact
     fast = read_fast(chunk, PredictionFilter())
     assert fast is not None and fast.moments == 1
     assert fast.records.to_pydict() == exact_columns(chunk, PredictionFilter())
+
+
+def assert_same_outcome(chunk: bytes) -> None:
+    """The fast path either refuses the chunk or gives exactly the exact path's records (and the chunk has no error)."""
+    keep = PredictionFilter()
+    fast = read_fast(chunk, keep)
+    if fast is not None:
+        assert not decode_exactly(chunk, "f", 1).errors
+        assert fast.records.to_pydict() == exact_columns(chunk, keep)
+
+
+@pytest.mark.parametrize(
+    ("segment_end", "moment_end"),
+    [("0.0000035s", "0.001004s"), ("2.0000005s", "2s"), ("1.0000015s", "1.001001s"), ("7.123456789s", "7s")],
+)
+def test_fast_path_reads_instance_bounds_finer_than_microseconds_as_the_exact_path_does(segment_end, moment_end):
+    moment = {"id": "1", "displayName": "w", "timeSegmentStart": "0s", "timeSegmentEnd": moment_end, "confidence": 1}
+    line = {"instance": {"content": "gs://b/v.mp4", "timeSegmentEnd": segment_end}, "prediction": [moment]}
+    assert_same_outcome(realistic_chunk(5) + json.dumps(line).encode() + b"\n")
 
 
 GOOD = {"id": "1", "displayName": "wave", "timeSegmentStart": "3s", "timeSegmentEnd": "3s", "confidence": 0.5}
@@ -134,11 +154,12 @@ def test_prefetched_stops_its_reader_when_the_caller_stops():
         finally:
             closed.append(True)  # as a file opened in the generator closes
 
-    items = gcs.prefetched(endless_file(), depth=2)
+    threads, source = set(threading.enumerate()), endless_file()
+    items = gcs.prefetched(source, depth=2)
     assert next(items) == 0
     items.close()  # joins the reader thread
-    stopped_at = len(produced)
-    assert stopped_at <= 5 and len(produced) == stopped_at and closed == [True]
+    assert set(threading.enumerate()) <= threads and closed == [True]  # the reader is gone and closed its source
+    assert len(produced) <= 4 and next(source, None) is None  # 1 taken, 2 queued, 1 waiting; then nothing more
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from airflow_provider_video_actions.families.action_recognition_answers import decode_exactly
 from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
+from airflow_provider_video_actions.predictions import DecodedChunk
 
 
 def moment(**fields) -> dict:
@@ -164,3 +166,41 @@ def test_a_gemini_offset_with_unreadable_seconds_is_a_malformed_line(tmp_path):
             "videoMetadata": {"startOffset": {"seconds": "abc"}}}]}]}, "response": {}}  # fmt: skip
     result = parse(tmp_path, line, name="predictions.jsonl", action_labels=["wave"])
     assert result["malformed_lines"] == 1
+
+
+def decode(*lines: str) -> DecodedChunk:
+    """The exact decoder's reading of whole lines (no operator, no files)."""
+    return decode_exactly("".join(f"{line}\n" for line in lines).encode(), "predictions_00001.jsonl", 1)
+
+
+@pytest.mark.parametrize("code", ["7" * 5000, "99999999999", "2147483648"])
+def test_an_error_code_of_too_many_digits_is_no_code(code):
+    decoded = decode(json.dumps({"instance": {"content": "gs://b/v.mp4"}, "error": {"code": code, "message": "m"}}))
+    [error] = decoded.errors
+    assert (error.kind, error.code, error.message) == ("job_error", None, "m")
+
+
+def test_a_moment_value_nested_just_under_the_decoder_limit_is_an_invalid_moment():
+    line = json.dumps(served(moment(), moment(displayName="X")))
+    for depth in range(1000, 0, -1):  # the deepest value the decoder reads here (the limit depends on the stack)
+        decoded = decode(line.replace('"X"', "[" * depth + "]" * depth))
+        if decoded.errors[0].kind != "malformed":
+            break
+    [error] = decoded.errors
+    assert error.kind == "invalid_moment" and "prediction[1].displayName" in error.message, depth
+    assert len(error.message) < 300 and [len(kept) for kept in decoded.moments] == [1]
+
+
+@pytest.mark.parametrize("field", ["timeSegmentStart", "timeSegmentEnd"])
+def test_a_huge_segment_bound_gives_a_short_message(field):
+    decoded = decode(
+        json.dumps(served(moment(), **{}) | {"instance": {"content": "gs://b/v.mp4", field: "9" * 100_000 + "x"}})
+    )
+    [error] = decoded.errors
+    assert error.kind == "invalid_line" and f"instance.{field}" in error.message and len(error.message) < 400
+
+
+def test_a_huge_moment_time_gives_a_short_message():
+    decoded = decode(json.dumps(served(moment(timeSegmentEnd="9" * 100_000 + "s"))))
+    [error] = decoded.errors
+    assert error.kind == "invalid_moment" and "timeSegmentEnd" in error.message and len(error.message) < 400

@@ -123,6 +123,20 @@ def test_other_schemes_with_the_opt_in(tmp_path):
     assert result["rows"] == 1 and MemoryFileSystem().cat("/opt-in/parsed.jsonl").count(b"\n") == 1
 
 
+def test_a_failed_write_through_fsspec_leaves_the_previous_object():
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    memory = MemoryFileSystem()
+    memory.pipe("/kept/parsed.jsonl", b"old\n")
+    with pytest.raises(RuntimeError, match="lost"), gcs.open_write(None, "memory://kept/parsed.jsonl", "") as handle:
+        handle.write(b"new\n")
+        raise RuntimeError("connection lost")
+    assert memory.cat("/kept/parsed.jsonl") == b"old\n" and memory.ls("/kept", detail=False) == ["/kept/parsed.jsonl"]
+    with gcs.open_write(None, "memory://kept/parsed.jsonl", "") as handle:
+        handle.write(b"new\n")
+    assert memory.cat("/kept/parsed.jsonl") == b"new\n" and memory.ls("/kept", detail=False) == ["/kept/parsed.jsonl"]
+
+
 def test_a_line_past_max_line_bytes_is_an_error_record_and_the_rest_is_read(tmp_path):
     (tmp_path / "predictions_00001.jsonl").write_text(
         prediction_line("gs://b/a.mp4")
@@ -169,3 +183,13 @@ def test_bom_and_line_separators(tmp_path):
     result = parse(output_directory=f"file://{tmp_path}")
     assert result["errors"] == 0 and result["rows"] == 2
     assert {p["video_uri"] for p in result["predictions"]} == {"gs://b/bom.mp4", "gs://b/a\u2028b.mp4"}
+
+
+def test_videos_seen_in_many_chunks_take_memory_once_and_are_counted_exactly():
+    from airflow_provider_video_actions.tallies import ParseStats
+
+    stats, videos = ParseStats(), [f"gs://b/{n}.mp4" for n in range(1000)]
+    for _ in range(100):  # every chunk holds the same 1000 videos
+        stats.add_kept(1000, 0, videos, 0, [])
+    assert stats.videos == 1000
+    assert sum(len(bucket) for bucket in stats.video_hashes) < 4 * 1000  # not one hash per video per chunk

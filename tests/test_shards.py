@@ -245,3 +245,31 @@ def test_bigquery_example_dag_parses(airflow_db):
     assert "ti.xcom_pull(task_ids='combine')['uri']" in load.source_objects[0]
     source = (ROOT / "dags" / "video_actions_bigquery.py").read_text()
     assert "run_id" in source and "ts_nodash" not in source and "{{ ds" not in source
+
+
+def test_combine_refuses_shards_that_listed_different_output_files(tmp_path):
+    from tests.test_parse_lines import moment, served
+
+    out = tmp_path / "prediction-model-2026_01_01T00_00_00_000Z"
+    out.mkdir()
+    for n in (1, 2):
+        (out / f"predictions_0000{n}.jsonl").write_text(json.dumps(served(moment())) + "\n")
+
+    def parse_shard(index: int) -> dict:
+        return ParseVideoActionPredictionsOperator(
+            task_id="p", output_directory=f"file://{out}", destination=f"file://{tmp_path}/parts/", shard=f"{index}/2"
+        ).execute({})
+
+    first = parse_shard(0)
+    (out / "predictions_00003.jsonl").write_text(json.dumps(served(moment())) + "\n")  # the folder changes
+    second = parse_shard(1)
+    with pytest.raises(VideoActionsValueError, match=r"listed different output files.*shards \[0\].*\[1\]"):
+        shards.combine([first, second])
+    assert shards.combine([parse_shard(0), second])["rows"] == 3
+
+
+def test_the_listing_digest_changes_with_any_name_or_size():
+    digest = shards.listing_digest({"gs://b/o/predictions_00001.jsonl": 10, "gs://b/o/errors_00001.jsonl": 3})
+    assert digest == shards.listing_digest({"gs://b/o/errors_00001.jsonl": 3, "gs://b/o/predictions_00001.jsonl": 10})
+    assert digest != shards.listing_digest({"gs://b/o/predictions_00001.jsonl": 11, "gs://b/o/errors_00001.jsonl": 3})
+    assert digest != shards.listing_digest({"gs://b/o/predictions_00001.jsonl": 10})

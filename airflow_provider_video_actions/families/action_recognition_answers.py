@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from airflow_provider_video_actions.job import MAX_DURATION_SECONDS, VideoActionsValueError, parse_seconds
+from airflow_provider_video_actions.job import MAX_DURATION_SECONDS, VideoActionsValueError, brief, parse_seconds
 from airflow_provider_video_actions.predictions import (
     INVALID_LINE,
     INVALID_MOMENT,
@@ -49,6 +49,8 @@ MOMENT_RULES = (
 _decode = msgspec.json.Decoder().decode
 #: google.rpc.Status codes are int32; another number is not a code.
 _INT32 = (-(2**31), 2**31 - 1)
+#: Digits of the longest int32 code; a longer digit string is not read (``int`` refuses over 4300 digits).
+_CODE_DIGITS = 10
 
 
 def decode_exactly(chunk: bytes, file: str, first_line: int) -> DecodedChunk:
@@ -70,6 +72,17 @@ def decode_line(raw: bytes, file: str, number: int, decoded: DecodedChunk) -> No
         reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
         decoded.errors.append(malformed(reason, file, number))
         return
+    kept_errors = len(decoded.errors)
+    try:
+        _file_line(line, file, number, decoded)
+    except (ValueError, RecursionError) as exc:  # a safety net: no line's content may abort the parse
+        del decoded.errors[kept_errors:]
+        reason = "nested too deep" if isinstance(exc, RecursionError) else f"unreadable ({type(exc).__name__})"
+        decoded.errors.append(malformed(reason, file, number))
+
+
+def _file_line(line: Any, file: str, number: int, decoded: DecodedChunk) -> None:
+    """File a decoded line as a served instance, a job error or a malformed line."""
     if not isinstance(line, dict):
         decoded.errors.append(malformed(f"a JSON {type(line).__name__}, not an object", file, number))
         return
@@ -86,7 +99,7 @@ def _job_error(instance: dict[str, Any], error: Any, file: str, number: int) -> 
     """The record of an error line (non-null ``error``): its code, message, video and segment, those readable."""
     status = error if isinstance(error, dict) else {"message": error}
     code = status.get("code")
-    if isinstance(code, str) and code.isascii() and code.isdigit():
+    if isinstance(code, str) and code.isascii() and code.isdigit() and len(code) <= _CODE_DIGITS:
         code = int(code)
     message = status.get("message")
     content = instance.get("content")
@@ -123,7 +136,7 @@ def _served(instance: dict[str, Any], moments: list[Any], file: str, number: int
     content = instance.get("content")
     try:
         if not isinstance(content, str) or not content:
-            raise VideoActionsValueError(f"instance.content must be the video's URI, got {shorten_value(content)}")
+            raise VideoActionsValueError(f"instance.content must be the video's URI, got {brief(content)}")
         start = _segment_seconds(instance.get("timeSegmentStart"), "instance.timeSegmentStart") or 0.0
         end = _segment_seconds(instance.get("timeSegmentEnd"), "instance.timeSegmentEnd", open_end=True)
         if end is not None and end < start:
@@ -148,18 +161,18 @@ def _served(instance: dict[str, Any], moments: list[Any], file: str, number: int
 def check_moment(moment: Any, start: float, end: float | None) -> Moment:
     """A moment checked against :data:`MOMENT_RULES`, or raise naming the field (``field: why``)."""
     if not isinstance(moment, dict):
-        raise VideoActionsValueError(f"(the moment): must be an object, got {shorten_value(moment)}")
+        raise VideoActionsValueError(f"(the moment): must be an object, got {brief(moment)}")
     label_id = moment.get("id")
     if isinstance(label_id, int) and not isinstance(label_id, bool):
         label_id = str(label_id)
     for field, value in (("id", label_id), ("displayName", moment.get("displayName"))):
         if not isinstance(value, str) or not value:
-            raise VideoActionsValueError(f"{field}: must be a non-empty string, got {shorten_value(value)}")
+            raise VideoActionsValueError(f"{field}: must be a non-empty string, got {brief(value)}")
     begin = duration_seconds(moment.get("timeSegmentStart"), "timeSegmentStart")
     finish = duration_seconds(moment.get("timeSegmentEnd"), "timeSegmentEnd")
     confidence = moment.get("confidence")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 <= confidence <= 1.0:
-        raise VideoActionsValueError(f"confidence: must be a number in [0, 1], got {shorten_value(confidence)}")
+        raise VideoActionsValueError(f"confidence: must be a number in [0, 1], got {brief(confidence)}")
     if finish < begin:
         raise VideoActionsValueError(f"timeSegmentEnd: {finish}s is before timeSegmentStart {begin}s")
     upper = math.inf if end is None else end + TIME_TOLERANCE
@@ -175,15 +188,11 @@ def duration_seconds(value: Any, field: str) -> float:
     """Seconds of a Vertex AI Duration string (``"1.5s"``), or raise naming the field."""
     if not isinstance(value, str) or not DURATION_RE.fullmatch(value):
         raise VideoActionsValueError(
-            f"{field}: must be a Duration like '1.5s' (ASCII digits, up to 9 decimals), got {shorten_value(value)}"
+            f"{field}: must be a Duration like '1.5s' (ASCII digits, up to 9 decimals), got {brief(value)}"
         )
     seconds = float(value[:-1])
     if seconds > MAX_DURATION_SECONDS:
-        raise VideoActionsValueError(f"{field}: {value} is beyond the longest Duration ({MAX_DURATION_SECONDS}s)")
+        raise VideoActionsValueError(
+            f"{field}: {brief(value)} is beyond the longest Duration ({MAX_DURATION_SECONDS}s)"
+        )
     return seconds
-
-
-def shorten_value(value: Any, limit: int = 100) -> str:
-    """A value's repr, cut to ``limit`` characters (values come from untrusted lines)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters]"

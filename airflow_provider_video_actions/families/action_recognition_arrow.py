@@ -30,6 +30,9 @@ from airflow_provider_video_actions.writers import arrow_array, arrow_schema
 BLOCK_BYTES = 256 * 1024
 #: ``DURATION_RE`` of the exact decoder, anchored for RE2.
 _DURATION = r"^[0-9]+(?:\.[0-9]{1,9})?s$"
+#: An instance's segment bound read here: at most microseconds, so no rounding is needed (``parse_seconds`` rounds
+#: finer bounds to microseconds; a chunk holding one goes to the exact decoder, so both paths agree).
+_BOUND = r"^[0-9]+(?:\.[0-9]{1,6})?s$"
 _TEXT = pa.string()
 _OPEN_ENDS = arrow_array(["Infinity", "inf"], _TEXT)
 
@@ -112,15 +115,15 @@ def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
     _require(table.column("error").null_count == lines)
     content, _, start_text, end_text = (column.combine_chunks() for column in instance.flatten())  # small: per line
     _require(content.null_count == 0 and _shortest(content) > 0)
-    segment_start = pc.fill_null(_seconds(start_text, nullable=True), _ZERO)
+    segment_start = pc.fill_null(_seconds(start_text, instance=True), _ZERO)
     open_end = pc.is_in(end_text, _OPEN_ENDS)
-    segment_end = _seconds(pc.if_else(open_end, pa.nulls(len(end_text), _TEXT), end_text), nullable=True)
+    segment_end = _seconds(pc.if_else(open_end, pa.nulls(len(end_text), _TEXT), end_text), instance=True)
     _require(_all(pc.less_equal(segment_start, pc.fill_null(segment_end, _NO_END))))
     moments = pc.list_flatten(prediction)
     _require(moments.null_count == 0)
     ids, names, start_text, end_text, confidence = moments.flatten()
     _require(ids.null_count == 0 and names.null_count == 0 and confidence.null_count == 0)
-    starts, ends = _seconds(start_text, nullable=False), _seconds(end_text, nullable=False)
+    starts, ends = _seconds(start_text, instance=False), _seconds(end_text, instance=False)
     parents = pc.list_parent_indices(prediction).combine_chunks()
     moment_start, moment_end = pc.take(segment_start, parents), pc.take(segment_end, parents)
     if len(moments):
@@ -145,15 +148,16 @@ def _kept(records: Any, keep: PredictionFilter) -> Any:
     return mask
 
 
-def _seconds(text: Any, *, nullable: bool) -> Any:
-    """Durations (``"1.5s"``) as seconds; refuse the chunk for any other text (or a null, unless ``nullable``)."""
-    _require(nullable or text.null_count == 0)
-    matched = pc.match_substring_regex(text, _DURATION)
+def _seconds(text: Any, *, instance: bool) -> Any:
+    """Durations (``"1.5s"``) as seconds; refuse the chunk for any other text (for an ``instance`` bound: a null is
+    no bound, and finer than microseconds is refused)."""
+    _require(instance or text.null_count == 0)
+    matched = pc.match_substring_regex(text, _BOUND if instance else _DURATION)
     _require(matched.null_count == text.null_count and _all(matched))
     seconds = pc.cast(pc.utf8_slice_codeunits(text, 0, -1), pa.float64())
     if len(seconds) - seconds.null_count:
         _require(pc.max(seconds).as_py() <= MAX_DURATION_SECONDS)
-    return pc.round(seconds, 6) if nullable else seconds  # instance bounds: microseconds, as parse_seconds reads them
+    return seconds
 
 
 def _shortest(text: Any) -> int:

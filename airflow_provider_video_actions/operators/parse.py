@@ -313,7 +313,9 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         if shard is not None:
-            predictions, errors = shards.shard_files(shard, predictions, errors, gcs.object_sizes(client, source))
+            sizes = gcs.object_sizes(client, source)
+            digest = shards.listing_digest(shards.listing(predictions, errors, sizes))
+            predictions, errors = shards.shard_files(shard, predictions, errors, sizes)
         self.log.info(
             "Parsing %d predictions and %d errors files of a %s job from %s",
             len(predictions),
@@ -339,7 +341,7 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
             if not stats.errors:
                 gcs.delete(client, self._errors_uri())  # an earlier run's errors are not this run's
         if shard is not None:
-            result["shard"] = shards.shard_summary(shard, self.destination)
+            result["shard"] = shards.shard_summary(shard, self.destination, digest)
         self.log.info("Parsed %d moments from %d videos; %d errors", stats.rows, result["videos"], stats.errors)
         if stats.errors:
             self.log.warning("Error samples: %s", stats.error_samples)
