@@ -163,11 +163,15 @@ class Deployment:
         }
 
     def _spawn(self, name: str, command: list[str]) -> None:
-        """Start a process in its own group with the token, logging to ``logs/<name>.log``; record the group id."""
+        """Start a process in its own group with the token, logging to ``logs/<name>.log``; record the group id.
+
+        ``SPT_NOENV`` keeps ``setproctitle`` (Airflow's workers, task runners, API server) from overwriting
+        ``/proc/<pid>/environ``, where ``kill_strays`` looks for the token.
+        """
         with (self.logs / f"{name}.log").open("a") as log:
             process = subprocess.Popen(
                 command,
-                env={**(self.env or os.environ), TOKEN_ENV: self.token},
+                env={**(self.env or os.environ), TOKEN_ENV: self.token, "SPT_NOENV": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
