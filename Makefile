@@ -25,8 +25,8 @@ test: $(STAMP)
 
 # A real Airflow (scheduler, dag-processor, triggerer, api-server; LocalExecutor, SQLite) and the emulator as
 # separate processes in .deployment/, driven through the REST API (tests/deployment). Afterwards, whatever
-# happened to pytest, every process group it recorded in .deployment/pgids and any process still working
-# in .deployment/ is killed.
+# happened to pytest, every process group it recorded in .deployment/pgids and any process carrying its
+# token (.deployment/token) in its environment is killed.
 DEPLOYMENT := $(CURDIR)/.deployment
 test-deployment: $(STAMP)
 	@status=0; $(BIN)/python -m pytest -q -p no:cacheprovider -m deployment tests/deployment || status=$$?; \

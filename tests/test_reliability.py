@@ -130,7 +130,7 @@ def test_retry_after_timeout_reattaches_from_task_state(airflow_db, emulator, in
     dag_id = f"retry_state_{'deferred' if deferrable else 'worker'}"
     write_dag(
         dag_id,
-        submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0, timeout=4, cancel_on_kill=False),
+        submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0, timeout=12, cancel_on_kill=False),
     )
     emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.predict")
     with when_first_try_ended(dag_id, "predict", lambda: emulator.force_outcome(None, f"{dag_id}.predict")):

@@ -47,7 +47,7 @@ def run_id_at(at: datetime) -> str:
 def test_retry_while_the_old_job_is_still_cancelling_submits_a_new_job(airflow_db, emulator, instances_uri, deferrable):
     """Try 1 times out and cancels its job, which Vertex AI holds in CANCELLING; try 2 must not wait on it."""
     dag_id = f"cancelling_{'deferred' if deferrable else 'worker'}"
-    write_dag(dag_id, submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0, timeout=3))
+    write_dag(dag_id, submit_task("predict", instances_uri, deferrable, retries=1, retry_delay=0, timeout=12))
     emulator.timeline.cancelling_seconds = 600.0  # cancelled asynchronously: CANCELLING for the whole test
     emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.predict")
     with when_first_try_ended(dag_id, "predict", lambda: emulator.force_outcome(None, f"{dag_id}.predict")):
@@ -179,9 +179,15 @@ def _in(seconds: float) -> float:
 
 async def test_list_permission_denied_is_warned_once_not_per_poll(submit_job, emulator, caplog):
     """8: a list that keeps failing logs one warning for the streak, without a traceback at every poll."""
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name="list-denied")  # live until 3 lists have failed
     name = submit_job("list-denied")
     emulator.inject_faults(1.0, methods=["ListBatchPredictionJobs"], code=grpc.StatusCode.PERMISSION_DENIED)
-    with caplog.at_level(logging.WARNING, logger="airflow_provider_video_actions.triggers.job_poll"):
+    with (
+        caplog.at_level(logging.WARNING, logger="airflow_provider_video_actions.triggers.job_poll"),
+        run_when(
+            lambda: emulator.faults["ListBatchPredictionJobs"] >= 3, lambda: emulator.force_outcome(None, "list-denied")
+        ),
+    ):
         event = await VideoActionBatchPredictionTrigger(name, poll_interval=0.05, deadline=_in(60)).wait()
     assert event["status"] == "done"
     failures = [r for r in caplog.records if "Listing jobs" in r.getMessage()]

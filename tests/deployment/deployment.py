@@ -2,9 +2,10 @@
 
 Scheduler, DAG processor, triggerer and API server run as separate processes (LocalExecutor, SQLite, which
 Airflow 3 allows with LocalExecutor: ``airflow standalone`` runs that pair), plus the emulator as its own
-process. Each process gets its own process group, recorded in ``<home>/pgids`` so that ``make
-test-deployment`` can kill leftovers whatever happened to the test process. The test drives Airflow only
-through the REST API (simple auth manager, a generated password) and the CLI.
+process. Each process gets its own process group, recorded in ``<home>/pgids``, and a random token in its
+environment (``TOKEN_ENV``, recorded in ``<home>/token``), which task runners inherit, so that ``make
+test-deployment`` can kill leftovers whatever happened to the test process, and only those. The test drives
+Airflow only through the REST API (simple auth manager, a generated password) and the CLI.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 HOME = REPO / ".deployment"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 BUCKETS = ("video-actions-demo", "video-actions-deployment")
+#: Environment variable carrying this deployment's token in every process it starts (and their children).
+TOKEN_ENV = "VIDEO_ACTIONS_DEPLOYMENT"
 T = TypeVar("T")
 
 
@@ -59,6 +62,7 @@ class Deployment:
         self.processes: dict[str, subprocess.Popen] = {}
         self.port = free_port()
         self.password = secrets.token_urlsafe(16)
+        self.token = secrets.token_hex(16)
         self._token = ""
         self.env: dict[str, str] = {}
         self.control: EmulatorControl | None = None
@@ -69,6 +73,7 @@ class Deployment:
         """A fresh home, the emulator, the metadata DB, then the four Airflow components; wait until healthy."""
         shutil.rmtree(self.home, ignore_errors=True)
         self.logs.mkdir(parents=True)
+        (self.home / "token").write_text(self.token)
         emulator_env = self._start_emulator()
         self.control = EmulatorControl(emulator_env[CONTROL_ENV])
         self.env = self._airflow_env(emulator_env)
@@ -93,16 +98,20 @@ class Deployment:
             _signal_group(process, signal.SIGKILL)  # the group's children (task runners, API workers) too
             process.wait()
         self.processes.clear()
-        kill_strays(self.home)
+        kill_strays(self.token)
         (self.home / "pgids").unlink(missing_ok=True)  # all stopped: nothing for make to kill (no stale ids)
+        (self.home / "token").unlink(missing_ok=True)
 
     def restart_triggerer(self, signum: signal.Signals) -> float:
         """Stop the triggerer with ``signum`` (its whole process group), start a new one; return the downtime (s)."""
         old = self.processes.pop("triggerer")
         began = time.monotonic()
         _signal_group(old, signum)
-        old.wait(timeout=60)
-        _signal_group(old, signal.SIGKILL)  # anything the triggerer left behind in its group
+        try:
+            old.wait(timeout=60)
+        finally:
+            _signal_group(old, signal.SIGKILL)  # anything the triggerer left behind in its group, or itself if stuck
+            old.wait()
         self._spawn("triggerer", [sys.executable, "-m", "airflow", "triggerer"])
         return time.monotonic() - began
 
@@ -131,6 +140,7 @@ class Deployment:
         return {
             **base,
             **emulator_env,
+            TOKEN_ENV: self.token,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -153,11 +163,15 @@ class Deployment:
         }
 
     def _spawn(self, name: str, command: list[str]) -> None:
-        """Start a process in its own group, logging to ``logs/<name>.log``; record the group id."""
+        """Start a process in its own group with the token, logging to ``logs/<name>.log``; record the group id.
+
+        ``SPT_NOENV`` keeps ``setproctitle`` (Airflow's workers, task runners, API server) from overwriting
+        ``/proc/<pid>/environ``, where ``kill_strays`` looks for the token.
+        """
         with (self.logs / f"{name}.log").open("a") as log:
             process = subprocess.Popen(
                 command,
-                env=self.env or None,
+                env={**(self.env or os.environ), TOKEN_ENV: self.token, "SPT_NOENV": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -273,19 +287,21 @@ class Deployment:
         return path.read_text() if path.exists() else f"(no log at {path})"
 
 
-def kill_strays(home: Path) -> list[int]:
-    """SIGKILL every process still working in ``home`` (Linux ``/proc``); return their ids.
+def kill_strays(token: str) -> list[int]:
+    """SIGKILL every process whose environment carries the deployment's ``token`` (Linux ``/proc``); their ids.
 
     Task runners start their own session, so a task still running when its supervisor is killed leaves
-    its group; they all run in the deployment's home (inherited working directory), which nothing else uses.
+    its group; they inherit the token, which no process the deployment did not start has (a shell in its home
+    neither).
     """
+    marker = f"{TOKEN_ENV}={token}".encode()
     strays = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            cwd = Path(os.readlink(entry / "cwd"))
+            environ = (entry / "environ").read_bytes()
         except OSError:  # gone, or not ours to read
             continue
-        if cwd == home or home in cwd.parents:
+        if marker in environ.split(b"\0"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
                 strays.append(int(entry.name))
@@ -299,8 +315,10 @@ def stop_leftovers(home: Path = HOME) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(int(pgid), signal.SIGKILL)
     pgids.unlink(missing_ok=True)
-    if strays := kill_strays(home):
+    token = home / "token"
+    if token.exists() and (strays := kill_strays(token.read_text())):
         print(f"killed {len(strays)} leftover deployment processes: {strays}")
+    token.unlink(missing_ok=True)
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
