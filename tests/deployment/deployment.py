@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parents[2]
 HOME = REPO / ".deployment"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 BUCKETS = ("video-actions-demo", "video-actions-deployment")
+#: How long an emulated job runs (see _start_emulator).
+JOB_RUNNING_SECONDS = 10.0
 #: Environment variable carrying this deployment's token in every process it starts (and their children).
 TOKEN_ENV = "VIDEO_ACTIONS_DEPLOYMENT"
 T = TypeVar("T")
@@ -119,9 +121,21 @@ class Deployment:
         """The emulator as its own process; its announced environment."""
         env_file = self.home / "emulator.env"
         buckets = [arg for bucket in BUCKETS for arg in ("--bucket", bucket)]
+        # Jobs run 10 s, not the CLI's 1 s: a trigger that fires within a second or two of the deferral can
+        # beat the scheduler to the worker's defer-exit "success", which Airflow 3.3.2 then takes for a
+        # task changed externally and fails (apache/airflow#72716, fix open in #72767). Real jobs run minutes.
+        timing = ["--running-seconds", str(JOB_RUNNING_SECONDS)]
         self._spawn(
             "emulator",
-            [sys.executable, "-m", "airflow_provider_video_actions.emulator", *buckets, "--env-file", str(env_file)],
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_video_actions.emulator",
+                *buckets,
+                *timing,
+                "--env-file",
+                str(env_file),
+            ],
         )
         wait_until(env_file.exists, 60, "the emulator's env file", every=0.1)
         return dict(line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines())
