@@ -100,25 +100,28 @@ def list_videos(
     )
 
 
-def list_folder(client: storage.Client, folder_uri: str) -> tuple[list[str], list[str]]:
-    """The names of the objects directly in a folder and of its subfolders (not recursive), each sorted."""
+def list_folder(client: storage.Client, folder_uri: str) -> tuple[dict[str, int], list[str]]:
+    """The objects directly in a folder (name -> size in bytes) and its subfolders' names (not recursive), sorted."""
     folder = folder_uri.rstrip("/") + "/"
     if (path := local_path(folder)) is not None:
         if not os.path.isdir(path):
-            return [], []
+            return {}, []
         with os.scandir(path) as entries:
-            found = [(entry.name, entry.is_dir()) for entry in entries]
-        return sorted(n for n, is_dir in found if not is_dir), sorted(n for n, is_dir in found if is_dir)
-    if (fs_path := _fsspec(folder)) is not None:
+            found = [(entry.name, entry.is_dir(), 0 if entry.is_dir() else entry.stat().st_size) for entry in entries]
+    elif (fs_path := _fsspec(folder)) is not None:
         fs, path = fs_path
-        found = [(entry["name"].rstrip("/").rsplit("/", 1)[-1], entry["type"]) for entry in fs.ls(path, detail=True)]
-        return sorted(n for n, kind in found if kind != "directory"), sorted(
-            n for n, kind in found if kind == "directory"
-        )
-    bucket, prefix = split_gcs_uri(folder, "folder", want_object=False)
-    listing = client.list_blobs(bucket, prefix=prefix, delimiter="/")
-    names = sorted(blob.name[len(prefix) :] for blob in listing)  # the prefixes are known once the pages are read
-    return names, sorted(sub[len(prefix) :].rstrip("/") for sub in listing.prefixes)
+        found = [
+            (entry["name"].rstrip("/").rsplit("/", 1)[-1], entry["type"] == "directory", entry.get("size"))
+            for entry in fs.ls(path, detail=True)
+        ]
+    else:
+        bucket, prefix = split_gcs_uri(folder, "folder", want_object=False)
+        listing = client.list_blobs(bucket, prefix=prefix, delimiter="/")
+        found = [(blob.name[len(prefix) :], False, blob.size) for blob in listing]
+        # The prefixes are known once the pages are read.
+        found += [(sub[len(prefix) :].rstrip("/"), True, 0) for sub in listing.prefixes]
+    files = {name: int(size or 0) for name, is_dir, size in sorted(found) if not is_dir}
+    return files, sorted(name for name, is_dir, _ in found if is_dir)
 
 
 def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str]]:
@@ -150,22 +153,7 @@ def object_sizes(client: storage.Client, folder_uri: str) -> dict[str, int]:
     Sharded parses balance the job's output files by these sizes (:mod:`airflow_provider_video_actions.shards`).
     """
     folder = folder_uri.rstrip("/")
-    if (path := local_path(folder + "/")) is not None:
-        if not os.path.isdir(path):
-            return {}
-        with os.scandir(path) as entries:
-            return {f"{folder}/{e.name}": e.stat().st_size for e in entries if e.is_file()}
-    if (fs_path := _fsspec(folder + "/")) is not None:
-        fs, path = fs_path
-        return {
-            f"{folder}/{entry['name'].rstrip('/').rsplit('/', 1)[-1]}": int(entry.get("size") or 0)
-            for entry in fs.ls(path, detail=True)
-            if entry["type"] != "directory"
-        }
-    bucket, prefix = split_gcs_uri(folder + "/", "folder", want_object=False)
-    return {
-        f"gs://{bucket}/{blob.name}": blob.size or 0 for blob in client.list_blobs(bucket, prefix=prefix, delimiter="/")
-    }
+    return {f"{folder}/{name}": size for name, size in list_folder(client, folder)[0].items()}
 
 
 def same_or_inside(uri: str, directory_uri: str) -> bool:
