@@ -336,7 +336,7 @@ class _LineSplitter:
             yield LongLine(self._length + first)
             whole = block[first + 1 : last + 1]
         else:
-            whole = b"".join([*self._pieces, block[: last + 1]])
+            whole = b"".join([*self._pieces, memoryview(block)[: last + 1]])  # one copy, not a slice's and a join's
         self._pieces, self._length, self._too_long = [], 0, False
         if whole:
             yield whole

@@ -116,7 +116,7 @@ def test_fast_path_refuses_blank_lines_and_invalid_utf8_and_leaves_top_k_to_the_
     assert read_fast(realistic_chunk(5) + bad_utf8, PredictionFilter()) is None
     assert [e.kind for e in decode_exactly(bad_utf8, "f", 1).errors] == ["malformed"]
     accented = '{"instance": {"content": "gs://b/caf\u00e9.mp4"}, "prediction": []}\n'.encode()
-    assert read_fast(accented, PredictionFilter()).videos == ["gs://b/caf\u00e9.mp4"]
+    assert read_fast(accented, PredictionFilter()).video_hashes.tolist() == [hash("gs://b/caf\u00e9.mp4")]
     assert read_fast(realistic_chunk(5), PredictionFilter(top_k=1)) is None
 
 

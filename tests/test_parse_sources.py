@@ -186,9 +186,9 @@ def test_bom_and_line_separators(tmp_path):
 
 
 def test_videos_seen_in_many_chunks_take_memory_once_and_are_counted_exactly():
-    from airflow_provider_video_actions.tallies import ParseStats
+    from airflow_provider_video_actions.tallies import ParseStats, video_hashes
 
-    stats, videos = ParseStats(), [f"gs://b/{n}.mp4" for n in range(1000)]
+    stats, videos = ParseStats(), video_hashes(f"gs://b/{n}.mp4" for n in range(1000))
     for _ in range(100):  # every chunk holds the same 1000 videos
         stats.add_kept(1000, 0, videos, 0, [])
     assert stats.videos == 1000

@@ -11,6 +11,7 @@ their exact line numbers and every count stays exact.
 
 from __future__ import annotations
 
+import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,9 +26,6 @@ from airflow_provider_video_actions.predictions import PredictionRecord, line_co
 from airflow_provider_video_actions.tallies import PredictionFilter
 from airflow_provider_video_actions.writers import arrow_array, arrow_schema
 
-#: Arrow parses this much of a chunk per task (smaller blocks parse faster; a longer line sends the chunk
-#: to the exact decoder).
-BLOCK_BYTES = 256 * 1024
 #: ``DURATION_RE`` of the exact decoder, anchored for RE2.
 _DURATION = r"^[0-9]+(?:\.[0-9]{1,9})?s$"
 #: An instance's segment bound read here: at most microseconds, so no rounding is needed (``parse_seconds`` rounds
@@ -35,6 +33,7 @@ _DURATION = r"^[0-9]+(?:\.[0-9]{1,9})?s$"
 _BOUND = r"^[0-9]+(?:\.[0-9]{1,6})?s$"
 _TEXT = pa.string()
 _OPEN_ENDS = arrow_array(["Infinity", "inf"], _TEXT)
+_NO_TEXT = arrow_array([None], _TEXT)[0]
 
 
 def _number(value: float) -> Any:
@@ -57,8 +56,6 @@ _LINE = pa.schema([("instance", _INSTANCE), ("prediction", pa.list_(_MOMENT)), (
 #: Only lines with these keys and no others are read here: an unknown key (which could hide anything, JSON nested
 #: deeper than the exact decoder reads included) sends the chunk to the exact decoder, so both paths agree.
 _PARSE = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="error")
-#: One thread per chunk: chunks are read side by side (``dispatch.PARSE_THREADS``), which costs less than splitting one.
-_READ = pj.ReadOptions(block_size=BLOCK_BYTES, use_threads=False)
 RECORDS = arrow_schema(PredictionRecord)
 
 
@@ -74,8 +71,8 @@ class FastChunk:
     instances: int
     moments: int
     records: Any
-    #: The chunk's distinct videos.
-    videos: list[str]
+    #: The chunk's distinct videos, as :func:`~airflow_provider_video_actions.tallies.video_hashes`.
+    video_hashes: array.array
 
     def label_counts(self) -> Iterator[tuple[str, int]]:
         """(label, records) pairs of the kept records."""
@@ -89,12 +86,20 @@ def read_fast(chunk: bytes, keep: PredictionFilter) -> FastChunk | None:
         return None  # top k per instance is the exact path's; Arrow does not check UTF-8
     lines = line_count(chunk)
     try:
-        table = pj.read_json(pa.BufferReader(chunk), read_options=_READ, parse_options=_PARSE)
+        table = pj.read_json(pa.BufferReader(chunk), read_options=_one_block(chunk), parse_options=_PARSE)
         if table.num_rows != lines:  # a blank line: the exact decoder numbers lines
             raise _RefusedError
-        return _records(table, lines, keep)
+        return _records(table.combine_chunks(), lines, keep)
     except (_RefusedError, pa.ArrowException):
         return None
+
+
+def _one_block(chunk: bytes) -> Any:
+    """Read options parsing the chunk as one block on this thread (one Arrow chunk per column).
+
+    Chunks are read side by side (``dispatch.PARSE_THREADS``), which costs less than splitting one.
+    """
+    return pj.ReadOptions(block_size=len(chunk) + 1, use_threads=False)
 
 
 def _utf8(chunk: bytes) -> bool:
@@ -109,22 +114,21 @@ def _utf8(chunk: bytes) -> bool:
 
 
 def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
-    """Check every rule over the whole chunk at once and build the kept records."""
-    instance, prediction = table.column("instance"), table.column("prediction")  # one chunk per block, not copied
+    """Check every rule over the whole chunk at once and build the kept records (``table`` holds one Arrow chunk)."""
+    instance, prediction = (table.column(name).chunk(0) for name in ("instance", "prediction"))
     _require(instance.null_count == 0 and prediction.null_count == 0)
     _require(table.column("error").null_count == lines)
-    content, _, start_text, end_text = (column.combine_chunks() for column in instance.flatten())  # small: per line
+    content, _, start_text, end_text = instance.flatten()
     _require(content.null_count == 0 and _shortest(content) > 0)
     segment_start = pc.fill_null(_seconds(start_text, instance=True), _ZERO)
-    open_end = pc.is_in(end_text, _OPEN_ENDS)
-    segment_end = _seconds(pc.if_else(open_end, pa.nulls(len(end_text), _TEXT), end_text), instance=True)
+    segment_end = _seconds(pc.if_else(pc.is_in(end_text, _OPEN_ENDS), _NO_TEXT, end_text), instance=True)
     _require(_all(pc.less_equal(segment_start, pc.fill_null(segment_end, _NO_END))))
     moments = pc.list_flatten(prediction)
     _require(moments.null_count == 0)
     ids, names, start_text, end_text, confidence = moments.flatten()
     _require(ids.null_count == 0 and names.null_count == 0 and confidence.null_count == 0)
     starts, ends = _seconds(start_text, instance=False), _seconds(end_text, instance=False)
-    parents = pc.list_parent_indices(prediction).combine_chunks()
+    parents = pc.list_parent_indices(prediction)
     moment_start, moment_end = pc.take(segment_start, parents), pc.take(segment_end, parents)
     if len(moments):
         _require(_shortest(ids) > 0 and _shortest(names) > 0)
@@ -137,7 +141,8 @@ def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
     records = pa.Table.from_arrays(columns, schema=RECORDS)
     if not keep.keeps_all:
         records = records.filter(_kept(records, keep))
-    return FastChunk(lines, len(content), len(moments), records, pc.unique(content).to_pylist())
+    hashes = array.array("q", sorted(map(hash, pc.unique(content).to_pylist())))
+    return FastChunk(lines, len(content), len(moments), records, hashes)
 
 
 def _kept(records: Any, keep: PredictionFilter) -> Any:
@@ -154,7 +159,7 @@ def _seconds(text: Any, *, instance: bool) -> Any:
     _require(instance or text.null_count == 0)
     matched = pc.match_substring_regex(text, _BOUND if instance else _DURATION)
     _require(matched.null_count == text.null_count and _all(matched))
-    seconds = pc.cast(pc.utf8_slice_codeunits(text, 0, -1), pa.float64())
+    seconds = pc.cast(pc.ascii_rtrim(text, "s"), pa.float64())  # the one "s" the pattern allows
     if len(seconds) - seconds.null_count:
         _require(pc.max(seconds).as_py() <= MAX_DURATION_SECONDS)
     return seconds

@@ -410,7 +410,8 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
                 first_line += 1
             elif fast is not None:
                 stats.add_lines(fast.lines)
-                stats.add_kept(fast.instances, fast.moments, fast.videos, fast.records.num_rows, fast.label_counts())
+                kept = fast.records.num_rows
+                stats.add_kept(fast.instances, fast.moments, fast.video_hashes, kept, fast.label_counts())
                 records.write_table(fast.records)
                 first_line += fast.lines
             else:
