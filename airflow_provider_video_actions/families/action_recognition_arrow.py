@@ -52,10 +52,11 @@ _MOMENT = pa.struct(
         ("confidence", pa.float64()),
     ]
 )
-_LINE = pa.schema([("instance", _INSTANCE), ("prediction", pa.list_(_MOMENT)), ("error", _TEXT)])
+#: An output line as Arrow reads it (the benchmark reads the same files with it).
+OUTPUT_LINE = pa.schema([("instance", _INSTANCE), ("prediction", pa.list_(_MOMENT)), ("error", _TEXT)])
 #: Only lines with these keys and no others are read here: an unknown key (which could hide anything, JSON nested
 #: deeper than the exact decoder reads included) sends the chunk to the exact decoder, so both paths agree.
-_PARSE = pj.ParseOptions(explicit_schema=_LINE, unexpected_field_behavior="error")
+_PARSE = pj.ParseOptions(explicit_schema=OUTPUT_LINE, unexpected_field_behavior="error")
 RECORDS = arrow_schema(PredictionRecord)
 
 
