@@ -124,8 +124,9 @@ def list_folder(client: storage.Client, folder_uri: str) -> tuple[dict[str, int]
     return files, sorted(name for name, is_dir, _ in found if is_dir)
 
 
-def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str]]:
-    """The job's own ``predictions_<n>.jsonl`` (or Gemini's ``predictions.jsonl``) and ``errors_<n>.jsonl``.
+def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str], dict[str, int]]:
+    """The job's own ``predictions_<n>.jsonl`` (or Gemini's ``predictions.jsonl``) and ``errors_<n>.jsonl``, and
+    their sizes in bytes (URI -> size, for sharded parses), from one listing.
 
     Only files directly in the directory and named as Vertex AI names them: an editor backup, a
     ``predictions.parquet`` or a subfolder (Gemini's ``incremental_predictions/`` repeats lines) is
@@ -144,16 +145,8 @@ def output_files(client: storage.Client, output_directory: str) -> tuple[list[st
     matches = [(name, OUTPUT_FILE_NAME.fullmatch(name)) for name in names]
     predictions = [f"{directory}/{name}" for name, match in matches if match and match["kind"] != "errors"]
     errors = [f"{directory}/{name}" for name, match in matches if match and match["kind"] == "errors"]
-    return predictions, errors
-
-
-def object_sizes(client: storage.Client, folder_uri: str) -> dict[str, int]:
-    """URI -> size in bytes of each object directly in a folder (not recursive), from one listing.
-
-    Sharded parses balance the job's output files by these sizes (:mod:`airflow_provider_video_actions.shards`).
-    """
-    folder = folder_uri.rstrip("/")
-    return {f"{folder}/{name}": size for name, size in list_folder(client, folder)[0].items()}
+    sizes = {f"{directory}/{name}": names[name] for name, match in matches if match}
+    return predictions, errors, sizes
 
 
 def same_or_inside(uri: str, directory_uri: str) -> bool:

@@ -273,3 +273,17 @@ def test_the_listing_digest_changes_with_any_name_or_size():
     assert digest == shards.listing_digest({"gs://b/o/errors_00001.jsonl": 3, "gs://b/o/predictions_00001.jsonl": 10})
     assert digest != shards.listing_digest({"gs://b/o/predictions_00001.jsonl": 11, "gs://b/o/errors_00001.jsonl": 3})
     assert digest != shards.listing_digest({"gs://b/o/predictions_00001.jsonl": 10})
+
+
+def test_shards_of_a_failed_job_are_proposed_only_with_allow_partial(tmp_path):
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from airflow_provider_video_actions import ProposeParseShardsOperator
+    from tests.test_parse_lines import moment, served
+
+    (tmp_path / "predictions_00001.jsonl").write_text(json.dumps(served(moment())) + "\n")
+    job = {"name": "projects/p/locations/l/batchPredictionJobs/7", "state": "JOB_STATE_FAILED"}
+    job["output_directory"] = f"file://{tmp_path}"
+    with pytest.raises(AirflowFailException, match="ended in JOB_STATE_FAILED; set allow_partial=True"):
+        ProposeParseShardsOperator(task_id="propose", job=job).execute({})
+    assert ProposeParseShardsOperator(task_id="propose", job=job, allow_partial=True).execute({}) == ["0/1"]

@@ -143,7 +143,63 @@ class _ErrorsFile:
             self._writer.close()
 
 
-class ParseVideoActionPredictionsOperator(BaseOperator):
+class JobOutputMixin:
+    """Where a finished job's output is, for the operators that read it: ``job`` (the submit task's result) or
+    ``output_directory``, checked when the task runs, and the hook whose storage client reads it."""
+
+    job: Any
+    output_directory: Any
+    allow_partial: bool
+    allow_other_schemes: bool
+    gcp_conn_id: str
+    impersonation_chain: str | Sequence[str] | None
+
+    @cached_property
+    def hook(self) -> VideoActionBatchPredictionHook:
+        """The GCS side of the video actions hook (imported here so DAG parsing stays light)."""
+        from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+
+        return VideoActionBatchPredictionHook(
+            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
+        )
+
+    def _source(self) -> str:
+        """The rendered output directory; a job that ended in a failure state only with ``allow_partial``."""
+        if self.job is not None:
+            if not isinstance(self.job, dict) or not self.job.get("output_directory"):
+                raise VideoActionsValueError(
+                    "job must be the submit operator's result, a dict with 'output_directory'; "
+                    f"got {type(self.job).__name__}: {str(self.job)[:200]!r}."
+                )
+            if self.job.get("state") in FAILURE_STATES and not self.allow_partial:
+                raise VideoActionsValueError(
+                    f"job {self.job.get('name')} ended in {self.job['state']}; set allow_partial=True to read the "
+                    "rows it completed."
+                )
+            return self._location(self.job["output_directory"], "job['output_directory']", want_object=False)
+        return self._location(self.output_directory, "output_directory", want_object=False)
+
+    def _location(self, uri: Any, param: str, *, want_object: bool) -> str:
+        return check_location(uri, param, want_object=want_object, allow_other_schemes=self.allow_other_schemes)
+
+    def _output_files(self, client: Any, source: str) -> tuple[list[str], list[str], dict[str, int]]:
+        """The job's predictions and errors files with their sizes; fails (without retries) on a folder of several
+        jobs, and (with retries: the job may still be writing) on a folder without them."""
+        from airflow_provider_video_actions import gcs
+
+        try:
+            predictions, errors, sizes = gcs.output_files(client, source)
+        except VideoActionsValueError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        if not predictions and not errors:
+            raise AirflowException(
+                f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job finished, and is "
+                "this its output_directory (job.output_info.gcs_output_directory)?"
+            )
+        return predictions, errors, sizes
+
+
+class ParseVideoActionPredictionsOperator(JobOutputMixin, BaseOperator):
     """Read a video action recognition job's output into structured prediction records.
 
     :param job: the submit operator's return value (a dict with ``output_directory``), e.g. its XComArg.
@@ -242,34 +298,6 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         self.asset_alias = asset_alias
         self._add_alias_outlet()
 
-    @cached_property
-    def hook(self) -> VideoActionBatchPredictionHook:
-        """The GCS side of the video actions hook (imported here so DAG parsing stays light)."""
-        from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
-
-        return VideoActionBatchPredictionHook(
-            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
-        )
-
-    def _source(self) -> str:
-        """The rendered output directory, from ``job`` or ``output_directory``."""
-        if self.job is not None:
-            if not isinstance(self.job, dict) or not self.job.get("output_directory"):
-                raise VideoActionsValueError(
-                    "job must be the submit operator's result, a dict with 'output_directory'; "
-                    f"got {type(self.job).__name__}: {str(self.job)[:200]!r}."
-                )
-            if self.job.get("state") in FAILURE_STATES and not self.allow_partial:
-                raise VideoActionsValueError(
-                    f"job {self.job.get('name')} ended in {self.job['state']}; set allow_partial=True to read the "
-                    "rows it completed."
-                )
-            return self._location(self.job["output_directory"], "job['output_directory']", want_object=False)
-        return self._location(self.output_directory, "output_directory", want_object=False)
-
-    def _location(self, uri: Any, param: str, *, want_object: bool) -> str:
-        return check_location(uri, param, want_object=want_object, allow_other_schemes=self.allow_other_schemes)
-
     def _check_destination(self, source: str) -> str | None:
         """The destination's format (None for XCom); a destination inside the job's output directory is refused.
 
@@ -306,14 +334,13 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
 
         on_gcs = any(uri.startswith("gs://") for uri in (source, self.destination or ""))
         client = self.hook.storage_client if on_gcs else None
-        predictions, errors = self._output_files(client, source)
+        predictions, errors, sizes = self._output_files(client, source)
         try:
             family = output_family(self.model_family, self.job, predictions)
             self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         if shard is not None:
-            sizes = gcs.object_sizes(client, source)
             digest = shards.listing_digest(shards.listing(predictions, errors, sizes))
             predictions, errors = shards.shard_files(shard, predictions, errors, sizes)
         self.log.info(
@@ -353,21 +380,6 @@ class ParseVideoActionPredictionsOperator(BaseOperator):
         from airflow_provider_video_actions import gcs
 
         return gcs.open_read(self.hook.storage_client if uri.startswith("gs://") else None, uri)
-
-    def _output_files(self, client: Any, source: str) -> tuple[list[str], list[str]]:
-        """The job's predictions and errors files; fails (without retries) on a folder of several jobs."""
-        from airflow_provider_video_actions import gcs
-
-        try:
-            predictions, errors = gcs.output_files(client, source)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
-        if not predictions and not errors:
-            raise AirflowException(
-                f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job finished, and is "
-                "this its output_directory (job.output_info.gcs_output_directory)?"
-            )
-        return predictions, errors
 
     def _long_line(self, uri: str, line: int, long_line: LongLine) -> ErrorRecord:
         """The error record of a line skipped unread for its length."""

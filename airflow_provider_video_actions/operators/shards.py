@@ -14,21 +14,17 @@ Each mapped parse instance writes ``part-0000i-of-0000n.parquet`` (see :mod:`air
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.job import VideoActionsValueError
-from airflow_provider_video_actions.operators.parse import check_location
+from airflow_provider_video_actions.operators.parse import JobOutputMixin
 from airflow_provider_video_actions.validators import check_positive
 
-if TYPE_CHECKING:
-    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
 
-
-class ProposeParseShardsOperator(BaseOperator):
+class ProposeParseShardsOperator(JobOutputMixin, BaseOperator):
     """List a finished job's output files with their sizes and return the shards to parse them in.
 
     One shard per ``target_shard_bytes`` of output, at most one per file and ``max_shards``; the
@@ -39,6 +35,8 @@ class ProposeParseShardsOperator(BaseOperator):
     :param target_shard_bytes: bytes of output one parse instance should read (1 GiB: about 20 s on one core).
     :param max_shards: never more shards than this (Airflow's ``[core] max_map_length`` is 1024).
     :param allow_other_schemes: also list other fsspec URLs (``s3://``, ``memory://``...).
+    :param allow_partial: propose shards for the output of a job that ended CANCELLED, FAILED or EXPIRED (the
+        parse needs it too); without it such a job's summary is refused, as the parse operator refuses it.
     """
 
     template_fields: Sequence[str] = ("job", "output_directory", "impersonation_chain")
@@ -51,6 +49,7 @@ class ProposeParseShardsOperator(BaseOperator):
         target_shard_bytes: int = shards.DEFAULT_TARGET_SHARD_BYTES,
         max_shards: int = shards.DEFAULT_MAX_SHARDS,
         allow_other_schemes: bool = False,
+        allow_partial: bool = False,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         **kwargs: Any,
@@ -64,45 +63,18 @@ class ProposeParseShardsOperator(BaseOperator):
         self.job, self.output_directory = job, output_directory
         self.target_shard_bytes = check_positive(target_shard_bytes, "target_shard_bytes", integer=True)
         self.max_shards = check_positive(max_shards, "max_shards", integer=True)
-        self.allow_other_schemes = allow_other_schemes
+        self.allow_other_schemes, self.allow_partial = allow_other_schemes, allow_partial
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
-
-    @cached_property
-    def hook(self) -> VideoActionBatchPredictionHook:
-        """The GCS side of the video actions hook (imported here so DAG parsing stays light)."""
-        from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
-
-        return VideoActionBatchPredictionHook(
-            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
-        )
-
-    def _source(self) -> str:
-        """The rendered output directory, from ``job`` or ``output_directory``."""
-        if self.job is None:
-            uri, param = self.output_directory, "output_directory"
-        elif isinstance(self.job, dict) and self.job.get("output_directory"):
-            uri, param = self.job["output_directory"], "job['output_directory']"
-        else:
-            raise VideoActionsValueError(
-                "job must be the submit operator's result, a dict with 'output_directory'; "
-                f"got {type(self.job).__name__}: {str(self.job)[:200]!r}."
-            )
-        return check_location(uri, param, want_object=False, allow_other_schemes=self.allow_other_schemes)
 
     def execute(self, context: Any) -> list[str]:
         """The shards for the job's predictions and errors files, from their total size."""
-        from airflow_provider_video_actions import gcs
-
         try:
             source = self._source()
-            client = self.hook.storage_client if source.startswith("gs://") else None
-            predictions, errors = gcs.output_files(client, source)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        if not predictions and not errors:
-            raise AirflowException(f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job done?")
-        sizes = gcs.object_sizes(client, source)
-        files = [sizes.get(uri, 0) for uri in predictions + errors]
+        client = self.hook.storage_client if source.startswith("gs://") else None
+        predictions, errors, sizes = self._output_files(client, source)
+        files = [sizes[uri] for uri in predictions + errors]
         proposed = shards.propose_shards(files, self.target_shard_bytes, self.max_shards)
         self.log.info("%d files, %d bytes in %s: %d shards", len(files), sum(files), source, len(proposed))
         return proposed

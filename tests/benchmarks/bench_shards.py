@@ -106,10 +106,9 @@ def _sizes(summary: dict[str, Any], source: Path) -> list[int]:
     """Sizes of the files a shard parsed (recomputed from the same assignment)."""
     from airflow_provider_video_actions import gcs, shards
 
-    directory = f"file://{source}"
-    predictions, errors = gcs.output_files(None, directory)
+    predictions, errors, sizes = gcs.output_files(None, f"file://{source}")
     shard = shards.Shard.of({"index": summary["shard"]["index"], "count": summary["shard"]["count"]})
-    mine = shards.shard_files(shard, predictions, errors, sizes := gcs.object_sizes(None, directory))
+    mine = shards.shard_files(shard, predictions, errors, sizes)
     return [sizes[uri] for uri in mine[0] + mine[1]]
 
 
