@@ -301,8 +301,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             split_gcs_uri(
                 self._instances_file("0" * 32, "0" * 64), "gcs_destination_prefix (with /instances/<hash>.jsonl)"
             )
-        if check(self.videos) and family is not None and not any(is_template(v) for v in self.videos):
-            family.instances(self.videos)
+        if literal_only and family is not None and check(self.videos) and not any(map(is_template, self.videos)):
+            family.instances(self.videos)  # rendered videos are checked once, as their request lines are built
         if check(self.videos_prefix):
             split_gcs_uri(self.videos_prefix, "videos_prefix", want_object=False)
         if check(self.videos_created_in):
@@ -368,7 +368,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             self._check_rendered(literal_only=False)
             if self.videos_created_in is not None:
                 self._window = self._creation_window(context)
-                self._lines()  # lists the window once: an empty one skips here, before any job
+            if self.videos is not None or self.videos_created_in is not None:
+                self._lines()  # checks the videos (or lists the window: an empty one skips) before any job lookup
             return self.execute_resumable(context)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
