@@ -262,7 +262,7 @@ def iter_chunks(
     yield from lines.finish()
 
 
-def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
     """The items, produced on a background thread up to ``depth`` ahead: a GCS read overlaps parsing the last chunk.
 
     When the caller stops early, the thread stops, closes ``items`` (a generator's open files with it) and is
