@@ -32,7 +32,7 @@ class ProposeParseShardsOperator(JobOutputMixin, BaseOperator):
 
     :param job: the submit operator's return value (a dict with ``output_directory``), e.g. its XComArg.
     :param output_directory: the job's output directory, when ``job`` is not given.
-    :param target_shard_bytes: bytes of output one parse instance should read (1 GiB: about 20 s on one core).
+    :param target_shard_bytes: bytes of output one parse instance should read (1 GiB: about 7 CPU seconds).
     :param max_shards: never more shards than this (Airflow's ``[core] max_map_length`` is 1024).
     :param allow_other_schemes: also list other fsspec URLs (``s3://``, ``memory://``...).
     :param allow_partial: propose shards for the output of a job that ended CANCELLED, FAILED or EXPIRED (the
