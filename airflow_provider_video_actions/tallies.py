@@ -142,8 +142,8 @@ class ParseStats:
     moments: int = 0
     filtered_moments: int = 0
     #: 64-bit hashes of the videos seen, 8 bytes each (a set of the URIs would take ~150 bytes a video), kept in
-    #: :data:`VIDEO_BUCKETS` buckets by value so that counting them needs one bucket's set at a time, and no copy.
-    video_hashes: list[array.array] = field(default_factory=lambda: [array.array("q") for _ in range(VIDEO_BUCKETS)])
+    #: :data:`VIDEO_BUCKETS` buckets by value range so that counting them needs one bucket's hash table at a time.
+    video_buckets: list[array.array] = field(default_factory=lambda: [array.array("q") for _ in range(VIDEO_BUCKETS)])
     #: Per bucket, its length after it was last deduplicated: it is deduplicated again when it doubles (amortised
     #: O(1) a hash), so memory follows distinct videos, not instances.
     _distinct_hashes: list[int] = field(default_factory=lambda: [1] * VIDEO_BUCKETS, repr=False)
@@ -173,7 +173,7 @@ class ParseStats:
         them by label."""
         self.instances += instances
         self.moments += moments
-        buckets, distinct = self.video_hashes, self._distinct_hashes
+        buckets, distinct = self.video_buckets, self._distinct_hashes
         start = 0
         for index, bound in enumerate([*_BUCKET_BOUNDS, None]):
             end = len(hashes) if bound is None else bisect.bisect_left(hashes, bound, start)
@@ -222,7 +222,7 @@ class ParseStats:
     @property
     def videos(self) -> int:
         """How many distinct videos were served (by 64-bit hash: a collision is negligible)."""
-        return sum(map(_deduplicate, self.video_hashes))
+        return sum(map(_deduplicate, self.video_buckets))
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able part of the parse operator's return value, bounded whatever the output holds."""

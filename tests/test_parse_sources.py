@@ -192,4 +192,4 @@ def test_videos_seen_in_many_chunks_take_memory_once_and_are_counted_exactly():
     for _ in range(100):  # every chunk holds the same 1000 videos
         stats.add_kept(1000, 0, videos, 0, [])
     assert stats.videos == 1000
-    assert sum(len(bucket) for bucket in stats.video_hashes) < 4 * 1000  # not one hash per video per chunk
+    assert sum(len(bucket) for bucket in stats.video_buckets) < 4 * 1000  # not one hash per video per chunk
