@@ -14,6 +14,7 @@ mapped parse -> combine chain through the emulator).
 from __future__ import annotations
 
 import os
+import re
 
 from airflow.providers.common.compat.sdk import dag, task
 from airflow.providers.google.cloud.transfers.gcs_to_bigquery import GCSToBigQueryOperator
@@ -27,8 +28,11 @@ from airflow_provider_video_actions import (
 
 BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")
 DATASET_ALIAS = "video-actions-moments-dataset"
-#: One folder per run; ':' and '+' of a run id are legal in object names but awkward in tools, so replaced.
-RUN_FOLDER = "{{ run_id | replace(':', '_') | replace('+', '_') }}"
+
+
+def path_segment(run_id: str) -> str:
+    """The run id as one safe path segment (no ``:``, ``+``, ``~`` or ``.``), for per-run output paths."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id)
 
 
 @dag(
@@ -41,6 +45,7 @@ RUN_FOLDER = "{{ run_id | replace(':', '_') | replace('+', '_') }}"
         "model": "1234567890",
         "table": "demo-project.video_actions.moments",
     },
+    user_defined_filters={"path_segment": path_segment},
 )
 def video_actions_bigquery() -> None:
     @task
@@ -64,7 +69,7 @@ def video_actions_bigquery() -> None:
     parse = ParseVideoActionPredictionsOperator.partial(
         task_id="parse",
         job=predict.output,
-        destination=f"gs://{BUCKET}/moments/{RUN_FOLDER}/",
+        destination=f"gs://{BUCKET}/moments/{{{{ run_id | path_segment }}}}/",
         retries=2,  # a retried instance rewrites exactly its own part
     ).expand(shard=shards.output)
     combine = CombineParseShardsOperator(task_id="combine", summaries=parse.output, asset_alias=DATASET_ALIAS)

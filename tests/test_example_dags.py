@@ -75,8 +75,21 @@ def test_no_template_needs_a_logical_date(airflow_db, example):
     assert needing_a_date == []
 
 
-def test_run_paths_are_one_safe_segment(airflow_db):
-    dag = dag_bag(ROOT / "dags" / "video_action_recognition.py").get_dag("video_action_recognition")
+@pytest.mark.parametrize(
+    ("example", "dag_id"),
+    [
+        ("video_action_recognition.py", "video_action_recognition"),
+        ("video_actions_lineage.py", "video_actions_lineage_producer"),
+        ("video_actions_bigquery.py", "video_actions_bigquery"),
+    ],
+)
+def test_run_paths_are_one_safe_segment(airflow_db, example, dag_id):
+    dag = dag_bag(ROOT / "dags" / example).get_dag(dag_id)
+    destinations = [
+        getattr(t, "partial_kwargs", {}).get("destination") or getattr(t, "destination", None) for t in dag.tasks
+    ]
+    per_run = [d for d in destinations if d and "run_id" in d]
+    assert per_run and all("{{ run_id | path_segment }}" in d for d in per_run), per_run
     template = dag.get_template_env().from_string("parsed/{{ run_id | path_segment }}/moments.parquet")
     assert template.render(run_id="manual__2026-01-02T03:04:05.123+00:00") == (
         "parsed/manual__2026-01-02T03_04_05_123_00_00/moments.parquet"
