@@ -25,7 +25,7 @@ from airflow_provider_video_actions.tallies import ERROR_SAMPLES, SUMMARY_LABELS
 
 #: Parquet unless the destination names another format (``.../part.jsonl``).
 DEFAULT_PART_EXTENSION = ".parquet"
-#: Bytes of job output one shard aims at: about 20 s of parsing on one core (README "Big outputs").
+#: Bytes of job output one shard aims at: about 7 CPU seconds of parsing (README "Big outputs").
 DEFAULT_TARGET_SHARD_BYTES = 1024**3
 #: Airflow's default ``[core] max_map_length`` is 1024; a parse rarely gains from more than a few dozen workers.
 DEFAULT_MAX_SHARDS = 64
@@ -94,14 +94,12 @@ def assign(sizes: Mapping[str, int], count: int) -> list[list[str]]:
 def shard_files(
     shard: Shard, predictions: list[str], errors: list[str], sizes: Mapping[str, int]
 ) -> tuple[list[str], list[str]]:
-    """This shard's predictions and errors files, each in the listing's order (so samples merge back in order)."""
-    mine = set(assign(listing(predictions, errors, sizes), shard.count)[shard.index])
+    """This shard's predictions and errors files, each in the listing's order (so samples merge back in order).
+
+    ``sizes`` holds the size of each of those files, from the same listing (``gcs.output_files``).
+    """
+    mine = set(assign(sizes, shard.count)[shard.index])
     return [uri for uri in predictions if uri in mine], [uri for uri in errors if uri in mine]
-
-
-def listing(predictions: list[str], errors: list[str], sizes: Mapping[str, int]) -> dict[str, int]:
-    """The output files the shards are assigned from, with their sizes (0 for one the size listing missed)."""
-    return {uri: sizes.get(uri, 0) for uri in predictions + errors}
 
 
 def listing_digest(files: Mapping[str, int]) -> str:

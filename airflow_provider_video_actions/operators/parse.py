@@ -182,6 +182,10 @@ class JobOutputMixin:
     def _location(self, uri: Any, param: str, *, want_object: bool) -> str:
         return check_location(uri, param, want_object=want_object, allow_other_schemes=self.allow_other_schemes)
 
+    def _client_for(self, *uris: str | None) -> Any:
+        """The hook's storage client when any of the URIs is on GCS, else None (no credentials needed)."""
+        return self.hook.storage_client if any(uri and uri.startswith("gs://") for uri in uris) else None
+
     def _output_files(self, client: Any, source: str) -> tuple[list[str], list[str], dict[str, int]]:
         """The job's predictions and errors files with their sizes; fails (without retries) on a folder of several
         jobs, and (with retries: the job may still be writing) on a folder without them."""
@@ -332,8 +336,7 @@ class ParseVideoActionPredictionsOperator(JobOutputMixin, BaseOperator):
             raise AirflowFailException(str(exc)) from exc
         from airflow_provider_video_actions import gcs
 
-        on_gcs = any(uri.startswith("gs://") for uri in (source, self.destination or ""))
-        client = self.hook.storage_client if on_gcs else None
+        client = self._client_for(source, self.destination)
         predictions, errors, sizes = self._output_files(client, source)
         try:
             family = output_family(self.model_family, self.job, predictions)
@@ -341,7 +344,7 @@ class ParseVideoActionPredictionsOperator(JobOutputMixin, BaseOperator):
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         if shard is not None:
-            digest = shards.listing_digest(shards.listing(predictions, errors, sizes))
+            digest = shards.listing_digest(sizes)
             predictions, errors = shards.shard_files(shard, predictions, errors, sizes)
         self.log.info(
             "Parsing %d predictions and %d errors files of a %s job from %s",
@@ -379,7 +382,7 @@ class ParseVideoActionPredictionsOperator(JobOutputMixin, BaseOperator):
         """Open the job's instances file (a family may join answers to instances through it)."""
         from airflow_provider_video_actions import gcs
 
-        return gcs.open_read(self.hook.storage_client if uri.startswith("gs://") else None, uri)
+        return gcs.open_read(self._client_for(uri), uri)
 
     def _long_line(self, uri: str, line: int, long_line: LongLine) -> ErrorRecord:
         """The error record of a line skipped unread for its length."""

@@ -72,8 +72,7 @@ class ProposeParseShardsOperator(JobOutputMixin, BaseOperator):
             source = self._source()
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
-        client = self.hook.storage_client if source.startswith("gs://") else None
-        predictions, errors, sizes = self._output_files(client, source)
+        predictions, errors, sizes = self._output_files(self._client_for(source), source)
         files = [sizes[uri] for uri in predictions + errors]
         proposed = shards.propose_shards(files, self.target_shard_bytes, self.max_shards)
         self.log.info("%d files, %d bytes in %s: %d shards", len(files), sum(files), source, len(proposed))
