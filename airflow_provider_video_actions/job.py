@@ -164,7 +164,10 @@ def parse_seconds(value: Any, param: str, *, open_end: bool = False) -> float | 
             raise VideoActionsValueError(
                 f"{param} must be seconds like 1.5 or '1.5s' (ASCII digits), got {brief(value)}."
             )
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer too large for a float
+        raise VideoActionsValueError(f"{param} must be seconds, got an integer of {value.bit_length()} bits.") from None
     if math.isnan(seconds) or seconds < 0:
         raise VideoActionsValueError(f"{param} must be zero or more seconds, got {brief(value)}.")
     if math.isinf(seconds):

@@ -118,17 +118,9 @@ def _job_error(instance: dict[str, Any], error: Any, file: str, number: int) -> 
 def _lenient_seconds(value: Any, *, open_end: bool) -> float | None:
     """A segment bound in seconds, or None when it is missing, open or unreadable (error lines only)."""
     try:
-        return _segment_seconds(value, "segment", open_end=open_end)
+        return parse_seconds(value, "segment", open_end=open_end)
     except VideoActionsValueError:
         return None
-
-
-def _segment_seconds(value: Any, field: str, *, open_end: bool = False) -> float | None:
-    """An instance's segment bound in seconds (as the submit side reads them), or raise naming the field."""
-    try:
-        return parse_seconds(value, field, open_end=open_end)
-    except OverflowError:  # an integer too large for a float
-        raise VideoActionsValueError(f"{field} must be seconds, got an integer of {value.bit_length()} bits") from None
 
 
 def _served(instance: dict[str, Any], moments: list[Any], file: str, number: int, decoded: DecodedChunk) -> None:
@@ -137,8 +129,8 @@ def _served(instance: dict[str, Any], moments: list[Any], file: str, number: int
     try:
         if not isinstance(content, str) or not content:
             raise VideoActionsValueError(f"instance.content must be the video's URI, got {brief(content)}")
-        start = _segment_seconds(instance.get("timeSegmentStart"), "instance.timeSegmentStart") or 0.0
-        end = _segment_seconds(instance.get("timeSegmentEnd"), "instance.timeSegmentEnd", open_end=True)
+        start = parse_seconds(instance.get("timeSegmentStart"), "instance.timeSegmentStart") or 0.0
+        end = parse_seconds(instance.get("timeSegmentEnd"), "instance.timeSegmentEnd", open_end=True)
         if end is not None and end < start:
             raise VideoActionsValueError(f"instance segment ends ({end}s) before it starts ({start}s)")
     except VideoActionsValueError as exc:
