@@ -35,7 +35,7 @@ SUBMIT_CASES = {
     "start equals end": ({"videos": [{"content": V, "time_segment_start": "3s", "time_segment_end": "3s"}]}, r"not after its start"),
     "negative start": ({"videos": [{"content": V, "time_segment_start": -1}]}, r"time_segment_start.*zero or more seconds"),
     "infinite start": ({"videos": [{"content": V, "time_segment_start": "inf"}]}, r"time_segment_start.*cannot be infinite"),
-    "huge integer start": ({"videos": [{"content": V, "time_segment_start": 10**400}]}, r"time_segment_start must be seconds, got an integer of 1329 bits"),
+    "huge integer start": ({"videos": [{"content": V, "time_segment_start": 10**400}]}, r"time_segment_start.*must be seconds, got an integer of 1329 bits"),
     "text segment": ({"videos": [{"content": V, "time_segment_end": "ten"}]}, r"time_segment_end.*seconds like 1.5"),
     "nan segment": ({"videos": [{"content": V, "time_segment_end": float("nan")}]}, r"zero or more seconds"),
     "bool segment": ({"videos": [{"content": V, "time_segment_start": True}]}, r"seconds as a number"),
