@@ -8,7 +8,7 @@ as ``VideoActionRecognitionPredictionParams`` says, not per instance). Its outpu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_video_actions.families.base import FamilyRequest, ModelFamily, OpenRead, model_resource_name
@@ -26,17 +26,18 @@ class _Decoder:
     #: Bytes of whole lines per chunk: enough blocks for Arrow's threads, little to redo when a chunk is refused.
     chunk_bytes: ClassVar[int] = 2 * 1024 * 1024
 
+    def __init__(self) -> None:
+        try:
+            from airflow_provider_video_actions.families.action_recognition_arrow import read_fast
+        except ImportError:  # pyarrow not installed: no fast path, every chunk is read exactly
+            read_fast = None
+        #: The fast path (``read_fast(chunk, keep)``), looked up once: None without pyarrow.
+        self.read_fast: Callable[[bytes, PredictionFilter], FastChunk | None] | None = read_fast
+
     def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
         from airflow_provider_video_actions.families.action_recognition_answers import decode_exactly
 
         return decode_exactly(chunk, file, first_line)
-
-    def read_fast(self, chunk: bytes, keep: PredictionFilter) -> FastChunk | None:
-        try:
-            from airflow_provider_video_actions.families.action_recognition_arrow import read_fast
-        except ImportError:  # pyarrow not installed: every chunk is read exactly
-            return None
-        return read_fast(chunk, keep)
 
 
 class ActionRecognitionFamily(ModelFamily):

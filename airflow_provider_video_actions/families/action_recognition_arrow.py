@@ -20,14 +20,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from airflow_provider_video_actions.families.action_recognition_answers import TIME_TOLERANCE
+from airflow_provider_video_actions.families.action_recognition_answers import DURATION_RE, TIME_TOLERANCE
 from airflow_provider_video_actions.job import MAX_DURATION_SECONDS
 from airflow_provider_video_actions.predictions import PredictionRecord, line_count
-from airflow_provider_video_actions.tallies import PredictionFilter
+from airflow_provider_video_actions.tallies import PredictionFilter, video_hashes
 from airflow_provider_video_actions.writers import arrow_array, arrow_schema
 
 #: ``DURATION_RE`` of the exact decoder, anchored for RE2.
-_DURATION = r"^[0-9]+(?:\.[0-9]{1,9})?s$"
+_DURATION = f"^{DURATION_RE.pattern}$"
 #: An instance's segment bound read here: at most microseconds, so no rounding is needed (``parse_seconds`` rounds
 #: finer bounds to microseconds; a chunk holding one goes to the exact decoder, so both paths agree).
 _BOUND = r"^[0-9]+(?:\.[0-9]{1,6})?s$"
@@ -142,8 +142,7 @@ def _records(table: Any, lines: int, keep: PredictionFilter) -> FastChunk:
     records = pa.Table.from_arrays(columns, schema=RECORDS)
     if not keep.keeps_all:
         records = records.filter(_kept(records, keep))
-    hashes = array.array("q", sorted(map(hash, pc.unique(content).to_pylist())))
-    return FastChunk(lines, len(content), len(moments), records, hashes)
+    return FastChunk(lines, len(content), len(moments), records, video_hashes(pc.unique(content).to_pylist()))
 
 
 def _kept(records: Any, keep: PredictionFilter) -> Any:

@@ -126,12 +126,12 @@ class ModelFamily(ABC):
         """Validate the ``videos`` parameter into instances with this family's mime rules."""
         from airflow_provider_video_actions.job import instances_from_videos
 
-        instances = instances_from_videos(videos, self.mime_type_for)
+        instances, allowed = instances_from_videos(videos, self.mime_type_for), self.mime_type_values()
         for index, instance in enumerate(instances):
-            if instance.mime_type not in self.mime_type_values():
+            if instance.mime_type not in allowed:
                 raise VideoActionsValueError(
                     f"videos[{index}]: mime_type {instance.mime_type!r} of {instance.content} is not supported by "
-                    f"{self.name} models; use one of {', '.join(self.mime_type_values())}."
+                    f"{self.name} models; use one of {', '.join(allowed)}."
                 )
         return instances
 

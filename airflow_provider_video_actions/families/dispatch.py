@@ -77,8 +77,8 @@ def output_family(model_family: str | None, job: Mapping[str, Any] | None, predi
 class OutputDecoder:
     """Decodes one job's output chunks with its family's decoder: fast where it can vouch for a chunk, else exactly."""
 
-    def __init__(self, family: ModelFamily, decoder: AnswerDecoder) -> None:
-        self.family, self._decoder = family, decoder
+    def __init__(self, decoder: AnswerDecoder) -> None:
+        self._decoder = decoder
 
     @classmethod
     def for_job(
@@ -89,7 +89,7 @@ class OutputDecoder:
         open_read: OpenRead | None = None,
     ) -> OutputDecoder:
         """The family's decoder, set up from the submit summary (or nothing, for a bare output directory)."""
-        return cls(family, family.answer_decoder(job, action_labels, open_read))
+        return cls(family.answer_decoder(job, action_labels, open_read))
 
     @property
     def chunk_bytes(self) -> int:
