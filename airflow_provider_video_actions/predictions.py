@@ -11,7 +11,7 @@ becomes an ``invalid_moment`` error record of its own. Decoding lives with each 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,6 +94,20 @@ class DecodedChunk:
 def line_count(chunk: bytes) -> int:
     """How many lines a chunk holds (the last may lack its newline)."""
     return chunk.count(b"\n") + (not chunk.endswith(b"\n"))
+
+
+def decode_lines(
+    chunk: bytes, file: str, first_line: int, decode_line: Callable[[bytes, str, int, DecodedChunk], None]
+) -> DecodedChunk:
+    """Decode a chunk of whole lines (numbered from ``first_line``) one line at a time with a family's
+    ``decode_line(raw, file, number, decoded)``; blank lines are counted, for numbering, and skipped."""
+    decoded = DecodedChunk(line_count(chunk))
+    for number, raw in enumerate(chunk.split(b"\n"), start=first_line):
+        if raw.strip():
+            decode_line(raw, file, number, decoded)
+        elif number < first_line + decoded.lines:
+            decoded.blank_lines += 1
+    return decoded
 
 
 def malformed(message: str, file: str, number: int) -> ErrorRecord:

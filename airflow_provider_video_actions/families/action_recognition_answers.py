@@ -30,7 +30,7 @@ from airflow_provider_video_actions.predictions import (
     ErrorRecord,
     Instance,
     Moment,
-    line_count,
+    decode_lines,
     malformed,
 )
 
@@ -55,13 +55,7 @@ _CODE_DIGITS = 10
 
 def decode_exactly(chunk: bytes, file: str, first_line: int) -> DecodedChunk:
     """Decode a chunk of whole lines (numbered from ``first_line``) one line at a time."""
-    decoded = DecodedChunk(line_count(chunk))
-    for number, raw in enumerate(chunk.split(b"\n"), start=first_line):
-        if raw.strip():
-            decode_line(raw, file, number, decoded)
-        elif number < first_line + decoded.lines:
-            decoded.blank_lines += 1
-    return decoded
+    return decode_lines(chunk, file, first_line, decode_line)
 
 
 def decode_line(raw: bytes, file: str, number: int, decoded: DecodedChunk) -> None:

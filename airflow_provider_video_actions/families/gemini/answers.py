@@ -42,7 +42,7 @@ from airflow_provider_video_actions.predictions import (
     ErrorRecord,
     Instance,
     Moment,
-    line_count,
+    decode_lines,
 )
 
 #: Slack on the segment bounds, in seconds (answers and offsets are written with millisecond precision).
@@ -225,13 +225,7 @@ class GeminiDecoder:
 
     def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
         """Decode a chunk of whole Gemini lines into served instances, moments and errors."""
-        decoded = DecodedChunk(line_count(chunk))
-        for number, raw in enumerate(chunk.split(b"\n"), start=first_line):
-            if raw.strip():
-                self._decode_line(raw, file, number, decoded)
-            elif number < first_line + decoded.lines:
-                decoded.blank_lines += 1
-        return decoded
+        return decode_lines(chunk, file, first_line, self._decode_line)
 
     def _decode_line(self, raw: bytes, file: str, number: int, decoded: DecodedChunk) -> None:
         """File one line: the answer's instance and moments, or an error record."""
