@@ -28,7 +28,8 @@ DEFAULT_FAMILY = FAMILIES[-1]
 
 
 def family_for(model: Any, explicit_family: str | None = None) -> ModelFamily:
-    """The family named by ``model_family``, or else the first family that claims the model's name."""
+    """The family named by ``model_family``, or else the first family that claims the model's name (the default
+    family for a model that is not a name, whose checks then refuse it)."""
     if explicit_family is not None:
         for family in FAMILIES:
             if family.name == explicit_family:
@@ -37,7 +38,7 @@ def family_for(model: Any, explicit_family: str | None = None) -> ModelFamily:
             f"model_family must be one of {', '.join(map(repr, FAMILY_NAMES))} (or None to tell by the model name), "
             f"got {explicit_family!r}."
         )
-    return next(family for family in FAMILIES if isinstance(model, str) and family.claims(model))
+    return next((family for family in FAMILIES if isinstance(model, str) and family.claims(model)), DEFAULT_FAMILY)
 
 
 def check_region_of_any_family(region: Any) -> str:
