@@ -371,11 +371,12 @@ def delete(client: storage.Client, uri: str) -> None:
         client.bucket(bucket).blob(name).delete()
 
 
-def write_text(client: storage.Client, uri: str, text: str, content_type: str = "text/plain") -> None:
-    """Write a small object in one request, retrying transient errors (callers write the same text again)."""
+def write_text(client: storage.Client, uri: str, text: str | bytes, content_type: str = "text/plain") -> None:
+    """Write an object (text, or its UTF-8 bytes) in one request, retrying transient errors (callers write the same
+    text again)."""
     if not uri.startswith("gs://"):
         with open_write(client, uri, content_type) as handle:
-            handle.write(text.encode())
+            handle.write(text.encode() if isinstance(text, str) else text)
         return
     from google.cloud.storage.retry import DEFAULT_RETRY
 

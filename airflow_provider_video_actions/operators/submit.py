@@ -260,7 +260,8 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         self._job_name: str | None = None
         self._result: dict[str, Any] | None = None
         self._job_spec: JobSpec | None = None
-        self._instance_lines: list[str] | None = None
+        #: The instances file this try writes (its bytes and line count), built once: its digest, size and upload.
+        self._instances_file_data: tuple[bytes, int] | None = None
         self._deadline = 0.0
         given = [name for name in ("videos", "videos_prefix", "gcs_source") if getattr(self, name) is not None]
         if len(given) != 1:
@@ -369,7 +370,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
             if self.videos_created_in is not None:
                 self._window = self._creation_window(context)
             if self.videos is not None or self.videos_created_in is not None:
-                self._lines()  # checks the videos (or lists the window: an empty one skips) before any job lookup
+                self._instances_data()  # checks the videos (or lists the window: an empty one skips) before any lookup
             return self.execute_resumable(context)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
@@ -550,15 +551,15 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     def _input_digest(self) -> str:
         """What the job will read: the instance lines this task writes, or the given files' versions."""
         if self.gcs_source is None:
-            text = "".join(line + "\n" for line in self._lines())
+            data = self._instances_data()[0]
         else:
             from airflow_provider_video_actions import gcs
 
             versions = {uri: gcs.object_version(self.hook.storage_client, uri) for uri in self._gcs_sources()}
             if missing := [uri for uri, version in versions.items() if version is None]:
                 raise VideoActionsValueError(f"gcs_source {', '.join(missing)} does not exist; check the URI.")
-            text = repr(sorted(versions.items()))
-        return hashlib.sha256(text.encode()).hexdigest()
+            data = repr(sorted(versions.items())).encode()
+        return hashlib.sha256(data).hexdigest()
 
     def _instances_file(self, task_label: str, digest: str) -> str:
         """This task instance's instances file for these lines, under the destination prefix.
@@ -572,12 +573,13 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         """``gcs_source`` as a tuple of URIs (one URI or a list may be given)."""
         return (self.gcs_source,) if isinstance(self.gcs_source, str) else tuple(self.gcs_source)
 
-    def _lines(self) -> list[str]:
-        """The request lines from ``videos`` or the videos under ``videos_prefix`` (listed once per try).
+    def _instances_data(self) -> tuple[bytes, int]:
+        """The instances file's bytes and line count: one request line per video from ``videos`` or under
+        ``videos_prefix`` (listed once per try).
 
         The family's service limits are checked here: over them, no file and no job is made.
         """
-        if self._instance_lines is None:
+        if self._instances_file_data is None:
             from airflow_provider_video_actions import gcs
 
             family, request = self._family(), self._family_request()
@@ -590,9 +592,10 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                 self.log.info("Selected %d videos under %s%s", len(uris), self.videos_prefix, self._window_text())
                 instances = family.instances(uris)
             lines = list(family.request_lines(instances, request))
-            family.check_input(len(lines), sum(len(line.encode()) + 1 for line in lines), request)
-            self._instance_lines = lines
-        return self._instance_lines
+            data = "".join(line + "\n" for line in lines).encode()
+            family.check_input(len(lines), len(data), request)
+            self._instances_file_data = data, len(lines)
+        return self._instances_file_data
 
     def _window_text(self) -> str:
         """`` created in [start, end)`` when the videos are selected by creation time, else nothing."""
@@ -613,9 +616,9 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         """Write this task's instances file (the same lines the request fingerprint was computed from)."""
         from airflow_provider_video_actions import gcs
 
-        lines = self._lines()
-        gcs.write_text(self.hook.storage_client, uri, "".join(line + "\n" for line in lines))
-        self.log.info("Wrote %d instances to %s", len(lines), uri)
+        data, count = self._instances_data()
+        gcs.write_text(self.hook.storage_client, uri, data)
+        self.log.info("Wrote %d instances to %s", count, uri)
 
     def _wait_spec(self, job_name: str) -> WaitSpec:
         """How the trigger waits: this task's connection, pace and deadline."""
