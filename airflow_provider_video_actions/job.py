@@ -77,9 +77,11 @@ WAITING_STATES = frozenset(
 )
 
 
-#: States of an earlier job worth re-attaching to: it is still going to produce this task's output.
-#: CANCELLING is not: the job is on its way to CANCELLED (Vertex AI cancels asynchronously).
-REATTACH_STATES = (WAITING_STATES - {"JOB_STATE_CANCELLING"}) | SUCCESS_STATES
+#: States of a job still going to produce its output: queued, running, paused or updating. CANCELLING is not: the
+#: job is on its way to CANCELLED (Vertex AI cancels asynchronously).
+ACTIVE_STATES = WAITING_STATES - {"JOB_STATE_CANCELLING"}
+#: States of an earlier job worth re-attaching to: active, or done with this task's output.
+REATTACH_STATES = ACTIVE_STATES | SUCCESS_STATES
 
 
 class JobFailedError(RuntimeError):
@@ -96,7 +98,8 @@ def job_outcome(summary: Mapping[str, Any], max_failed_ratio: float = 1.0) -> st
     stats = summary.get("completion_stats") or {}
     ok, failed = stats.get("successful_count", 0), stats.get("failed_count", 0)
     # Instances a finished job never completed did not succeed either: they count against the ratio.
-    failed += max(stats.get("incomplete_count", 0), 0)
+    incomplete = max(stats.get("incomplete_count", 0), 0)
+    failed += incomplete
     if state in FAILURE_STATES:
         error = summary.get("error") or {}
         raise JobFailedError(
@@ -107,7 +110,6 @@ def job_outcome(summary: Mapping[str, Any], max_failed_ratio: float = 1.0) -> st
     if state not in SUCCESS_STATES:
         raise JobFailedError(f"Batch prediction job {name} is in {state}, which is not a finished state.")
     ratio = failed / (ok + failed) if ok + failed else 0.0
-    incomplete = max(stats.get("incomplete_count", 0), 0)
     counts = f"{ok} instances succeeded, {failed} failed or never completed ({ratio:.1%}; {incomplete} incomplete)"
     if ratio > max_failed_ratio:
         raise JobFailedError(

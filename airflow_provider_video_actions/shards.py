@@ -22,6 +22,7 @@ from typing import Any
 
 from airflow_provider_video_actions.job import VideoActionsValueError
 from airflow_provider_video_actions.tallies import ERROR_SAMPLES, SUMMARY_LABELS
+from airflow_provider_video_actions.validators import is_template
 
 #: Parquet unless the destination names another format (``.../part.jsonl``).
 DEFAULT_PART_EXTENSION = ".parquet"
@@ -139,7 +140,7 @@ def literal_part(destination: Any, shard: Any) -> str | None:
 
     Lets the parse operator fail at DAG parse time; a templated shard is checked when it is rendered.
     """
-    if (isinstance(shard, str) and "{{" in shard) or hasattr(shard, "resolve"):
+    if is_template(shard):
         shard = "0/1"  # a template or an XComArg, known later; every shard's part has the same format
     if destination is None or (isinstance(destination, str) and "{{" not in destination):
         return plan(destination, shard)[0]

@@ -33,6 +33,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_video_actions.families.base import FamilyRequest, ModelFamily
 from airflow_provider_video_actions.families.dispatch import check_region_of_any_family, family_for
 from airflow_provider_video_actions.job import (
+    ACTIVE_STATES,
     LEGACY_TASK_LABEL,
     PROVIDER_LABEL,
     PROVIDER_LABEL_VALUE,
@@ -41,7 +42,6 @@ from airflow_provider_video_actions.job import (
     SUCCESS_STATES,
     TASK_LABEL,
     TERMINAL_STATES,
-    WAITING_STATES,
     JobFailedError,
     JobSpec,
     MachineResources,
@@ -94,8 +94,8 @@ def _machine_resources(
 ) -> MachineResources:
     """Dedicated resources, checked: counts are whole numbers and accelerators need a machine type."""
     count = check_count(accelerator_count, "accelerator_count")
-    starting = None if starting is None else check_positive(starting, "starting_replica_count", integer=True)
-    maximum = None if maximum is None else check_positive(maximum, "max_replica_count", integer=True)
+    starting = _optional_positive(starting, "starting_replica_count")
+    maximum = _optional_positive(maximum, "max_replica_count")
     if (accelerator_type or count) and not machine_type:
         raise VideoActionsValueError("accelerator_type and accelerator_count need a machine_type.")
     if starting and maximum and maximum < starting:
@@ -409,7 +409,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
 
     def is_job_active(self, status: str) -> bool:
         """Queued, running, paused or updating: worth waiting on rather than resubmitting (CANCELLING is not)."""
-        return status in REATTACH_STATES - SUCCESS_STATES
+        return status in ACTIVE_STATES
 
     def is_job_succeeded(self, status: str) -> bool:
         """Finished with results (partial success is judged against ``max_failed_ratio`` afterwards)."""
@@ -474,11 +474,11 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         """
         task_label = spec.labels[TASK_LABEL]
         candidates = self._labelled(spec, TASK_LABEL, task_label, REATTACH_STATES)
-        legacy = self._labelled(spec, LEGACY_TASK_LABEL, task_label, WAITING_STATES - {"JOB_STATE_CANCELLING"})
+        legacy = self._labelled(spec, LEGACY_TASK_LABEL, task_label, ACTIVE_STATES)
         for job, is_legacy in [*((j, False) for j in candidates), *((j, True) for j in legacy)]:
             if why := spec.mismatch(job, legacy=is_legacy):
                 self.log.info("Not re-attaching to %s (%s): %s", job.name, state_name(job), why)
-                if state_name(job) in WAITING_STATES - {"JOB_STATE_CANCELLING"}:
+                if state_name(job) in ACTIVE_STATES:
                     self.log.warning(
                         "%s carries this task instance's label and is still %s, but was asked for other work: "
                         "it is not awaited and keeps running (and billing). Cancel it if it is not wanted.",
