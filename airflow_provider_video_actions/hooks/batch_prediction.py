@@ -97,6 +97,12 @@ def explain_api_error(exc: Exception, what: str, project_id: str, region: str) -
     return f"{what} failed in project {project_id}, region {region}: {describe_api_error(exc)}. Likely fix: {hint}."
 
 
+def explain_read_error(exc: Exception, job_name: str) -> str:
+    """:func:`explain_api_error` for a read of one job, with the project and region its name holds."""
+    project, region, _ = parse_job_name(job_name)
+    return explain_api_error(exc, f"Reading {job_name}", project, region)
+
+
 def describe_api_error(exc: BaseException) -> str:
     """``CODE: message`` for a Google API error (its own ``str`` reads ``None ...`` for UNKNOWN)."""
     code = getattr(exc, "grpc_status_code", None)

@@ -137,13 +137,12 @@ class VideoActionBatchPredictionSensor(BaseSensorOperator):
         """Worker mode: one read of the job; a job that cannot be read (missing, no access) fails the task."""
         from google.api_core.exceptions import GoogleAPICallError, RetryError
 
-        from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error
+        from airflow_provider_video_actions.hooks.batch_prediction import explain_read_error
 
         try:
             summary = job_summary(self.hook.get_job(self.job_name))
         except (GoogleAPICallError, RetryError) as exc:
-            project, region, _ = parse_job_name(self.job_name)
-            raise AirflowFailException(explain_api_error(exc, f"Reading {self.job_name}", project, region)) from exc
+            raise AirflowFailException(explain_read_error(exc, self.job_name)) from exc
         if summary["state"] not in TERMINAL_STATES:
             self.log.info("%s is %s", self.job_name, summary["state"])
             return PokeReturnValue(is_done=False)

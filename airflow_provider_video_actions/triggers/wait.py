@@ -27,7 +27,7 @@ import airflow.triggers.base
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_video_actions.job import TERMINAL_STATES, VideoActionsValueError, job_summary, parse_job_name
+from airflow_provider_video_actions.job import TERMINAL_STATES, VideoActionsValueError, job_summary
 from airflow_provider_video_actions.triggers.job_poll import PollKey, Snapshot, hooks_module, job_snapshots, subscribe
 
 #: Shared-stream triggers derive from BaseEventTrigger (Airflow >= 3.0); plain BaseTrigger before.
@@ -207,11 +207,9 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
 
     def _error(self, exc: Exception) -> dict[str, Any]:
         """The error event for a permanent read error, naming the job and the likely fix."""
-        from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error
+        from airflow_provider_video_actions.hooks.batch_prediction import explain_read_error
 
-        project, region, _ = parse_job_name(self.job_name)
-        message = explain_api_error(exc, f"Reading {self.job_name}", project, region)
-        return {"status": "error", "job_name": self.job_name, "message": message}
+        return {"status": "error", "job_name": self.job_name, "message": explain_read_error(exc, self.job_name)}
 
     async def _read(self, progress: _Progress | None) -> dict[str, Any] | None:
         """One direct read; None after a transient error (tried again at the next poll, warned once per streak)."""
