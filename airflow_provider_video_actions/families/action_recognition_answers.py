@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from airflow_provider_video_actions.families.base import TIME_TOLERANCE
 from airflow_provider_video_actions.job import MAX_DURATION_SECONDS, VideoActionsValueError, brief, parse_seconds
 from airflow_provider_video_actions.predictions import (
     INVALID_LINE,
@@ -34,9 +35,6 @@ from airflow_provider_video_actions.predictions import (
     malformed,
 )
 
-#: Slack on the segment bounds, in seconds: a moment may start up to 1 ms before its instance's segment and end up
-#: to 1 ms after it (Vertex AI writes times to the microsecond, segments are echoed as given).
-TIME_TOLERANCE = 0.001
 #: Vertex AI's Duration as JSON (google.protobuf.Duration): ASCII digits, up to 9 decimals, an ``s`` suffix.
 DURATION_RE = re.compile(r"[0-9]+(?:\.[0-9]{1,9})?s")
 MOMENT_RULES = (

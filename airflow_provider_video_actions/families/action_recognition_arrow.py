@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from airflow_provider_video_actions.families.action_recognition_answers import DURATION_RE, TIME_TOLERANCE
+from airflow_provider_video_actions.families.action_recognition_answers import DURATION_RE
+from airflow_provider_video_actions.families.base import TIME_TOLERANCE
 from airflow_provider_video_actions.job import MAX_DURATION_SECONDS
 from airflow_provider_video_actions.predictions import PredictionRecord, line_count
 from airflow_provider_video_actions.tallies import PredictionFilter, video_hashes

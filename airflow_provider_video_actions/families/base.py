@@ -45,6 +45,12 @@ class FamilyRequest:
     max_input_bytes: int | None = None
 
 
+#: Slack on the segment bounds, in seconds, for every family: a moment or an answer may start up to 1 ms before its
+#: instance's segment and end up to 1 ms after it (times are written to the microsecond or millisecond, segments are
+#: echoed as given).
+TIME_TOLERANCE = 0.001
+
+
 class AnswerDecoder(Protocol):
     """Decodes a chunk of whole output lines of one family into the shared records, exactly, line by line.
 

@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 from google.rpc import code_pb2
 
-from airflow_provider_video_actions.families.base import OpenRead
+from airflow_provider_video_actions.families.base import TIME_TOLERANCE, OpenRead
 from airflow_provider_video_actions.families.gemini.request import INSTANCE_LABEL, GeminiSummary, check_action_labels
 from airflow_provider_video_actions.job import VideoActionsValueError, parse_seconds
 from airflow_provider_video_actions.predictions import (
@@ -45,8 +45,6 @@ from airflow_provider_video_actions.predictions import (
     decode_lines,
 )
 
-#: Slack on the segment bounds, in seconds (answers and offsets are written with millisecond precision).
-TIME_TOLERANCE = 0.001
 _RPC_STATUS_RE = re.compile(r'"status"\s*:\s*"([A-Z_]+)"')
 
 
