@@ -80,6 +80,23 @@ def parse_seconds(value: object, field_name: str, allow_infinity: bool) -> float
     return seconds
 
 
+def check_mime_type(mime_type: object, allowed: frozenset[str]) -> None:
+    """Refuse a mime type the model family does not take, as Vertex AI does (INVALID_ARGUMENT)."""
+    if mime_type not in allowed:
+        expected = ", ".join(sorted(allowed))
+        message = f"Unsupported mimeType {mime_type!r}; expected one of {expected}"
+        raise InstanceError(code_pb2.INVALID_ARGUMENT, message)
+
+
+def until_cancelled(lines: list[str], cancelled: threading.Event, result: RunResult) -> Iterator[str]:
+    """The lines in order until the job is cancelled; the ones left are counted as ``result.incomplete``."""
+    for index, line in enumerate(lines):
+        if cancelled.is_set():
+            result.incomplete = len(lines) - index
+            return
+        yield line
+
+
 def download(client: storage.Client, uri: str) -> bytes:
     """Download a video object; a missing object is a NOT_FOUND instance error naming the URI."""
     bucket, name = split_gcs_uri(uri)

@@ -17,9 +17,11 @@ from airflow_provider_video_actions.emulator.runner import (
     BatchSpec,
     RunResult,
     ShardedWriter,
+    check_mime_type,
     download,
     parse_seconds,
     split_gcs_uri,
+    until_cancelled,
 )
 
 log = logging.getLogger(__name__)
@@ -76,10 +78,7 @@ def _check_instance(instance: dict) -> tuple[str, float, float | None]:
     if not isinstance(content, str):
         raise InstanceError(code_pb2.INVALID_ARGUMENT, "Instance has no 'content' string")
     split_gcs_uri(content)
-    mime_type = instance.get("mimeType")
-    if mime_type not in MIME_TYPES:
-        allowed = ", ".join(sorted(MIME_TYPES))
-        raise InstanceError(code_pb2.INVALID_ARGUMENT, f"Unsupported mimeType {mime_type!r}; expected one of {allowed}")
+    check_mime_type(instance.get("mimeType"), MIME_TYPES)
     start = parse_seconds(instance.get("timeSegmentStart", "0s"), "timeSegmentStart", allow_infinity=False)
     end = parse_seconds(instance.get("timeSegmentEnd", "Infinity"), "timeSegmentEnd", allow_infinity=True)
     assert start is not None
@@ -99,10 +98,7 @@ def run_lines(client: storage.Client, lines: list[str], spec: BatchSpec, cancell
     result = RunResult()
     predictions = ShardedWriter(client, spec.output_directory, "predictions", spec.lines_per_file)
     errors = ShardedWriter(client, spec.output_directory, "errors", spec.lines_per_file)
-    for index, line in enumerate(lines):
-        if cancelled.is_set():
-            result.incomplete = len(lines) - index
-            break
+    for line in until_cancelled(lines, cancelled, result):
         _run_line(client, line, spec, result, predictions, errors)
     predictions.flush()
     errors.flush()

@@ -50,9 +50,11 @@ from airflow_provider_video_actions.emulator.model import InstanceError
 from airflow_provider_video_actions.emulator.runner import (
     BatchSpec,
     RunResult,
+    check_mime_type,
     download,
     parse_seconds,
     split_gcs_uri,
+    until_cancelled,
 )
 
 NAME = "gemini"
@@ -130,12 +132,7 @@ def _video_part(request: dict) -> tuple[str, float, float | None]:
     file_data, metadata = parts[0]["fileData"], parts[0].get("videoMetadata") or {}
     uri = file_data.get("fileUri")
     split_gcs_uri(uri if isinstance(uri, str) else "")
-    if file_data.get("mimeType") not in MIME_TYPES:
-        allowed = ", ".join(sorted(MIME_TYPES))
-        raise InstanceError(
-            code_pb2.INVALID_ARGUMENT,
-            f"Unsupported mimeType {file_data.get('mimeType')!r}; expected one of {allowed}",
-        )
+    check_mime_type(file_data.get("mimeType"), MIME_TYPES)
     start = parse_seconds(metadata.get("startOffset", "0s"), "startOffset", allow_infinity=False)
     end = parse_seconds(metadata.get("endOffset", "Infinity"), "endOffset", allow_infinity=True)
     return uri, start or 0.0, end
@@ -286,10 +283,7 @@ def run_lines(client: storage.Client, lines: list[str], spec: BatchSpec, cancell
     if error := _over_limits(lines, settings):
         return RunResult(error=error)
     result, output = RunResult(), []
-    for index, line in enumerate(lines):
-        if cancelled.is_set():
-            result.incomplete = len(lines) - index
-            break
+    for line in until_cancelled(lines, cancelled, result):
         record, served = _output_line(client, line, settings.echo)
         output.append(json.dumps(record, separators=(",", ":")))
         result.successful += served
