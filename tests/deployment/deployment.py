@@ -28,6 +28,18 @@ from typing import Any, TypeVar
 
 from airflow_provider_video_actions.emulator.control import CONTROL_ENV, EmulatorControl
 
+#: Times a trigger POST is sent when the API server answers 500 (a locked SQLite database).
+TRIGGER_ATTEMPTS = 3
+
+
+class ApiError(AssertionError):
+    """An HTTP error answer of the API server, with its status code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 REPO = Path(__file__).resolve().parents[2]
 HOME = REPO / ".deployment"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -224,7 +236,7 @@ class Deployment:
             with urllib.request.urlopen(request, timeout=60) as response:
                 return json.load(response)
         except urllib.error.HTTPError as exc:
-            raise AssertionError(f"{method} {path} -> {exc.code}: {exc.read().decode()[:2000]}") from None
+            raise ApiError(exc.code, f"{method} {path} -> {exc.code}: {exc.read().decode()[:2000]}") from None
 
     def wait_for_dags(self, dag_ids: list[str], timeout: float = 180) -> None:
         """Until the DAG processor has parsed every DAG (the REST API knows them)."""
@@ -241,8 +253,20 @@ class Deployment:
         return [f"{e['filename']}: {e['stack_trace'][-500:]}" for e in errors]
 
     def trigger(self, dag_id: str) -> str:
-        """Trigger a run without a logical date, as the UI's trigger button does; its run id."""
-        return self.rest("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})["dag_run_id"]
+        """Trigger a run without a logical date, as the UI's trigger button does; its run id.
+
+        The run id is chosen here, so a POST answered 500 can be sent again: on SQLite a busy machine can keep the
+        database locked past its 5 s timeout ("database is locked"); a 409 then says the first POST made the run.
+        """
+        run_id, path = f"manual__{secrets.token_hex(6)}", f"/api/v2/dags/{dag_id}/dagRuns"
+        for attempt in range(1, TRIGGER_ATTEMPTS + 1):
+            try:
+                return self.rest("POST", path, {"logical_date": None, "dag_run_id": run_id})["dag_run_id"]
+            except ApiError as exc:
+                if exc.code == 409 and attempt > 1:
+                    return run_id
+                if exc.code != 500 or attempt == TRIGGER_ATTEMPTS:
+                    raise
 
     def run_state(self, dag_id: str, run_id: str) -> str:
         """The DAG run's state."""
