@@ -23,6 +23,7 @@ _EXPORTS = {
     "PredictionRecord": "airflow_provider_video_actions.predictions",
     "ErrorRecord": "airflow_provider_video_actions.predictions",
     "JobSpec": "airflow_provider_video_actions.job",
+    "path_segment": "airflow_provider_video_actions.paths",
 }
 
 __all__ = sorted(_EXPORTS)

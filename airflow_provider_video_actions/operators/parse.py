@@ -23,6 +23,7 @@ from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.families.dispatch import OutputDecoder, family_for, output_family
 from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
 from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
+from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.predictions import (
     MALFORMED,
     Columns,
@@ -203,7 +204,7 @@ class JobOutputMixin:
         return predictions, errors, sizes
 
 
-class ParseVideoActionPredictionsOperator(JobOutputMixin, BaseOperator):
+class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin, BaseOperator):
     """Read a video action recognition job's output into structured prediction records.
 
     :param job: the submit operator's return value (a dict with ``output_directory``), e.g. its XComArg.

@@ -21,10 +21,11 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.job import VideoActionsValueError
 from airflow_provider_video_actions.operators.parse import JobOutputMixin
+from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.validators import check_positive
 
 
-class ProposeParseShardsOperator(JobOutputMixin, BaseOperator):
+class ProposeParseShardsOperator(PathSegmentFilterMixin, JobOutputMixin, BaseOperator):
     """List a finished job's output files with their sizes and return the shards to parse them in.
 
     One shard per ``target_shard_bytes`` of output, at most one per file and ``max_shards``; the
@@ -79,7 +80,7 @@ class ProposeParseShardsOperator(JobOutputMixin, BaseOperator):
         return proposed
 
 
-class CombineParseShardsOperator(BaseOperator):
+class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
     """Combine a sharded parse's results into one summary, shaped as an unsharded parse's.
 
     Refuses a partial set (a shard missing or repeated). ``uri`` is the wildcard of the dataset's

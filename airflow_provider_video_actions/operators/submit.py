@@ -56,6 +56,7 @@ from airflow_provider_video_actions.job import (
     task_label_value,
 )
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
+from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.validators import (
     DEFAULT_TIMEOUT,
     MIN_POLL_INTERVAL,
@@ -119,7 +120,7 @@ def _check_accelerator(accelerator_type: str | None) -> None:
         raise VideoActionsValueError(f"accelerator_type {accelerator_type!r} is not one of {', '.join(known)}.")
 
 
-class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
+class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMixin, BaseOperator):
     """Run a Vertex AI video action recognition batch prediction job and return its summary.
 
     :param project_id: Google Cloud project of the job.

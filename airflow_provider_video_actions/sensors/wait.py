@@ -31,6 +31,7 @@ from airflow_provider_video_actions.job import (
     parse_job_name,
 )
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
+from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.validators import MIN_POLL_INTERVAL, check_fraction, check_poll_interval
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 TRIGGER_CLASSPATH = "airflow_provider_video_actions.triggers.wait.VideoActionBatchPredictionTrigger"
 
 
-class VideoActionBatchPredictionSensor(BaseSensorOperator):
+class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperator):
     """Succeed when the job succeeds; fail when it fails, is cancelled or expires.
 
     :param job_name: full resource name ``projects/P/locations/L/batchPredictionJobs/ID``.
