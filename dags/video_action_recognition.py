@@ -14,7 +14,6 @@ plus one missing video to show how a failed instance is reported.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from typing import Any
 
@@ -25,17 +24,11 @@ from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, 
 BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")
 
 
-def path_segment(run_id: str) -> str:
-    """The run id as one safe path segment (no ``:``, ``+``, ``~`` or ``.``), for per-run output paths."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id)
-
-
 @dag(
     schedule=None,
     catchup=False,
     tags=["example", "vertex-ai", "video"],
     params={"project": "demo-project", "region": "us-central1", "model": "1234567890"},
-    user_defined_filters={"path_segment": path_segment},
 )
 def video_action_recognition() -> None:
     @task
@@ -61,6 +54,7 @@ def video_action_recognition() -> None:
     ParseVideoActionPredictionsOperator(
         task_id="parse_to_parquet",
         job=predict.output,
+        # path_segment (a filter every operator of the package has): the run id as one folder name, distinct per run
         destination=f"gs://{BUCKET}/parsed/{{{{ run_id | path_segment }}}}/moments.parquet",
     )
 

@@ -14,7 +14,6 @@ mapped parse -> combine chain through the emulator).
 from __future__ import annotations
 
 import os
-import re
 
 from airflow.providers.common.compat.sdk import dag, task
 from airflow.providers.google.cloud.transfers.gcs_to_bigquery import GCSToBigQueryOperator
@@ -30,11 +29,6 @@ BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")
 DATASET_ALIAS = "video-actions-moments-dataset"
 
 
-def path_segment(run_id: str) -> str:
-    """The run id as one safe path segment (no ``:``, ``+``, ``~`` or ``.``), for per-run output paths."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id)
-
-
 @dag(
     schedule=None,
     catchup=False,
@@ -45,7 +39,6 @@ def path_segment(run_id: str) -> str:
         "model": "1234567890",
         "table": "demo-project.video_actions.moments",
     },
-    user_defined_filters={"path_segment": path_segment},
 )
 def video_actions_bigquery() -> None:
     @task
@@ -69,6 +62,7 @@ def video_actions_bigquery() -> None:
     parse = ParseVideoActionPredictionsOperator.partial(
         task_id="parse",
         job=predict.output,
+        # path_segment (a filter every operator of the package has): the run id as one folder name, distinct per run
         destination=f"gs://{BUCKET}/moments/{{{{ run_id | path_segment }}}}/",
         retries=2,  # a retried instance rewrites exactly its own part
     ).expand(shard=shards.output)

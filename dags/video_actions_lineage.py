@@ -14,7 +14,6 @@ and ``STORAGE_EMULATOR_HOST`` set: sample videos are generated).
 from __future__ import annotations
 
 import os
-import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,18 +27,12 @@ MOMENTS_ALIAS = "video-actions-moments"
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def path_segment(run_id: str) -> str:
-    """The run id as one safe path segment (no ``:``, ``+``, ``~`` or ``.``), for per-run output paths."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", run_id)
-
-
 @dag(
     schedule=None,
     start_date=START,
     catchup=False,
     tags=["example", "vertex-ai", "video", "lineage"],
     params={"project": "demo-project", "region": "us-central1", "model": "1234567890"},
-    user_defined_filters={"path_segment": path_segment},
 )
 def video_actions_lineage_producer() -> None:
     @task
@@ -62,6 +55,7 @@ def video_actions_lineage_producer() -> None:
     ParseVideoActionPredictionsOperator(
         task_id="parse",
         job=predict.output,
+        # path_segment (a filter every operator of the package has): the run id as one folder name, distinct per run
         destination=f"gs://{BUCKET}/moments/{{{{ run_id | path_segment }}}}/moments.jsonl",
         min_confidence=0.5,
         asset_alias=MOMENTS_ALIAS,

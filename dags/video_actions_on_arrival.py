@@ -98,7 +98,8 @@ if AIRFLOW_V_3_0_PLUS:
         ParseVideoActionPredictionsOperator(
             task_id="parse",
             job=predict.output,
-            destination=f"gs://{BUCKET}/parsed/arrivals/{{{{ run_id }}}}/moments.parquet",
+            # path_segment (a filter every operator of the package has): the run id as one folder name, distinct per run
+            destination=f"gs://{BUCKET}/parsed/arrivals/{{{{ run_id | path_segment }}}}/moments.parquet",
         )
 
     video_actions_on_arrival()

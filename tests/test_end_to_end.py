@@ -7,6 +7,7 @@ import io
 import pyarrow.parquet as pq
 import pytest
 
+from airflow_provider_video_actions import path_segment
 from airflow_provider_video_actions.emulator.samples import MISSING_VIDEO, SAMPLE_VIDEOS
 from tests.conftest import BUCKET as TEST_BUCKET
 from tests.conftest import example_dag_run, task_states, xcom_value
@@ -86,6 +87,8 @@ def test_missing_video_is_an_error_record(example_run):
 def test_parse_to_parquet_writes_every_moment(example_run, storage_client):
     parsed = xcom_value(example_run, "parse_to_parquet")
     assert "predictions" not in parsed
+    # The package's path_segment filter (the DAG defines none): the run id as one folder.
+    assert parsed["uri"] == f"gs://{BUCKET}/parsed/{path_segment(example_run.run_id)}/moments.parquet"
     bucket, name = parsed["uri"].removeprefix("gs://").split("/", 1)
     table = pq.read_table(io.BytesIO(storage_client.bucket(bucket).blob(name).download_as_bytes()))
     assert table.num_rows == parsed["rows"] == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import jinja2.meta
 import pytest
 
+from airflow_provider_video_actions.paths import PathSegmentFilterMixin, with_path_segment_filter
 from tests.conftest import ROOT, dag_bag
 
 #: Context keys Airflow 3 sets only for runs with a logical date (``task_runner.get_template_context``):
@@ -63,7 +65,7 @@ def test_no_template_needs_a_logical_date(airflow_db, example):
     assert bag.import_errors == {}
     needing_a_date = []
     for dag in bag.dags.values():
-        env = dag.get_template_env()
+        env = with_path_segment_filter(dag.get_template_env())  # the package's operators render with it
         for task in dag.tasks:
             allowed = {"data_interval_start", "data_interval_end"} if after_a_window(task) else set()
             for field in task.template_fields:
@@ -75,26 +77,70 @@ def test_no_template_needs_a_logical_date(airflow_db, example):
     assert needing_a_date == []
 
 
-@pytest.mark.parametrize(
-    ("example", "dag_id"),
-    [
-        ("video_action_recognition.py", "video_action_recognition"),
-        ("video_actions_lineage.py", "video_actions_lineage_producer"),
-        ("video_actions_bigquery.py", "video_actions_bigquery"),
-    ],
-)
-def test_run_paths_are_one_safe_segment(airflow_db, example, dag_id):
-    dag = dag_bag(ROOT / "dags" / example).get_dag(dag_id)
-    destinations = [
-        getattr(t, "partial_kwargs", {}).get("destination") or getattr(t, "destination", None) for t in dag.tasks
-    ]
-    per_run = [d for d in destinations if d and "run_id" in d]
-    assert per_run and all("{{ run_id | path_segment }}" in d for d in per_run), per_run
-    template = dag.get_template_env().from_string("parsed/{{ run_id | path_segment }}/moments.parquet")
-    assert template.render(run_id="manual__2026-01-02T03:04:05.123+00:00") == (
-        "parsed/manual__2026-01-02T03_04_05_123_00_00/moments.parquet"
-    )
-    assert template.render(run_id="..") == "parsed/__/moments.parquet"
+#: Run ids two runs might have: ordinary ones, ones the old helper merged, and path syntax.
+RUN_IDS = [
+    "manual__2026-01-02T03:04:05.123+00:00",
+    "manual__2026-01-02T03_04_05_123_00_00",
+    "scheduled__2026-01-02T03:00:00+00:00",
+    "asset_triggered__2026-01-02T03:04:05+00:00",
+    "a:b",
+    "a+b",
+    "a_b",
+    "..",
+    ".",
+    "__",
+    "a/../b",
+    "~2E",
+    "Run",
+    "run",
+]
+#: The one way a template may name the run id in a path: through the package's filter.
+FILTERED_RUN_ID = re.compile(r"\{\{\s*run_id\s*\|\s*path_segment\s*\}\}")
+
+
+def per_run_paths(dag) -> list[tuple[object, str, str]]:
+    """(task, field, text) for every templated string of the DAG's tasks (mapped ones' too) naming ``run_id``."""
+    found = []
+    for task in dag.tasks:
+        fields = {field: getattr(task, field, None) for field in task.template_fields}
+        fields.update({k: v for k, v in getattr(task, "partial_kwargs", {}).items() if k in task.template_fields})
+        for field, value in fields.items():
+            found += [(task, field, text) for text in template_strings(value) if "run_id" in text]
+    return found
+
+
+def rendered_path(task, text: str, run_id: str) -> str:
+    """The path as the task's operator renders it: the DAG's environment with the package's filter."""
+    operator_class = getattr(task, "operator_class", type(task))  # a mapped task's operator
+    assert issubclass(operator_class, PathSegmentFilterMixin), f"{task.task_id} has no path_segment filter"
+    return with_path_segment_filter(task.dag.get_template_env()).from_string(text).render(run_id=run_id)
+
+
+@pytest.mark.parametrize("example", EXAMPLE_DAGS)
+def test_per_run_paths_are_one_safe_segment_distinct_per_run(airflow_db, example):
+    """Each path naming the run id does so through ``path_segment``: one segment, never '.' or '..', distinct."""
+    bag = dag_bag(ROOT / "dags" / example)
+    for dag in bag.dags.values():
+        for task, field, text in per_run_paths(dag):
+            where = f"{dag.dag_id}.{task.task_id}.{field}: {text!r}"
+            assert "run_id" not in FILTERED_RUN_ID.sub("", text), f"{where} uses the raw run id"
+            depth = rendered_path(task, text, "x").count("/")
+            paths = {run_id: rendered_path(task, text, run_id) for run_id in RUN_IDS}
+            for run_id, path in paths.items():
+                assert path.count("/") == depth, f"{where}: run id {run_id!r} adds a folder level: {path}"
+                assert not {".", ".."} & set(path.split("/")), f"{where}: run id {run_id!r} gives {path}"
+            assert len(set(paths.values())) == len(RUN_IDS), f"{where}: two runs share a folder: {paths}"
+
+
+def test_every_example_writing_a_file_per_run_names_it_after_the_run():
+    """Examples naming the run id in a path: all but the hourly one, whose path is its interval (re-runs replace)."""
+    named = {example for example in EXAMPLE_DAGS if "run_id | path_segment" in (ROOT / "dags" / example).read_text()}
+    assert named == {
+        "video_action_recognition.py",
+        "video_actions_bigquery.py",
+        "video_actions_lineage.py",
+        "video_actions_on_arrival.py",
+    }
 
 
 def test_timeline_goes_to_a_fresh_private_folder_not_through_a_planted_link(

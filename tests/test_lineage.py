@@ -6,7 +6,11 @@ import json
 
 import pytest
 
-from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, VideoActionBatchPredictionOperator
+from airflow_provider_video_actions import (
+    ParseVideoActionPredictionsOperator,
+    VideoActionBatchPredictionOperator,
+    path_segment,
+)
 from airflow_provider_video_actions.job import VideoActionsValueError, console_url
 from airflow_provider_video_actions.links import VideoActionBatchPredictionJobLink
 from tests.conftest import BUCKET, ROOT, dag_bag, example_dag_run, run_dag, task_states, write_dag, xcom_value
@@ -61,7 +65,7 @@ def _decoded(extra: dict) -> dict:
 def test_producer_emits_the_parsed_file_through_the_alias(producer_run):
     assert producer_run.state == "success", task_states(producer_run)
     parsed = xcom_value(producer_run, "parse")
-    assert parsed["uri"].startswith(f"gs://{EXAMPLE_BUCKET}/moments/") and parsed["uri"].endswith("/moments.jsonl")
+    assert parsed["uri"] == f"gs://{EXAMPLE_BUCKET}/moments/{path_segment(producer_run.run_id)}/moments.jsonl"
     events = asset_events(producer_run)
     print("asset events:", events)
     assert events == [
