@@ -10,14 +10,18 @@ Set up once (``gcloud``)::
         --event-types=OBJECT_FINALIZE --object-prefix=videos/
     gcloud pubsub subscriptions create video-arrivals-airflow --topic=video-arrivals
 
-Pub/Sub delivers at least once and the trigger acknowledges on pull, before the run: a redelivered
-message can start a second run with the same video. For each video exactly once, use the scheduled
+Only videos of ``$VIDEO_ACTIONS_BUCKET`` under ``videos/`` are predicted: a notification naming another
+bucket or folder (a topic shared with other notifications), or a malformed message, is skipped with a
+logged reason, and the rest of the batch is still predicted. Pub/Sub delivers at least once and the
+trigger acknowledges on pull, before the run: a redelivered message can start a second run with the
+same video. For each video exactly once, use the scheduled
 pattern of ``dags/video_actions_hourly.py``. The emulator has no Pub/Sub: this DAG runs only on Google
 Cloud; on Airflow 2 (no asset watchers) the file defines no DAG.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timezone
 from typing import Any
@@ -26,25 +30,73 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, dag, task
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, VideoActionBatchPredictionOperator
+from airflow_provider_video_actions.job import VideoActionsValueError, brief, split_gcs_uri
 
 BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "video-actions-demo")
 PROJECT = os.environ.get("VIDEO_ACTIONS_PROJECT", "demo-project")
 SUBSCRIPTION = os.environ.get("VIDEO_ACTIONS_SUBSCRIPTION", "video-arrivals-airflow")
+#: Where uploaders land videos (the notification's ``--object-prefix``): the only objects this DAG predicts.
+VIDEOS_PREFIX = "videos/"
 #: The video files action recognition models take.
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov")
 
+log = logging.getLogger(__name__)
 
-def notified_videos(triggering_asset_events: Any) -> list[str]:
-    """The videos finalized according to the triggering events' Pub/Sub messages, each once, sorted."""
+
+def notified_videos(triggering_asset_events: Any, bucket: str = BUCKET, prefix: str = VIDEOS_PREFIX) -> list[str]:
+    """The videos finalized under ``gs://bucket/prefix`` that the events' Pub/Sub messages name, each once, sorted.
+
+    The messages are already acknowledged: one that is malformed, or names another bucket or folder (a
+    topic shared with other notifications), is skipped with a logged reason; the others are still predicted.
+    """
     uris = set()
     for events in triggering_asset_events.values():
         for event in events:
-            for received in (event.extra.get("payload") or {}).get("message", []):
-                attributes = received["message"].get("attributes", {})
-                name = attributes.get("objectId", "")
-                if attributes.get("eventType") == "OBJECT_FINALIZE" and name.lower().endswith(VIDEO_EXTENSIONS):
-                    uris.add(f"gs://{attributes['bucketId']}/{name}")
+            for received in received_messages(getattr(event, "extra", None)):
+                if uri := notified_video(received, bucket, prefix):
+                    uris.add(uri)
     return sorted(uris)
+
+
+def received_messages(extra: Any) -> list[Any]:
+    """The messages a PubsubPullTrigger event carries (``extra["payload"]["message"]``), or none, logged."""
+    payload = extra.get("payload") if isinstance(extra, dict) else None
+    messages = payload.get("message") if isinstance(payload, dict) else None
+    if not isinstance(messages, list):
+        log.warning("Skipping an asset event that carries no list of Pub/Sub messages: %s", brief(extra))
+        return []
+    return messages
+
+
+def notified_video(received: Any, bucket: str, prefix: str) -> str | None:
+    """The video a GCS notification (a ``ReceivedMessage`` as a dict) names, or None, logging why not."""
+    message = received.get("message") if isinstance(received, dict) else None
+    attributes = message.get("attributes") if isinstance(message, dict) else None
+    if not isinstance(attributes, dict):
+        log.warning("Skipping a message without attributes, not a GCS notification: %s", brief(received))
+        return None
+    name, source = attributes.get("objectId"), attributes.get("bucketId")
+    if attributes.get("eventType") != "OBJECT_FINALIZE":
+        log.info(
+            "Skipping %s event of %s: only new objects are predicted.", brief(attributes.get("eventType")), brief(name)
+        )
+        return None
+    if not isinstance(name, str) or not isinstance(source, str):
+        log.warning("Skipping a notification whose bucketId or objectId is not text: %s", brief(attributes))
+        return None
+    uri = f"gs://{source}/{name}"
+    if source != bucket or not name.startswith(prefix):
+        log.warning("Skipping %s: this DAG predicts only videos under gs://%s/%s.", brief(uri), bucket, prefix)
+        return None
+    if not name.lower().endswith(VIDEO_EXTENSIONS):
+        log.info("Skipping %s: not a video file (%s).", brief(uri), ", ".join(VIDEO_EXTENSIONS))
+        return None
+    try:
+        split_gcs_uri(uri, "notified video")  # the submit operator's own check of a video URI
+    except VideoActionsValueError as exc:
+        log.warning("Skipping %s: %s", brief(uri), exc)
+        return None
+    return uri
 
 
 if AIRFLOW_V_3_0_PLUS:
@@ -53,7 +105,7 @@ if AIRFLOW_V_3_0_PLUS:
 
     video_arrivals = Asset(
         name="video_arrivals",
-        uri=f"gs://{BUCKET}/videos/",
+        uri=f"gs://{BUCKET}/{VIDEOS_PREFIX}",
         watchers=[
             AssetWatcher(
                 name="video_arrivals_pubsub",
@@ -82,7 +134,7 @@ if AIRFLOW_V_3_0_PLUS:
         def new_videos(**context: Any) -> list[str]:
             """The videos this run's notifications name; none (other objects only) skips the run."""
             if not (uris := notified_videos(context["triggering_asset_events"])):
-                raise AirflowSkipException("The notifications name no video file: nothing to predict.")
+                raise AirflowSkipException(f"The notifications name no video under gs://{BUCKET}/{VIDEOS_PREFIX}.")
             print(f"{len(uris)} new videos: {', '.join(uris)}")
             return uris
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import runpy
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import jinja2.meta
 import pytest
 
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin, with_path_segment_filter
 from tests.conftest import ROOT, dag_bag
+from tests.test_hourly import notification
 
 #: Context keys Airflow 3 sets only for runs with a logical date (``task_runner.get_template_context``):
 #: a run triggered from the UI, the REST API or ``airflow dags trigger`` has none, and rendering fails.
@@ -167,3 +171,59 @@ def test_timeline_goes_to_a_fresh_private_folder_not_through_a_planted_link(
         assert path.parent.parent == tmp_path and not path.parent.is_symlink()
         assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def hostile_notification(object_id: str = "videos/x.mp4", **attributes: object) -> dict:
+    """A GCS notification of the landing bucket with attributes replaced (None removes one)."""
+    received = notification(object_id)
+    received["message"]["attributes"].update(attributes)
+    received["message"]["attributes"] = {k: v for k, v in received["message"]["attributes"].items() if v is not None}
+    return received
+
+
+def test_on_arrival_predicts_only_its_own_videos_and_skips_malformed_messages(caplog):
+    """Other buckets and folders are ignored; no malformed message raises: the rest of the batch is predicted."""
+    notified_videos = runpy.run_path(str(ROOT / "dags" / "video_actions_on_arrival.py"))["notified_videos"]
+    messages = [
+        notification("videos/a.mp4"),
+        hostile_notification("videos/b.mp4", bucketId="someone-elses-bucket"),
+        hostile_notification("uploads/c.mp4"),
+        hostile_notification("videos-old/d.mp4"),
+        hostile_notification(bucketId=None),
+        hostile_notification(objectId=None),
+        hostile_notification(objectId=7),
+        hostile_notification(bucketId=["landing"]),
+        hostile_notification(eventType=None),
+        hostile_notification("videos/" + "n" * 1100 + ".mp4"),
+        {"ack_id": "a", "message": {"data": "e30="}},
+        {"ack_id": "a", "message": {"attributes": None}},
+        {"ack_id": "a", "message": {"attributes": ["bucketId", "landing"]}},
+        {"ack_id": "a", "message": "text"},
+        {"ack_id": "a"},
+        "junk",
+        None,
+        42,
+        notification("videos/z.MOV"),
+    ]
+    events = [
+        SimpleNamespace(extra={"payload": {"status": "success", "message": messages}}),
+        SimpleNamespace(extra={"payload": {"status": "success", "message": "not a list"}}),
+        SimpleNamespace(extra={"payload": {"status": "error"}}),
+        SimpleNamespace(extra={"payload": "text"}),
+        SimpleNamespace(extra=None),
+        SimpleNamespace(),
+    ]
+    with caplog.at_level(logging.INFO):
+        assert notified_videos({"video_arrivals": events}, bucket="landing") == [
+            "gs://landing/videos/a.mp4",
+            "gs://landing/videos/z.MOV",
+        ]
+    log = caplog.text
+    only_ours = "this DAG predicts only videos under gs://landing/videos/"
+    assert f"Skipping 'gs://someone-elses-bucket/videos/b.mp4': {only_ours}" in log
+    assert f"Skipping 'gs://landing/uploads/c.mp4': {only_ours}" in log
+    assert log.count("whose bucketId or objectId is not text") == 4
+    assert log.count("Skipping a message without attributes, not a GCS notification") == 8
+    assert "Skipping None event of 'videos/x.mp4': only new objects are predicted." in log
+    assert "GCS allows at most 1024 bytes" in log
+    assert log.count("Skipping an asset event that carries no list of Pub/Sub messages") == 5

@@ -357,4 +357,7 @@ def test_event_driven_example_takes_each_notified_video_once():
             [notification("videos/b.mp4"), notification("videos/c.mp4", "OBJECT_DELETE")],  # redelivered, deleted
         )
     ]
-    assert notified_videos({"video_arrivals": events}) == ["gs://landing/videos/a.MOV", "gs://landing/videos/b.mp4"]
+    assert notified_videos({"video_arrivals": events}, bucket="landing") == [
+        "gs://landing/videos/a.MOV",
+        "gs://landing/videos/b.mp4",
+    ]
