@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 #: Marks fainter than this would vanish; the confidence still shows as the label's number.
 MIN_ALPHA = 0.15
+#: Text properties that draw names, labels and messages as written: ``a$b$c.mp4`` is not maths, nor TeX.
+LITERAL_TEXT = {"parse_math": False, "usetex": False}
 
 
 def _matplotlib() -> tuple[Any, Any]:
@@ -52,6 +54,7 @@ def _draw_video(ax: Axes, row: int, moments: list[Mapping[str, Any]], colors: di
             va="bottom" if above else "top",
             fontsize=9,
             alpha=max(alpha, 0.6),
+            **LITERAL_TEXT,
         )
 
 
@@ -86,12 +89,13 @@ def render_timeline(
                 va="center",
                 fontsize=9,
                 color="firebrick",
+                **LITERAL_TEXT,
             )
-    ax.set_yticks(range(len(videos)), [_short(v) for v in videos])
+    ax.set_yticks(range(len(videos)), [_short(v) for v in videos], **LITERAL_TEXT)
     ax.set_ylim(len(videos) - 0.4, -0.6)
     ax.set_xlim(0, max((p["time_start"] for moments in by_video.values() for p in moments), default=1.0) * 1.08 + 0.1)
     ax.set_xlabel("seconds from the start of the video")
-    ax.set_title(title)
+    ax.set_title(title, **LITERAL_TEXT)
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path, dpi=120)
     return os.fspath(path)
