@@ -136,15 +136,16 @@ def test_per_run_paths_are_one_safe_segment_distinct_per_run(airflow_db, example
             assert len(set(paths.values())) == len(RUN_IDS), f"{where}: two runs share a folder: {paths}"
 
 
-def test_every_example_writing_a_file_per_run_names_it_after_the_run():
-    """Examples naming the run id in a path: all but the hourly one, whose path is its interval (re-runs replace)."""
-    named = {example for example in EXAMPLE_DAGS if "run_id | path_segment" in (ROOT / "dags" / example).read_text()}
-    assert named == {
-        "video_action_recognition.py",
-        "video_actions_bigquery.py",
-        "video_actions_lineage.py",
-        "video_actions_on_arrival.py",
-    }
+@pytest.mark.parametrize("example", EXAMPLE_DAGS)
+def test_every_parse_destination_is_per_run(airflow_db, example):
+    """A fixed destination would make each run overwrite the last: each names its run, or (hourly) its interval."""
+    for dag in dag_bag(ROOT / "dags" / example).dags.values():
+        for task in dag.tasks:
+            destination = getattr(task, "partial_kwargs", {}).get("destination") or getattr(task, "destination", None)
+            if destination is not None:
+                assert FILTERED_RUN_ID.search(destination) or "data_interval_start" in destination, (
+                    f"{dag.dag_id}.{task.task_id} writes every run to {destination!r}"
+                )
 
 
 def test_timeline_goes_to_a_fresh_private_folder_not_through_a_planted_link(
