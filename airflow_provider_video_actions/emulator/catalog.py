@@ -8,6 +8,7 @@ version of a known model. Regions are Vertex AI's published list, plus ``global`
 
 from __future__ import annotations
 
+import difflib
 import re
 import threading
 from collections.abc import Iterable
@@ -95,13 +96,13 @@ class ModelCatalog:
             raise AbortError(
                 grpc.StatusCode.NOT_FOUND,
                 f"Publisher Model `{model}` was not found or your project does not have access to it. "
-                f"Please ensure you are using a valid model version. (The emulator serves {self._hint()}.)",
+                f"Please ensure you are using a valid model version (the emulator serves {self._hint()})",
             )
         if location == GLOBAL:
             raise AbortError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"List of found errors:\t1.Field: parent; Message: location `global` serves Gemini publisher "
-                f"models only, not model {model!r}; use the model's region.",
+                f"models only, not model {model!r}; use the model's region",
             )
         match = _MODEL_NAME.match(model)
         with self._lock:
@@ -109,8 +110,8 @@ class ModelCatalog:
                 return
         raise AbortError(
             grpc.StatusCode.NOT_FOUND,
-            f"Model `{model}` was not found or your project does not have access to it. "
-            f"(The emulator serves {self._hint()}.)",
+            f"Model `{model}` was not found or your project does not have access to it "
+            f"(the emulator serves {self._hint()})",
         )
 
     def _hint(self) -> str:
@@ -121,8 +122,10 @@ class ModelCatalog:
 def check_location(location: str) -> None:
     """INVALID_ARGUMENT for a location Vertex AI does not serve (``global`` is Gemini's, checked with the model)."""
     if location != GLOBAL and location not in VERTEX_AI_REGIONS:
+        close = difflib.get_close_matches(location, sorted(VERTEX_AI_REGIONS), n=3)
+        hint = f"did you mean {' or '.join(close)}?" if close else f"regions: {', '.join(sorted(VERTEX_AI_REGIONS))}"
         raise AbortError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"List of found errors:\t1.Field: parent; Message: Location `{location}` is not a Vertex AI region. "
-            f"Regions: {', '.join(sorted(VERTEX_AI_REGIONS))}; {GLOBAL} for Gemini.",
+            f"List of found errors:\t1.Field: parent; Message: Location `{location}` is not a Vertex AI region "
+            f"({hint}; {GLOBAL} serves Gemini)",
         )
