@@ -19,6 +19,7 @@ from airflow_provider_video_actions.emulator import Emulator
 from airflow_provider_video_actions.emulator.__main__ import advertised_host, export_lines, parse_args, write_atomically
 from airflow_provider_video_actions.emulator.control import CONTROL_ENV, TOKEN_ENV, ControlServer
 from airflow_provider_video_actions.emulator.runner import storage_client
+from airflow_provider_video_actions.hooks.batch_prediction import ALLOW_REMOTE_EMULATOR_ENV
 
 from .conftest import BUCKET, PARENT
 
@@ -148,5 +149,5 @@ def test_the_env_file_for_docker_names_the_advertised_host(emulator: Emulator) -
     assert f"export VERTEX_AI_EMULATOR_HOST=host.docker.internal:{vertex_port}\n" in lines
     assert f"export {CONTROL_ENV}=http://host.docker.internal:{control.server_address[1]}\n" in lines
     assert f"export {TOKEN_ENV}={control.token}\n" in lines
-    assert "export VIDEO_ACTIONS_ALLOW_REMOTE_EMULATOR=1\n" in lines
+    assert f"export {ALLOW_REMOTE_EMULATOR_ENV}=1\n" in lines  # the name the hooks read
     assert "ALLOW_REMOTE" not in local and "127.0.0.1" in local
