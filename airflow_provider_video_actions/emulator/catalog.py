@@ -57,11 +57,14 @@ class ModelCatalog:
         for model in models:
             self.add(model)
 
-    def add(self, model: str) -> str:
+    def add(self, model: str | int) -> str:
         """Serve one more model: an ID, ``projects/P/locations/L/models/ID``, ``gemini-x`` or its publisher name.
 
-        Returns the form it was recorded in; ValueError for anything else.
+        Returns the form it was recorded in; ValueError for anything else. A whole number is an ID (the
+        control CLI reads ``model=555`` as JSON).
         """
+        if isinstance(model, int) and not isinstance(model, bool) and model >= 0:
+            model = str(model)
         if not isinstance(model, str):
             raise ValueError(f"model must be a string, got {model!r}")
         gemini = publisher_model(model) or (model if model.startswith("gemini-") and _BARE_ID.match(model) else None)

@@ -141,7 +141,7 @@ class Emulator:
         self._storage_server = None
         self._grpc_server: grpc.Server | None = None
 
-    def add_model(self, model: str) -> str:
+    def add_model(self, model: str | int) -> str:
         """Serve one more model (an ID, a full model name or a Gemini name); return the form recorded."""
         return self.service.models.add(model)
 

@@ -54,7 +54,7 @@ def test_models_added_by_call_and_by_control_api_are_served(emulator: Emulator, 
     for model in ("555", "projects/p/locations/us-central1/models/556", "gemini-9-test"):
         with pytest.raises(exceptions.NotFound):
             create(job_client, model if "/" in model else f"{PARENT}/models/{model}")
-    emulator.add_model("555")
+    assert emulator.add_model(555) == "555"  # as the control CLI sends model=555
     control = ControlServer(emulator).start()
     try:
         EmulatorControl.of(control).add_model("projects/p/locations/us-central1/models/556")
@@ -70,7 +70,7 @@ def test_models_added_by_call_and_by_control_api_are_served(emulator: Emulator, 
         create(job_client, "projects/p/locations/us-east1/models/556", "projects/p/locations/us-east1")
 
 
-@pytest.mark.parametrize("model", ["", "a/b", "projects/p/models/1", 7])
+@pytest.mark.parametrize("model", ["", "a/b", "projects/p/models/1", None, True, -1, ["1"]])
 def test_a_malformed_model_is_refused_when_added(model) -> None:
     with pytest.raises(ValueError, match="model"):
         ModelCatalog().add(model)
