@@ -41,6 +41,8 @@ for name in ("VERTEX_AI_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
     os.environ.pop(name, None)
 
 BUCKET = "video-actions-test"
+#: Models the tests name, served by the session emulator besides the demo's and Gemini's (others are NOT_FOUND).
+TEST_MODELS = ("42", "7", "1234", "projects/my-project/locations/us-central1/models/gemini-tuned-7")
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +65,7 @@ def emulator_session() -> Iterator[object]:
     """One emulator for the session, with short job timings."""
     from airflow_provider_video_actions.emulator import Emulator
 
-    with Emulator(buckets=[BUCKET], timeline=fast_timeline()) as emulator:
+    with Emulator(buckets=[BUCKET], timeline=fast_timeline(), models=TEST_MODELS) as emulator:
         yield emulator
 
 

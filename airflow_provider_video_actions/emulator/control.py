@@ -1,14 +1,19 @@
 """HTTP control API of a running emulator, for other processes: counters, call log, fault knobs, timeline, holds.
 
 The emulator run as its own process (``python -m airflow_provider_video_actions.emulator``) serves it on
-127.0.0.1 and announces it as ``VIDEO_ACTIONS_EMULATOR_CONTROL=http://127.0.0.1:PORT``. JSON in, JSON out:
+127.0.0.1 and announces it as ``VIDEO_ACTIONS_EMULATOR_CONTROL=http://127.0.0.1:PORT`` with a per-run token,
+``VIDEO_ACTIONS_EMULATOR_TOKEN``. Every request must carry ``Authorization: Bearer TOKEN``, name the server
+in its ``Host`` header (``127.0.0.1:PORT``, ``localhost:PORT`` or an opted-in name), send no ``Origin`` but
+the server's own, and POST ``application/json`` bodies only: a web page in a browser can neither read nor
+turn the knobs (no cross-site form posts, no DNS rebinding). JSON in, JSON out:
 
 - ``GET /state``: ``calls``, ``faults``, ``list_filters`` (counters), ``created`` (job names), ``timeline``,
   ``jobs`` (name, display name, state, labels, times).
 - ``GET /calls?since=EPOCH``: the call log, one entry per JobService call (time, method, target, outcome).
 - ``POST /<knob>`` with the knob's keyword arguments: ``inject_faults``, ``fail_next``, ``lose_next_response``,
   ``force_outcome``, ``reset_knobs``, ``hold``/``release`` (keep jobs of a display name PAUSED once they have
-  run / let them finish), ``timeline`` (change state timings). Status codes are names (``"UNAVAILABLE"``).
+  run / let them finish), ``timeline`` (change state timings), ``add_model`` (serve one more model).
+  Status codes are names (``"UNAVAILABLE"``).
 
 The client is :class:`EmulatorControl`; the same from a shell::
 
@@ -21,15 +26,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hmac
 import json
 import math
 import os
+import secrets
 import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -41,7 +48,10 @@ if TYPE_CHECKING:
 
 #: The environment variable naming the control API's base URL.
 CONTROL_ENV = "VIDEO_ACTIONS_EMULATOR_CONTROL"
+#: The environment variable holding the control API's token (new for every run of the emulator).
+TOKEN_ENV = "VIDEO_ACTIONS_EMULATOR_TOKEN"
 _LOOPBACK = "127.0.0.1"
+_LOCAL_NAMES = (_LOOPBACK, "localhost")
 
 
 def _status_code(name: str) -> grpc.StatusCode:
@@ -93,6 +103,7 @@ KNOBS: dict[str, Callable[..., Any]] = {
     "hold": lambda emulator, display_name: emulator.force_outcome("JOB_STATE_PAUSED", display_name),
     "release": lambda emulator, display_name: emulator.force_outcome(None, display_name),
     "timeline": _set_timeline,
+    "add_model": lambda emulator, model: emulator.add_model(model),
 }
 
 
@@ -104,6 +115,7 @@ def state(emulator: Emulator) -> dict[str, Any]:
         "list_filters": dict(emulator.list_filters),
         "created": list(emulator.created),
         "timeline": dataclasses.asdict(emulator.timeline),
+        "models": emulator.service.models.known(),
         "jobs": [
             {
                 "name": job.name,
@@ -125,6 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """Read-only views."""
+        if refusal := self.server.refusal(self.headers, post=False):
+            self._answer(*refusal)
+            return
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/state":
             self._answer(HTTPStatus.OK, state(self.server.emulator))
@@ -137,6 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         """Apply a knob with the JSON body's keyword arguments."""
+        if refusal := self.server.refusal(self.headers, post=True):
+            self._answer(*refusal)
+            return
         knob = KNOBS.get(self.path.strip("/"))
         if knob is None:
             self._not_found(self.path)
@@ -170,20 +188,59 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ControlServer(ThreadingHTTPServer):
-    """The control API of one emulator, on 127.0.0.1 (it can force outcomes: never on the network)."""
+    """The control API of one emulator: it decides every job's outcome, so each request must prove it is ours.
+
+    It binds 127.0.0.1 unless ``host`` is given (the CLI's ``--allow-remote``); ``names`` are further host
+    names a client may put in its ``Host`` header (e.g. ``host.docker.internal``).
+    """
 
     daemon_threads = True
 
-    def __init__(self, emulator: Emulator, port: int = 0) -> None:
-        """Bind (port 0 picks a free port); ``start()`` serves in a background thread."""
-        super().__init__((_LOOPBACK, port), _Handler)
+    def __init__(
+        self,
+        emulator: Emulator,
+        port: int = 0,
+        token: str | None = None,
+        host: str = _LOOPBACK,
+        names: Iterable[str] = (),
+    ) -> None:
+        """Bind (port 0 picks a free port; the token is random unless given); ``start()`` serves in a thread."""
+        super().__init__((host, port), _Handler)
         self.emulator = emulator
+        self.token = token or secrets.token_urlsafe(32)
+        self.names = frozenset({*_LOCAL_NAMES, *names})
         self._thread = threading.Thread(target=self.serve_forever, name="emulator-control", daemon=True)
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT``."""
         return f"http://{_LOOPBACK}:{self.server_address[1]}"
+
+    def env(self, host: str = _LOOPBACK) -> dict[str, str]:
+        """The environment variables a client (:class:`EmulatorControl`) reads: URL (naming ``host``) and token."""
+        return {CONTROL_ENV: f"http://{host}:{self.server_address[1]}", TOKEN_ENV: self.token}
+
+    def refusal(self, headers: Any, post: bool) -> tuple[HTTPStatus, dict[str, str]] | None:
+        """Why a request is refused (status and error), or None: foreign Host or Origin, no token, not JSON."""
+        port = self.server_address[1]
+        allowed = {f"{name}:{port}" for name in self.names}
+        host = headers.get("Host", "")
+        if host not in allowed:
+            return HTTPStatus.FORBIDDEN, {"error": f"Host {host!r} is not this server; use one of {sorted(allowed)}"}
+        origin = headers.get("Origin")
+        if origin is not None and origin not in {f"http://{name}" for name in allowed}:
+            return HTTPStatus.FORBIDDEN, {"error": f"cross-origin request from {origin!r} refused"}
+        sent = headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {self.token}".encode()):
+            return HTTPStatus.UNAUTHORIZED, {
+                "error": f"missing or wrong token: send 'Authorization: Bearer ${TOKEN_ENV}' (the env file has it)"
+            }
+        content_type = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if post and content_type != "application/json":
+            return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, {
+                "error": f"the body must be application/json, got Content-Type {content_type or 'none'!r}"
+            }
+        return None
 
     def start(self) -> ControlServer:
         """Serve in the background; return self."""
@@ -202,14 +259,22 @@ class EmulatorControlError(RuntimeError):
 
 
 class EmulatorControl:
-    """Client of a running emulator's control API (default URL: ``$VIDEO_ACTIONS_EMULATOR_CONTROL``)."""
+    """Client of a running emulator's control API (defaults: ``$VIDEO_ACTIONS_EMULATOR_CONTROL`` and its token)."""
 
-    def __init__(self, url: str | None = None, timeout: float = 10.0) -> None:
-        """Point at ``url``; ValueError if neither it nor the environment variable is set."""
+    def __init__(self, url: str | None = None, timeout: float = 10.0, token: str | None = None) -> None:
+        """Point at ``url`` with ``token``; ValueError if neither they nor the environment variables are set."""
         url = url or os.environ.get(CONTROL_ENV)
         if not url:
             raise ValueError(f"no control URL: pass url= or set {CONTROL_ENV} (the emulator's --env-file has it)")
-        self.url, self.timeout = url.rstrip("/"), timeout
+        token = token or os.environ.get(TOKEN_ENV)
+        if not token:
+            raise ValueError(f"no control token: pass token= or set {TOKEN_ENV} (the emulator's --env-file has it)")
+        self.url, self.timeout, self.token = url.rstrip("/"), timeout, token
+
+    @classmethod
+    def of(cls, server: ControlServer) -> EmulatorControl:
+        """A client of an in-process control server."""
+        return cls(server.url, token=server.token)
 
     def state(self) -> dict[str, Any]:
         """Counters, created jobs, timeline and jobs (see :func:`state`)."""
@@ -253,6 +318,10 @@ class EmulatorControl:
         """No forced outcomes, no faults."""
         self.knob("reset_knobs")
 
+    def add_model(self, model: str) -> str:
+        """Serve one more model (an ID, ``projects/P/locations/L/models/ID`` or a Gemini name)."""
+        return self.knob("add_model", model=model)
+
     def set_timeline(self, **fields: float) -> dict[str, Any]:
         """Change state timings (``queued_seconds``, ``cancelling_seconds``...); return the whole timeline."""
         return self.knob("timeline", **fields)
@@ -260,9 +329,8 @@ class EmulatorControl:
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One JSON request; EmulatorControlError with the server's message on an HTTP error."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.load(response)
@@ -286,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--url", help=f"control API base URL (default ${CONTROL_ENV})")
+    parser.add_argument("--token", help=f"control API token (default ${TOKEN_ENV})")
     parser.add_argument("command", choices=["state", "calls", *KNOBS])
     parser.add_argument("arguments", nargs="*", metavar="key=value", help="keyword arguments (values as JSON)")
     args = parser.parse_args(argv)
@@ -296,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"arguments are key=value, got {argument!r}")
         kwargs[key] = _value(value)
     try:
-        control = EmulatorControl(args.url)
+        control = EmulatorControl(args.url, token=args.token)
         if args.command == "state":
             answer = control.state()
         elif args.command == "calls":

@@ -26,6 +26,8 @@ from google.protobuf import any_pb2, empty_pb2
 from google.rpc import code_pb2, status_pb2
 
 from airflow_provider_video_actions.emulator import runner
+from airflow_provider_video_actions.emulator.catalog import ModelCatalog, check_location
+from airflow_provider_video_actions.emulator.errors import AbortError
 from airflow_provider_video_actions.emulator.families.dispatch import default_settings, family_for_job
 
 log = logging.getLogger(__name__)
@@ -101,16 +103,6 @@ class JobTimeline:
     lines_per_file: int = 1000
 
 
-class AbortError(Exception):
-    """Ends an RPC with a gRPC status code and message."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        """Keep the status to send."""
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 @dataclass
 class _Record:
     """A job plus the emulator's bookkeeping for its timeline."""
@@ -134,6 +126,14 @@ def copy_job(job: aiplatform_v1.BatchPredictionJob) -> aiplatform_v1.BatchPredic
 def _status(code: int, message: str) -> status_pb2.Status:
     """A google.rpc.Status message."""
     return status_pb2.Status(code=code, message=message)
+
+
+def _location(parent: str) -> str:
+    """The location of a ``projects/P/locations/L`` parent; INVALID_ARGUMENT for another form or an unserved region."""
+    if not (match := _PARENT.match(parent)):
+        raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, f"parent must be projects/P/locations/L, got {parent!r}")
+    check_location(match.group(2))
+    return match.group(2)
 
 
 def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
@@ -222,10 +222,14 @@ class JobServiceServicer:
         "DeleteBatchPredictionJob",
     )
 
-    def __init__(self, storage_endpoint: str, timeline: JobTimeline | None = None) -> None:
+    def __init__(
+        self, storage_endpoint: str, timeline: JobTimeline | None = None, models: ModelCatalog | None = None
+    ) -> None:
         """Set the timeline (changes to it apply to the next tick); ``start()`` starts the ticker."""
         self.storage_endpoint = storage_endpoint
         self.timeline = timeline or JobTimeline()
+        #: The models a create may name (the demo's and Gemini's unless more are added); kept by reset_knobs.
+        self.models = models or ModelCatalog()
         self.calls: collections.Counter[str] = collections.Counter()
         self.faults: collections.Counter[str] = collections.Counter()
         #: family name -> the emulated family's knobs (e.g. ``family_settings["gemini"].echo = "snake"``).
@@ -414,14 +418,11 @@ class JobServiceServicer:
     # ----- RPC methods (called with the lock held) -----
 
     def create_job(self, request: aiplatform_v1.CreateBatchPredictionJobRequest) -> aiplatform_v1.BatchPredictionJob:
-        """Validate and queue a new job named under the request's parent."""
-        if not _PARENT.match(request.parent):
-            raise AbortError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"parent must be projects/P/locations/L, got {request.parent!r}",
-            )
+        """Validate and queue a new job named under the request's parent, for a model this emulator serves."""
+        location = _location(request.parent)
         job = copy_job(request.batch_prediction_job)
         validate_job(job)
+        self.models.check(location, job.model)
         for output_only in _OUTPUT_ONLY_FIELDS:
             aiplatform_v1.BatchPredictionJob.pb(job).ClearField(output_only)
         job.name = f"{request.parent}/batchPredictionJobs/{_ID_BASE + next(self._ids)}"
@@ -440,11 +441,7 @@ class JobServiceServicer:
         self, request: aiplatform_v1.ListBatchPredictionJobsRequest
     ) -> aiplatform_v1.ListBatchPredictionJobsResponse:
         """Jobs under the parent matching the filter, one page at a time, honouring read_mask."""
-        if not _PARENT.match(request.parent):
-            raise AbortError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"parent must be projects/P/locations/L, got {request.parent!r}",
-            )
+        _location(request.parent)
         self.list_filters[request.filter] += 1
         predicates = parse_filter(request.filter)
         prefix = f"{request.parent}/batchPredictionJobs/"

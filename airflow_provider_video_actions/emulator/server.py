@@ -17,7 +17,8 @@ from gcp_storage_emulator.server import create_server
 from google.cloud import aiplatform_v1, storage
 from google.cloud.aiplatform_v1.services.job_service.transports import JobServiceGrpcTransport
 
-from airflow_provider_video_actions.emulator import runner
+from airflow_provider_video_actions.emulator import runner, storage_layer
+from airflow_provider_video_actions.emulator.catalog import ModelCatalog
 from airflow_provider_video_actions.emulator.job_service import JobServiceServicer, JobTimeline
 
 log = logging.getLogger(__name__)
@@ -127,14 +128,22 @@ class Emulator:
         storage_port: int = 0,
         buckets: Sequence[str] = (),
         timeline: JobTimeline | None = None,
+        models: Sequence[str] = (),
     ) -> None:
-        """Configure; nothing listens until ``start()``. Port 0 picks a free port."""
+        """Configure; nothing listens until ``start()``. Port 0 picks a free port.
+
+        ``models`` are served besides the demo's and Gemini's (see ``catalog.py``); others are NOT_FOUND.
+        """
         self.host, self._vertex_port, self._storage_port = host, vertex_port, storage_port
         self.buckets = list(dict.fromkeys(buckets))
-        self.service = JobServiceServicer(storage_endpoint="", timeline=timeline)
+        self.service = JobServiceServicer(storage_endpoint="", timeline=timeline, models=ModelCatalog(models))
         self.call_log = CallLog()
         self._storage_server = None
         self._grpc_server: grpc.Server | None = None
+
+    def add_model(self, model: str | int) -> str:
+        """Serve one more model (an ID, a full model name or a Gemini name); return the form recorded."""
+        return self.service.models.add(model)
 
     @property
     def vertex_host(self) -> str:
@@ -148,9 +157,14 @@ class Emulator:
         self._require_started()
         return f"http://{self.host}:{self._storage_port}"
 
-    def env(self) -> dict[str, str]:
-        """Environment variables that point clients at this emulator."""
-        return {"VERTEX_AI_EMULATOR_HOST": self.vertex_host, "STORAGE_EMULATOR_HOST": self.storage_host}
+    def env(self, host: str | None = None) -> dict[str, str]:
+        """Environment variables that point clients at this emulator (by ``host``, default the bound address)."""
+        self._require_started()
+        host = host or self.host
+        return {
+            "VERTEX_AI_EMULATOR_HOST": f"{host}:{self._vertex_port}",
+            "STORAGE_EMULATOR_HOST": f"http://{host}:{self._storage_port}",
+        }
 
     def storage_client(self) -> storage.Client:
         """A google-cloud-storage client for the emulated GCS (anonymous, project "emulator")."""
@@ -195,6 +209,7 @@ class Emulator:
         """Run gcp-storage-emulator in memory in this process and create the requested buckets."""
         if self._storage_port:
             _check_port_free(self.host, self._storage_port)
+        storage_layer.install()
         self._storage_server = create_server(self.host, self._storage_port, in_memory=True)
         self._storage_server.start()
         # The package has no public accessor for the bound port; needed when port 0 was requested.

@@ -442,8 +442,12 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
     # -- submission ------------------------------------------------------------------------
 
     def _api(self, what: str, call: Any) -> Any:
-        """Run an API call, turning a permanent (or retried-out) Google API error into a clear failure."""
-        from google.api_core.exceptions import GoogleAPICallError, RetryError
+        """Run an API call, turning a permanent (or retried-out) Google API error into a clear failure.
+
+        A refused request (INVALID_ARGUMENT, NOT_FOUND: an unknown model or region) fails without a retry:
+        the same parameters would be refused again.
+        """
+        from google.api_core.exceptions import GoogleAPICallError, InvalidArgument, NotFound, RetryError
 
         from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error
 
@@ -456,7 +460,8 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
                 "answer was lost is not orphaned: a retry lists this task's jobs before creating one."
             ) from exc
         except GoogleAPICallError as exc:
-            raise AirflowException(explain_api_error(exc, what, self.project_id, self.region)) from exc
+            failure = AirflowFailException if isinstance(exc, (InvalidArgument, NotFound)) else AirflowException
+            raise failure(explain_api_error(exc, what, self.project_id, self.region)) from exc
 
     def _find_or_create(self, spec: JobSpec) -> BatchPredictionJob:
         """This task instance's live or succeeded job for the same request, else a new job."""

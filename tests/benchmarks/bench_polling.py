@@ -152,7 +152,7 @@ def _create_jobs(emulator: Any, count: int, tag: str) -> list[str]:
     client = emulator.job_client()
     specs = (
         JobSpec(
-            project_id="bench", region="us-central1", model="projects/bench/locations/us-central1/models/1",
+            project_id="bench", region="us-central1", model="projects/bench/locations/us-central1/models/1234567890",
             display_name=f"{tag}-{i}", instances_uris=(f"gs://{BUCKET}/instances.jsonl",),
             destination_prefix=f"gs://{BUCKET}/out", labels={PROVIDER_LABEL: PROVIDER_LABEL_VALUE},
         )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from airflow_provider_video_actions.emulator.control import CONTROL_ENV, EmulatorControl
+from airflow_provider_video_actions.emulator.control import TOKEN_ENV as CONTROL_TOKEN_ENV
 
 #: Times a trigger POST is sent when the API server answers 500 (a locked SQLite database).
 TRIGGER_ATTEMPTS = 3
@@ -89,7 +90,7 @@ class Deployment:
         self.logs.mkdir(parents=True)
         (self.home / "token").write_text(self.token)
         emulator_env = self._start_emulator()
-        self.control = EmulatorControl(emulator_env[CONTROL_ENV])
+        self.control = EmulatorControl(emulator_env[CONTROL_ENV], token=emulator_env[CONTROL_TOKEN_ENV])
         self.env = self._airflow_env(emulator_env)
         migrate = subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"], env=self.env, capture_output=True, text=True

@@ -27,7 +27,7 @@ TERMINAL = {
 def emulator() -> Iterator[Emulator]:
     """A fresh emulator with a ``videos`` bucket and a fast timeline (about 0.2 s per job)."""
     timeline = JobTimeline(queued_seconds=0.05, pending_seconds=0.05, running_seconds=0.1, cancelling_seconds=0.05)
-    with Emulator(buckets=[BUCKET], timeline=timeline) as running:
+    with Emulator(buckets=[BUCKET], timeline=timeline, models=[MODEL]) as running:
         yield running
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from google.cloud.aiplatform_v1.services.job_service.transports import JobServic
 from airflow_provider_video_actions.emulator import Emulator
 from airflow_provider_video_actions.emulator.control import (
     CONTROL_ENV,
+    TOKEN_ENV,
     ControlServer,
     EmulatorControl,
     EmulatorControlError,
@@ -39,7 +41,7 @@ def child_env() -> dict[str, str]:
 def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen, Path]]:
     """The emulator as its own process (the CLI): its announced environment, the process and its log file."""
     env_file, log = tmp_path / "emulator.env", tmp_path / "emulator.log"
-    command = [sys.executable, "-m", "airflow_provider_video_actions.emulator", "--bucket", BUCKET]
+    command = [sys.executable, "-m", "airflow_provider_video_actions.emulator", "--bucket", BUCKET, "--model", MODEL]
     timings = ["--queued-seconds", "0.05", "--pending-seconds", "0.05", "--running-seconds", "0.1"]
     with log.open("w") as log_file:  # a file, not a pipe: a full pipe would block the emulator's logging
         process = subprocess.Popen(
@@ -75,7 +77,7 @@ def create(client: aiplatform_v1.JobServiceClient, display_name: str) -> str:
 
 def test_counters_and_call_log_reach_another_process(served):
     exports, process, log = served
-    control = EmulatorControl(exports[CONTROL_ENV])
+    control = EmulatorControl(exports[CONTROL_ENV], token=exports[TOKEN_ENV])
     client = job_client(exports)
     started = time.time()
     name = create(client, "counted")
@@ -106,7 +108,7 @@ def test_counters_and_call_log_reach_another_process(served):
 
 def test_hold_release_faults_and_timeline_from_another_process(served):
     exports, _, _ = served
-    control = EmulatorControl(exports[CONTROL_ENV])
+    control = EmulatorControl(exports[CONTROL_ENV], token=exports[TOKEN_ENV])
     client = job_client(exports)
 
     control.hold("held")
@@ -134,7 +136,7 @@ def test_hold_release_faults_and_timeline_from_another_process(served):
 
 def test_cli_client_reads_and_turns_knobs(served):
     exports, _, _ = served
-    env = {**child_env(), CONTROL_ENV: exports[CONTROL_ENV]}
+    env = {**child_env(), CONTROL_ENV: exports[CONTROL_ENV], TOKEN_ENV: exports[TOKEN_ENV]}
     command = [sys.executable, "-m", "airflow_provider_video_actions.emulator.control"]
 
     timeline = subprocess.run(
@@ -164,7 +166,7 @@ def test_bad_requests_say_what_is_wrong(emulator: Emulator, knob, body, message)
     server = ControlServer(emulator).start()
     try:
         with pytest.raises(EmulatorControlError) as refused:
-            EmulatorControl(server.url).knob(knob, **body)
+            EmulatorControl.of(server).knob(knob, **body)
     finally:
         server.stop()
     assert message in str(refused.value)
@@ -174,3 +176,85 @@ def test_client_without_url_names_the_variable(monkeypatch):
     monkeypatch.delenv(CONTROL_ENV, raising=False)
     with pytest.raises(ValueError, match=CONTROL_ENV):
         EmulatorControl()
+
+
+def raw_request(
+    server: ControlServer, method: str = "GET", path: str = "/state", body: bytes | None = None, **headers: str
+) -> tuple[int, dict]:
+    """Send one request with exactly these headers (``Host`` included) and return status and JSON answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
+    try:
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in {**headers, "Content-Length": str(len(body or b""))}.items():
+            connection.putheader(name.replace("_", "-"), value)
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def control_server(emulator: Emulator) -> Iterator[ControlServer]:
+    """An in-process control server that also answers to ``host.docker.internal`` (as --allow-remote does)."""
+    server = ControlServer(emulator, names={"host.docker.internal"}).start()
+    yield server
+    server.stop()
+
+
+def proper_headers(server: ControlServer) -> dict[str, str]:
+    """The headers EmulatorControl sends."""
+    return {
+        "Host": f"127.0.0.1:{server.server_address[1]}",
+        "Authorization": f"Bearer {server.token}",
+        "Content_Type": "application/json",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"Authorization": None}, 401, "missing or wrong token"),
+        ({"Authorization": "Bearer guess"}, 401, "missing or wrong token"),
+        ({"Host": "evil.example:80"}, 403, "Host 'evil.example:80' is not this server"),
+        ({"Host": "127.0.0.1:1"}, 403, "is not this server"),
+        ({"Origin": "http://evil.example"}, 403, "cross-origin request from 'http://evil.example' refused"),
+        ({"Content_Type": "text/plain"}, 415, "the body must be application/json"),
+        ({"Content_Type": None}, 415, "the body must be application/json"),
+    ],
+)
+def test_a_request_that_is_not_ours_is_refused_and_changes_nothing(emulator, control_server, change, status, message):
+    headers = {key: value for key, value in {**proper_headers(control_server), **change}.items() if value is not None}
+
+    answer = raw_request(control_server, "POST", "/force_outcome", b'{"state": "JOB_STATE_FAILED"}', **headers)
+
+    assert answer[0] == status and message in answer[1]["error"]
+    assert emulator.service._forced == {}
+
+
+def test_reads_need_the_token_too(control_server):
+    headers = proper_headers(control_server)
+    del headers["Authorization"]
+    assert raw_request(control_server, **headers)[0] == 401
+
+
+def test_our_own_requests_and_opted_in_names_are_served(emulator, control_server):
+    port = control_server.server_address[1]
+    headers = proper_headers(control_server)
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"host.docker.internal:{port}"):
+        answer = raw_request(control_server, **{**headers, "Host": host, "Origin": f"http://{host}"})
+        assert answer[0] == 200, answer
+    answer = raw_request(control_server, "POST", "/force_outcome", b'{"state": "JOB_STATE_FAILED"}', **headers)
+    assert answer == (200, {"ok": True, "result": None})
+    assert emulator.service._forced == {None: aiplatform_v1.JobState.JOB_STATE_FAILED}
+
+
+def test_the_client_reads_url_and_token_from_the_environment(emulator, control_server, monkeypatch):
+    for name, value in control_server.env().items():
+        monkeypatch.setenv(name, value)
+    assert EmulatorControl().state()["models"][0] == "1234567890"
+    monkeypatch.delenv(TOKEN_ENV)
+    with pytest.raises(ValueError, match=TOKEN_ENV):
+        EmulatorControl()
+    with pytest.raises(EmulatorControlError, match="missing or wrong token"):
+        EmulatorControl(token="guess").state()
