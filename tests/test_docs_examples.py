@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import DAGS_FOLDER, ROOT, dag_bag, dag_test_dates, only_dag_file, task_states, xcom_value
 
 EXAMPLES = ROOT / "docs" / "examples"
+#: The DAG files (scripts/ holds the examples that are not DAGs).
 EXAMPLE_FILES = sorted(path.name for path in EXAMPLES.glob("*.py"))
 #: The videos each run predicts: a wave at 1.25 s in one, a jump at 2.25 s in the other (the emulator's model).
 VIDEOS = {"videos/kitchen.mp4": ("wave", 1.0), "videos/playground.mp4": ("jump", 2.0)}
@@ -75,7 +76,7 @@ def test_emulator_control_script_holds_and_releases(emulator_session, monkeypatc
     control = ControlServer(emulator_session, 0).start()
     try:
         monkeypatch.setenv(CONTROL_ENV, control.url)
-        runpy.run_path(str(EXAMPLES / "emulator_control.py"))
+        runpy.run_path(str(EXAMPLES / "scripts" / "emulator_control.py"))
     finally:
         control.stop()
     assert capsys.readouterr().out.startswith("{")
