@@ -114,7 +114,7 @@ docs: $(STAMP)
 NEWCOMER := $(CURDIR)/.newcomer
 newcomer: dist
 	rm -rf $(NEWCOMER) && mkdir -p $(NEWCOMER)
-	NEWCOMER=$(NEWCOMER) UV=$(CURDIR)/$(BIN)/uv PYTHON=$(PYTHON) bash docs/examples/newcomer.sh
+	NEWCOMER=$(NEWCOMER) PYTHON=$(PYTHON) bash docs/examples/newcomer.sh
 
 clean:
 	rm -rf $(VENV) $(COMPAT) $(DEMO) $(DEPLOYMENT) $(DIST_ENV) $(NEWCOMER) dist build docs/_build .pytest_cache .ruff_cache

@@ -11,10 +11,11 @@ WHEEL=$(ls "$REPO"/dist/*.whl)
 CONSTRAINTS=${CONSTRAINTS:-$REPO/constraints.txt}
 cd "$NEWCOMER"
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
+if [ -n "${PYTHON:-}" ]; then python3() { "$PYTHON" "$@"; }; fi  # the Makefile's $(PYTHON) makes the venv
 
 step "install the wheel into a new virtualenv"
 # [START install]
-"${PYTHON:-python3}" -m venv venv
+python3 -m venv venv
 . venv/bin/activate
 pip install uv  # optional: uv installs Airflow's ~2 GB in seconds once its cache is warm; plain pip takes ~3 min
 uv pip install --constraint "$CONSTRAINTS" "$WHEEL[emulator,timeline]"
