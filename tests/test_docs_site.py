@@ -46,3 +46,10 @@ def test_release_is_in_the_changelog_and_licensed():
 def test_ci_builds_the_docs_and_runs_the_newcomer_test():
     steps = re.findall(r"^make (\S+)", (ROOT / ".ci" / "run").read_text(), re.MULTILINE)
     assert steps.index("test") < steps.index("newcomer") and "docs" in steps
+
+
+def test_airflow_shows_the_docs_url_of_the_installed_provider():
+    """Airflow 3.3 takes it from the Documentation Project-URL, older lines from the provider info."""
+    from airflow.providers_manager import ProvidersManager
+
+    assert ProvidersManager().providers["airflow-provider-video-actions"].data["documentation-url"] == DOCS_URL
