@@ -33,8 +33,8 @@ trap 'kill $emulator_pid 2>/dev/null || true' EXIT
 
 step "make and upload videos"
 # [START videos]
-python -m airflow_provider_video_actions.emulator make-video kitchen.mp4
-python -m airflow_provider_video_actions.emulator make-video playground.mp4
+python -m airflow_provider_video_actions.emulator make-video kitchen.mp4 --label wave
+python -m airflow_provider_video_actions.emulator make-video playground.mp4 --label jump
 python -m airflow_provider_video_actions.emulator upload kitchen.mp4 playground.mp4 gs://my-videos/videos/
 python -m airflow_provider_video_actions.emulator ls gs://my-videos/videos/
 # [END videos]
