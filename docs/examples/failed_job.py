@@ -27,6 +27,7 @@ def video_actions_failed_job() -> None:
         allow_partial=True,
         trigger_rule="all_done",  # run although predict failed
     )
+    # predict shows failed; the run's own state follows its last task, this parse.
 
 
 video_actions_failed_job()

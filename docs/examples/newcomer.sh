@@ -11,7 +11,7 @@ WHEEL=$(ls "$REPO"/dist/*.whl)
 CONSTRAINTS=${CONSTRAINTS:-$REPO/constraints.txt}
 cd "$NEWCOMER"
 step() { echo "== $(date -u +%H:%M:%S) $*"; }
-if [ -n "${PYTHON:-}" ]; then python3() { "$PYTHON" "$@"; }; fi  # the Makefile's $(PYTHON) makes the venv
+if [ -n "${PYTHON:-}" ]; then python3() { command "$PYTHON" "$@"; }; fi  # the Makefile's $(PYTHON) makes the venv
 
 step "install the wheel into a new virtualenv"
 # [START install]
@@ -76,7 +76,7 @@ expect success "task_id=report" video_actions_consumer
 expect success "ended in JOB_STATE_SUCCEEDED" video_actions_gemini
 expect success "2 instances succeeded" video_actions_every_hour "$(date -u -d '+30 min' +%Y-%m-%dT%H:%M:%S+00:00)"
 python -m airflow_provider_video_actions.emulator.control force_outcome state=JOB_STATE_FAILED
-expect failed "ended in JOB_STATE_FAILED" video_actions_failed_job
+expect success "ended in JOB_STATE_FAILED" video_actions_failed_job  # predict fails; the run follows its last task, the partial parse
 python -m airflow_provider_video_actions.emulator.control reset_knobs
 python "$REPO/docs/examples/scripts/emulator_control.py" | grep -q "CreateBatchPredictionJob"
 passed=$((passed + 1))
