@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+# The .venv must be $(PYTHON)'s version: one made by another Python, or broken, is recreated (not kept forever).
+PYTHON_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+VENV_VERSION := $(shell $(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)-python$(PYTHON_VERSION)
 DEMO := $(CURDIR)/.demo
 
 # The older Airflow lines Cloud Composer 3 builds; each gets its own env, pinned by constraints/airflow-LINE.txt.
@@ -11,12 +14,21 @@ COMPAT_LINES := 2.11 3.1 3.2
 COMPAT := .venv-compat
 COMPAT_PACKAGES := apache-airflow apache-airflow-providers-google google-cloud-aiplatform apache-airflow-providers-common-compat
 
-.PHONY: demo test test-compat test-deployment lint bench dist dist-check clean
+.PHONY: demo test test-compat test-deployment lint bench dist dist-check docs newcomer clean venv-mismatch
 
+ifneq ($(VENV_VERSION),$(PYTHON_VERSION))
+$(STAMP): venv-mismatch
+endif
+
+# Airflow and its providers are ~2 GB: a first install takes about 3 minutes (seconds with uv's cache warm).
 $(STAMP): pyproject.toml constraints.txt
+	@if [ "$(VENV_VERSION)" != "$(PYTHON_VERSION)" ] && [ -e $(VENV) ]; then \
+	  echo "$(VENV) is Python '$(VENV_VERSION)' (or broken), $(PYTHON) is $(PYTHON_VERSION): recreating it"; \
+	  rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -c constraints.txt -e ".[dev]"
+	@echo "Installing the package, Airflow and the dev and docs tools into $(VENV) (about 3 minutes the first time)"
+	$(BIN)/uv pip install --python $(BIN)/python -c constraints.txt -e ".[dev,docs]"
 	rm -f $(VENV)/.installed-* && touch $@
 
 test: $(STAMP)
@@ -92,5 +104,17 @@ dist-check: dist
 	$(BIN)/uv pip install -q --python $(DIST_ENV)/bin/python -c constraints.txt dist/*.whl
 	AIRFLOW_HOME=$(CURDIR)/$(DIST_ENV)/airflow $(DIST_ENV)/bin/airflow providers list -o plain | grep -E "^package_name|video"
 
+# The docs site (Sphinx) in docs/_build/html; any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "Docs: docs/_build/html/index.html"
+
+# A newcomer's path, as the docs give it: the wheel into a clean venv (not editable), the emulator started,
+# videos made and uploaded with its commands, every docs example DAG run with `airflow dags test`.
+NEWCOMER := $(CURDIR)/.newcomer
+newcomer: dist
+	rm -rf $(NEWCOMER) && mkdir -p $(NEWCOMER)
+	NEWCOMER=$(NEWCOMER) PYTHON=$(PYTHON) bash docs/examples/newcomer.sh
+
 clean:
-	rm -rf $(VENV) $(COMPAT) $(DEMO) $(DEPLOYMENT) $(DIST_ENV) dist build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT) $(DEMO) $(DEPLOYMENT) $(DIST_ENV) $(NEWCOMER) dist build docs/_build .pytest_cache .ruff_cache

@@ -15,10 +15,12 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Vertex AI video action recognition batch predictions: submit, wait deferred, parse.",
         "version": __version__,
         "versions": [__version__],
+        "documentation-url": "https://airflow-provider-video-actions.readthedocs.io/",
         "integrations": [
             {
                 "integration-name": "Vertex AI video action recognition",
                 "external-doc-url": "https://cloud.google.com/vertex-ai/docs/video-data/action-recognition/get-predictions",
+                "how-to-guide": ["https://airflow-provider-video-actions.readthedocs.io/en/latest/quickstart.html"],
                 "tags": ["gcp"],
             }
         ],
