@@ -237,6 +237,8 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         ``part-00003-of-00008.parquet``; ``.../part.jsonl`` gets ``part-00003-of-00008.jsonl``). Meant for
         ``.partial(...).expand(shard=...)``; see :mod:`airflow_provider_video_actions.shards` and
         :class:`~airflow_provider_video_actions.operators.shards.CombineParseShardsOperator`.
+    :param max_shards: refuse a ``shard`` whose count is above this (1024, Airflow's default ``[core]
+        max_map_length``), so a typo such as ``"0/2000000"`` fails before any file is read.
     """
 
     template_fields: Sequence[str] = (
@@ -269,10 +271,11 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         shard: str | dict[str, int] | None = None,
+        max_shards: int = shards.MAX_SHARD_COUNT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.shard = shard
+        self.shard, self.max_shards = shard, check_positive(max_shards, "max_shards", integer=True)
         if (job is None) == (output_directory is None):
             raise VideoActionsValueError(
                 f"{type(self).__name__} {self.task_id}: give exactly one of job (the submit task's result) "
@@ -298,7 +301,7 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             # A literal's scheme fails at DAG parse time; templates, and gs:// buckets, are checked in execute.
             if isinstance(uri, str) and "{{" not in uri and not uri.startswith("gs://"):
                 self._location(uri, param, want_object=param == "destination")
-        if (part := shards.literal_part(destination, shard)) is not None:
+        if (part := shards.literal_part(destination, shard, self.max_shards)) is not None:
             destination_format(part)
         self.asset_alias = asset_alias
         self._add_alias_outlet()
@@ -330,7 +333,7 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
     def execute(self, context: Any) -> dict[str, Any]:
         """Stream the output files through the filter into XCom or the destination."""
         try:
-            self.destination, shard = shards.plan(self.destination, self.shard)  # this try's copy of the task
+            self.destination, shard = shards.plan(self.destination, self.shard, self.max_shards)  # this try's copy
             source, keep = self._source(), self._filter()
             fmt = self._check_destination(source)
         except VideoActionsValueError as exc:
