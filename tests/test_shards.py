@@ -385,3 +385,27 @@ def test_a_forged_huge_count_makes_a_short_message_and_no_allocation():
     assert peak < 1_000_000, peak
     assert "a 1000000000000-way parse needs one summary per shard, got 2: missing [2, 3" in str(refused.value)
     assert "and 999999999988 more" in str(refused.value) and len(str(refused.value)) < 400
+
+
+def test_combine_reads_the_mapped_results_without_an_xcom_not_found_error(airflow_db, tmp_path, capfd):
+    """Iterating Airflow 3's lazy sequence of the mapped results asked for one past the end: an error in the log."""
+    from tests.test_parse_lines import moment, served
+
+    (tmp_path / "out").mkdir()
+    for n in (1, 2):
+        (tmp_path / "out" / f"predictions_0000{n}.jsonl").write_text(json.dumps(served(moment())) + "\n")
+    write_dag(
+        "video_actions_combine_log",
+        f"""
+from airflow_provider_video_actions import CombineParseShardsOperator, ParseVideoActionPredictionsOperator
+parse = ParseVideoActionPredictionsOperator.partial(
+    task_id="parse", output_directory="file://{tmp_path}/out/", destination="file://{tmp_path}/parts/"
+).expand(shard=["0/2", "1/2"])
+CombineParseShardsOperator(task_id="combine", summaries=parse.output)
+""",
+    )
+    run = run_dag("video_actions_combine_log")
+    captured = capfd.readouterr()
+    assert run.state == "success", task_states(run)
+    assert xcom_value(run, "combine")["rows"] == 2
+    assert "XCom not found" not in captured.out + captured.err

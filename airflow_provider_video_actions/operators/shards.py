@@ -13,7 +13,7 @@ Each mapped parse instance writes ``part-0000i-of-0000n.parquet`` (see :mod:`air
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
@@ -105,7 +105,7 @@ class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         """One summary for the whole job; one asset event for its dataset."""
         try:
-            combined = shards.combine(self.summaries)
+            combined = shards.combine(_read_all(self.summaries))
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         self.log.info(
@@ -122,3 +122,14 @@ class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
             extra = {key: combined[key] for key in ("rows", "videos", "errors", "label_counts", "shards")}
             emit_asset_event(context, self.asset_alias, shards.dataset_folder(combined["uri"]), extra)
         return combined
+
+
+def _read_all(summaries: Any) -> Iterable[Any]:
+    """The mapped parse's results, read by index up to their count.
+
+    Iterating Airflow 3's lazy XCom sequence asks for one item past its end, which its API client logs as an
+    ``XCom not found`` error on every successful combine.
+    """
+    if isinstance(summaries, Sequence) and not isinstance(summaries, (str, bytes, list, tuple)):
+        return [summaries[index] for index in range(len(summaries))]
+    return summaries
