@@ -362,7 +362,7 @@ def _check_same_listing(summaries: Sequence[Mapping[str, Any]]) -> None:
         seen.setdefault(s["shard"]["listing_digest"], []).append(s["shard"]["index"])
     if len(seen) > 1:
         groups = "; ".join(
-            f"shards {_listed(sorted(indexes))} saw listing {digest}"
+            f"{'shard' if len(indexes) == 1 else 'shards'} {_listed(sorted(indexes))} saw listing {digest}"
             for digest, indexes in sorted(seen.items(), key=lambda item: min(item[1]))
         )
         raise VideoActionsValueError(

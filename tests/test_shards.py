@@ -276,7 +276,7 @@ def test_combine_refuses_shards_that_listed_different_output_files(tmp_path):
     first = parse_shard(0)
     (out / "predictions_00003.jsonl").write_text(json.dumps(served(moment())) + "\n")  # the folder changes
     second = parse_shard(1)
-    with pytest.raises(VideoActionsValueError, match=r"listed different output files.*shards \[0\].*\[1\]"):
+    with pytest.raises(VideoActionsValueError, match=r"listed different output files.*shard \[0\].*\[1\]"):
         shards.combine([first, second])
     assert shards.combine([parse_shard(0), second])["rows"] == 3
 

@@ -20,7 +20,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.job import VideoActionsValueError
-from airflow_provider_video_actions.operators.parse import JobOutputMixin
+from airflow_provider_video_actions.operators.parse import JobOutputMixin, counted
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.validators import check_positive
 
@@ -76,7 +76,13 @@ class ProposeParseShardsOperator(PathSegmentFilterMixin, JobOutputMixin, BaseOpe
         predictions, errors, sizes = self._output_files(self._client_for(source), source)
         files = [sizes[uri] for uri in predictions + errors]
         proposed = shards.propose_shards(files, self.target_shard_bytes, self.max_shards)
-        self.log.info("%d files, %d bytes in %s: %d shards", len(files), sum(files), source, len(proposed))
+        self.log.info(
+            "%s, %s in %s: %s",
+            counted(len(files), "file"),
+            counted(sum(files), "byte"),
+            source,
+            counted(len(proposed), "shard"),
+        )
         return proposed
 
 
@@ -109,11 +115,11 @@ class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         self.log.info(
-            "%d shards: %d moments from %d videos; %d errors; parts %s",
-            combined["shards"],
-            combined["rows"],
-            combined["videos"],
-            combined["errors"],
+            "%s: %s from %s; %s; parts %s",
+            counted(combined["shards"], "shard"),
+            counted(combined["rows"], "moment"),
+            counted(combined["videos"], "video"),
+            counted(combined["errors"], "error"),
             combined["uri"],
         )
         if self.asset_alias is not None:
