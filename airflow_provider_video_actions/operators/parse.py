@@ -229,10 +229,7 @@ class JobOutputMixin:
         jobs, and (with retries: the job may still be writing) on a folder without them."""
         from airflow_provider_video_actions import gcs
 
-        try:
-            predictions, errors, sizes = gcs.output_files(client, source)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        predictions, errors, sizes = gcs.output_files(client, source)  # a VideoActionsValueError fails, no retry
         if not predictions and not errors:
             raise AirflowException(
                 f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job finished, and is "
@@ -373,21 +370,16 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Stream the output files through the filter into XCom or the destination."""
-        try:
-            self.destination, shard = shards.plan(self.destination, self.shard, self.max_shards)  # this try's copy
-            source, keep = self._source(), self._filter()
-            fmt = self._check_destination(source)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        # Rendered parameters are checked first: a VideoActionsValueError fails the task without a retry.
+        self.destination, shard = shards.plan(self.destination, self.shard, self.max_shards)  # this try's copy
+        source, keep = self._source(), self._filter()
+        fmt = self._check_destination(source)
         from airflow_provider_video_actions import gcs
 
         client = self._client_for(source, self.destination)
         predictions, errors, sizes = self._output_files(client, source)
-        try:
-            family = output_family(self.model_family, self.job, predictions)
-            self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        family = output_family(self.model_family, self.job, predictions)
+        self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
         if shard is not None:
             digest = shards.listing_digest(sizes)
             predictions, errors = shards.shard_files(shard, predictions, errors, sizes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.job import VideoActionsValueError
@@ -69,10 +69,7 @@ class ProposeParseShardsOperator(PathSegmentFilterMixin, JobOutputMixin, BaseOpe
 
     def execute(self, context: Any) -> list[str]:
         """The shards for the job's predictions and errors files, from their total size."""
-        try:
-            source = self._source()
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        source = self._source()  # a VideoActionsValueError fails the task without a retry
         predictions, errors, sizes = self._output_files(self._client_for(source), source)
         files = [sizes[uri] for uri in predictions + errors]
         proposed = shards.propose_shards(files, self.target_shard_bytes, self.max_shards)
@@ -110,10 +107,7 @@ class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """One summary for the whole job; one asset event for its dataset."""
-        try:
-            combined = shards.combine(_read_all(self.summaries))
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        combined = shards.combine(_read_all(self.summaries))  # a VideoActionsValueError fails, no retry
         self.log.info(
             "%s: %s from %s; %s; parts %s",
             counted(combined["shards"], "shard"),
