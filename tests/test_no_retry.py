@@ -33,9 +33,13 @@ def test_a_literal_bad_value_is_a_dag_import_error(airflow_db):
     )
     errors = dag_bag(DAGS_FOLDER / "no_retry_literal.py").import_errors
     assert any("shard must be 'index/count'" in message and "'5/4'" in message for message in errors.values())
-    write_dag("no_retry_literal", f"VideoActionBatchPredictionOperator(task_id='predict', {SUBMIT}, labels={{'A': 1}})")
+    write_dag(
+        "no_retry_literal",
+        f"VideoActionBatchPredictionOperator(task_id='predict', {SUBMIT}, gcs_destination_prefix='gs://video-bucket/out', "
+        "labels={'A': 'a'})",
+    )
     errors = dag_bag(DAGS_FOLDER / "no_retry_literal.py").import_errors
-    assert any("labels" in message for message in errors.values()), errors
+    assert any("labels key 'A' is invalid" in message for message in errors.values()), errors
 
 
 def test_a_templated_bad_value_fails_without_a_retry(airflow_db, capfd):
@@ -55,7 +59,9 @@ VideoActionBatchPredictionOperator(
     tries, output = failed_once(run_dag("no_retry_templated"), capfd)
     assert tries == {"parse": ("failed", 1), "predict": ("failed", 1)}
     assert "shard must be 'index/count'" in output and "got '5/4'" in output
-    assert "gcs_destination_prefix" in output
+    assert (
+        "gcs_destination_prefix must be a gs:// URI like gs://my-bucket/videos/a.mp4, got 'gs:/video-bucket'" in output
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,7 +85,7 @@ VideoActionBatchPredictionOperator(
         (
             f'VideoActionBatchPredictionOperator.partial(task_id="predict", {SUBMIT}, {RETRIES})'
             '.expand(gcs_destination_prefix=["gs:/video-bucket"])',
-            "gcs_destination_prefix",
+            "gcs_destination_prefix must be a gs:// URI like gs://my-bucket/videos/a.mp4, got 'gs:/video-bucket'",
         ),
         (
             'ProposeParseShardsOperator.partial(task_id="propose", output_directory="gs://video-bucket/o/", '
@@ -88,7 +94,7 @@ VideoActionBatchPredictionOperator(
         ),
         (
             f'VideoActionBatchPredictionSensor.partial(task_id="wait", {RETRIES}).expand(job_name=["jobs/7"])',
-            "job_name",
+            "job_name must be a full resource name like 'projects/my-project/",
         ),
     ],
     ids=["parse-shard", "parse-folder-without-shard", "parse-shard-without-destination", "parse-huge-count",
