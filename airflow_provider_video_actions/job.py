@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
+
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import BatchPredictionJob
 
@@ -50,8 +52,12 @@ _SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _PROJECT_RE = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}")
 
 
-class VideoActionsValueError(ValueError):
-    """A parameter is invalid; the message names the parameter, what was wrong and how to fix it."""
+class VideoActionsValueError(AirflowFailException, ValueError):
+    """A parameter is invalid; the message names the parameter, what was wrong and how to fix it.
+
+    An AirflowFailException, so it fails the task without a retry wherever Airflow meets it: in execute, and in
+    the constructor of a mapped instance, which Airflow (2 and 3) runs while rendering templates, inside the try.
+    """
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from airflow_provider_video_actions.families.action_recognition_answers import decode_exactly
+from airflow_provider_video_actions.job import VideoActionsValueError
 from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
 from airflow_provider_video_actions.predictions import DecodedChunk
 
@@ -204,3 +205,54 @@ def test_a_huge_moment_time_gives_a_short_message():
     decoded = decode(json.dumps(served(moment(timeSegmentEnd="9" * 100_000 + "s"))))
     [error] = decoded.errors
     assert error.kind == "invalid_moment" and "timeSegmentEnd" in error.message and len(error.message) < 400
+
+
+def test_a_long_parse_logs_its_progress_between_parsing_and_parsed(tmp_path, capfd, caplog):
+    """With a tiny progress_interval each chunk (here each file) ends with a progress line: its content is checked."""
+    import logging
+    import re
+
+    out = tmp_path / "prediction-model-2026_01_01T00_00_00_000Z"
+    out.mkdir()
+    for n in (1, 2):
+        (out / f"predictions_0000{n}.jsonl").write_text("".join(json.dumps(served(moment())) + "\n" for _ in range(3)))
+    first, total = (out / "predictions_00001.jsonl").stat().st_size, sum(f.stat().st_size for f in out.iterdir())
+    operator = ParseVideoActionPredictionsOperator(
+        task_id="parse", output_directory=f"file://{out}", progress_interval=1e-9
+    )
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO):
+        assert operator.execute({})["rows"] == 6
+    lines = task_log(capfd, caplog).splitlines()
+    started = next(i for i, line in enumerate(lines) if "Parsing 2 predictions files and 0 errors files" in line)
+    ended = next(i for i, line in enumerate(lines) if "Parsed 6 moments from 1 video; 0 errors" in line)
+    progress = [line for line in lines[started:ended] if "Progress: " in line]
+    rate = r"[0-9]+\.[0-9] MB/s"
+    assert re.search(
+        rf"Progress: {first:,} of {total:,} bytes read \(50%\), 3 rows, {rate}; 2 of 2 files left\b", progress[0]
+    )
+    assert re.search(
+        rf"Progress: {total:,} of {total:,} bytes read \(100%\), 6 rows, {rate}; 1 of 2 files left\b", progress[-1]
+    )
+
+
+def test_the_progress_interval_must_be_positive():
+    with pytest.raises(VideoActionsValueError, match="progress_interval must be a finite positive number of seconds"):
+        ParseVideoActionPredictionsOperator(task_id="parse", output_directory="gs://b/o/", progress_interval=0)
+
+
+def test_log_counts_agree_with_their_nouns(tmp_path, capfd, caplog):
+    """One of each: '1 moment', '1 video', '1 error', '1 predictions file'; no 'a action_recognition job'."""
+    import logging
+
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO):
+        parse(tmp_path, served(moment()), "not json")
+    log = task_log(capfd, caplog)
+    assert "Parsing 1 predictions file and 0 errors files (model family action_recognition) from file://" in log
+    assert "Parsed 1 moment from 1 video; 1 error" in log
+
+
+def task_log(capfd, caplog) -> str:
+    """The task log: printed by Airflow 3's structlog, or records of Airflow 2's logging."""
+    return capfd.readouterr().out + "\n".join(record.getMessage() for record in caplog.records)

@@ -181,7 +181,13 @@ def test_part_names(destination, part):
     assert shards.plan(part, {"index": 3, "count": 8})[0] == part  # the same task run again keeps its part
 
 
-@pytest.mark.parametrize("shard", ["4/4", "-1/4", "a/4", "3", {"index": 1}, 7])
+@pytest.mark.parametrize(
+    "shard",
+    [
+        *("4/4", "-1/4", "a/4", "3", {"index": 1}, 7, {"index": True, "count": 2}, "0/" + "9" * 5000),
+        *("\u0660/\u0664", "1/\u0664", "\u00b2/4"),  # Arabic-Indic digits, a superscript two
+    ],
+)
 def test_a_bad_shard_is_refused_at_dag_parse_time(shard):
     with pytest.raises(VideoActionsValueError, match="shard must be 'index/count'"):
         ParseVideoActionPredictionsOperator(
@@ -200,12 +206,19 @@ def test_a_folder_needs_a_shard_and_a_shard_needs_a_destination():
     assert templated.shard == "{{ params.shard }}"
 
 
-def summary(index: int, count: int, **counts) -> dict:
+def summary(index: int, count: int, folder: str = "gs://b/m", **fields) -> dict:
+    """A shard's summary as the parse returns it: one moment of one video, no errors."""
+    from airflow_provider_video_actions.tallies import ParseStats
+
+    shard = {
+        "index": index,
+        "count": count,
+        "dataset": f"{folder}/part-*-of-{count:05d}.parquet",
+        "listing_digest": "d",
+    }
     return {
-        "rows": 1, "instances": 1, "videos": 1, "errors": 0, "malformed_lines": 0, "label_counts": {"wave": 1},
-        "labels_omitted": 0, "error_samples": [], "uri": f"gs://b/m/part-0000{index}-of-0000{count}.parquet",
-        "errors_uri": None, "shard": {"index": index, "count": count, "dataset": f"gs://b/m/part-*-of-0000{count}.parquet"},
-        **counts,
+        **ParseStats().summary(), "rows": 1, "instances": 1, "videos": 1, "label_counts": {"wave": 1},
+        "uri": f"{folder}/part-{index:05d}-of-{count:05d}.parquet", "errors_uri": None, "shard": shard, **fields,
     }  # fmt: skip
 
 
@@ -214,7 +227,7 @@ def test_combine_refuses_a_partial_set():
         shards.combine([summary(0, 3), summary(0, 3), summary(2, 3)])
     with pytest.raises(VideoActionsValueError, match="different shard counts"):
         shards.combine([summary(0, 2), summary(1, 3)])
-    with pytest.raises(VideoActionsValueError, match="sharded parse's results"):
+    with pytest.raises(VideoActionsValueError, match=r"summaries\[0\] is not a sharded parse's result \(missing"):
         shards.combine([{"rows": 1}])
 
 
@@ -263,7 +276,7 @@ def test_combine_refuses_shards_that_listed_different_output_files(tmp_path):
     first = parse_shard(0)
     (out / "predictions_00003.jsonl").write_text(json.dumps(served(moment())) + "\n")  # the folder changes
     second = parse_shard(1)
-    with pytest.raises(VideoActionsValueError, match=r"listed different output files.*shards \[0\].*\[1\]"):
+    with pytest.raises(VideoActionsValueError, match=r"listed different output files.*shard \[0\].*\[1\]"):
         shards.combine([first, second])
     assert shards.combine([parse_shard(0), second])["rows"] == 3
 
@@ -287,3 +300,112 @@ def test_shards_of_a_failed_job_are_proposed_only_with_allow_partial(tmp_path):
     with pytest.raises(AirflowFailException, match="ended in JOB_STATE_FAILED; set allow_partial=True"):
         ProposeParseShardsOperator(task_id="propose", job=job).execute({})
     assert ProposeParseShardsOperator(task_id="propose", job=job, allow_partial=True).execute({}) == ["0/1"]
+
+
+def test_a_huge_shard_count_is_refused_naming_max_shards():
+    with pytest.raises(VideoActionsValueError, match=r"shard 0/2000000 .* more than max_shards=1024"):
+        ParseVideoActionPredictionsOperator(
+            task_id="p", output_directory="gs://b/o/", destination="gs://b/m/", shard="0/2000000"
+        )
+    with pytest.raises(VideoActionsValueError, match="more than max_shards=8"):
+        shards.plan("gs://b/m/", {"index": 0, "count": 9}, max_shards=8)
+    accepted = ParseVideoActionPredictionsOperator(
+        task_id="p", output_directory="gs://b/o/", destination="gs://b/m/", shard="0/2000000", max_shards=2_000_000
+    )
+    assert accepted.max_shards == 2_000_000
+
+
+@pytest.mark.parametrize("index", [0, 3, 1_999_999])
+def test_memory_follows_the_files_not_the_shard_count(index):
+    """A 2,000,000-way shard of four files: the assignment holds the four files, never a list per shard."""
+    import tracemalloc
+
+    predictions = [f"gs://b/o/predictions_{n:05d}.jsonl" for n in range(1, 5)]
+    sizes = dict(zip(predictions, [40, 30, 20, 10], strict=True))
+    tracemalloc.start()
+    try:
+        mine, _ = shards.shard_files(shards.Shard(index, 2_000_000), predictions, [], sizes)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000, peak
+    assert mine == ([predictions[index]] if index < 4 else [])
+
+
+def test_the_lazy_assignment_is_the_balanced_one():
+    """Files of equal and zero sizes, more shards than files: the same groups as a heap over every shard."""
+    sizes = {f"gs://b/o/predictions_{n:05d}.jsonl": size for n, size in enumerate([7, 7, 0, 0, 5, 3, 3])}
+    assert shards.assign(sizes, 10) == [
+        ["gs://b/o/predictions_00000.jsonl"],
+        ["gs://b/o/predictions_00001.jsonl"],
+        ["gs://b/o/predictions_00004.jsonl"],
+        ["gs://b/o/predictions_00005.jsonl"],
+        ["gs://b/o/predictions_00006.jsonl"],
+        ["gs://b/o/predictions_00002.jsonl", "gs://b/o/predictions_00003.jsonl"],
+    ]
+
+
+def test_combine_refuses_shards_written_to_two_folders():
+    with pytest.raises(VideoActionsValueError, match=r"wrote 2 different datasets .*gs://b/m/.*gs://b/other/"):
+        shards.combine([summary(0, 2), summary(1, 2, folder="gs://b/other")])
+
+
+@pytest.mark.parametrize(
+    ("summaries", "message"),
+    [
+        (None, r"summaries must be the mapped parse task's results; got NoneType"),
+        ([None], r"summaries\[0\] must be a sharded parse's result"),
+        ([summary(0, 1, shard=None)], r"summaries\[0\]\['shard'\] must be \{'index'"),
+        ([{k: v for k, v in summary(0, 1).items() if k != "shard"}], r"missing \['shard'\]"),
+        ([summary(0, 1, rows="12")], r"summaries\[0\]\['rows'\] must be a count .*got str: '12'"),
+        ([summary(0, 1, rows=True)], r"\['rows'\] must be a count"),
+        ([summary(0, 1, junk=[1] * 100_000)], r"unexpected \['junk'\]"),
+        ([summary(0, 1, label_counts={"wave": "1"})], r"\['label_counts'\] must be a mapping of label -> count"),
+        ([summary(0, 1, error_samples=[{"file": 3}])], r"\['error_samples'\] must be a list of error samples"),
+        ([summary(0, 2), "junk"], r"summaries\[1\] must be a sharded parse's result .*; got str: 'junk'"),
+        ([], "summaries is empty"),
+    ],
+)
+def test_combine_refuses_malformed_summaries(summaries, message):
+    with pytest.raises(VideoActionsValueError, match=message):
+        shards.combine(summaries)
+
+
+def test_a_forged_huge_count_makes_a_short_message_and_no_allocation():
+    import tracemalloc
+
+    forged = [summary(0, 10**12), summary(1, 10**12)]
+    tracemalloc.start()
+    try:
+        with pytest.raises(VideoActionsValueError) as refused:
+            shards.combine(forged)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000, peak
+    assert "a 1000000000000-way parse needs one summary per shard, got 2: missing [2, 3" in str(refused.value)
+    assert "and 999999999988 more" in str(refused.value) and len(str(refused.value)) < 400
+
+
+def test_combine_reads_the_mapped_results_without_an_xcom_not_found_error(airflow_db, tmp_path, capfd):
+    """Iterating Airflow 3's lazy sequence of the mapped results asked for one past the end: an error in the log."""
+    from tests.test_parse_lines import moment, served
+
+    (tmp_path / "out").mkdir()
+    for n in (1, 2):
+        (tmp_path / "out" / f"predictions_0000{n}.jsonl").write_text(json.dumps(served(moment())) + "\n")
+    write_dag(
+        "video_actions_combine_log",
+        f"""
+from airflow_provider_video_actions import CombineParseShardsOperator, ParseVideoActionPredictionsOperator
+parse = ParseVideoActionPredictionsOperator.partial(
+    task_id="parse", output_directory="file://{tmp_path}/out/", destination="file://{tmp_path}/parts/"
+).expand(shard=["0/2", "1/2"])
+CombineParseShardsOperator(task_id="combine", summaries=parse.output)
+""",
+    )
+    run = run_dag("video_actions_combine_log")
+    captured = capfd.readouterr()
+    assert run.state == "success", task_states(run)
+    assert xcom_value(run, "combine")["rows"] == 2
+    assert "XCom not found" not in captured.out + captured.err

@@ -11,6 +11,7 @@ errors never pass silently.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from functools import cached_property
@@ -43,6 +44,42 @@ if TYPE_CHECKING:
 
 #: Default XCom budget: the metadata database is no place for bulk data.
 DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
+#: Seconds between the progress lines of a long parse.
+DEFAULT_PROGRESS_INTERVAL = 30.0
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 error``, ``2,000 errors``: a count with its noun in the right number (the nouns logged here take an s)."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+class ParseProgress:
+    """Logs how far a parse has got, at most once per ``interval`` seconds: bytes read, rows, rate, files left."""
+
+    def __init__(self, log: Any, interval: float, total_bytes: int, files: int) -> None:
+        self.log, self.interval, self.total_bytes, self.files = log, interval, total_bytes, files
+        self.started = self._logged = time.monotonic()
+        self.bytes_read, self.files_started, self._file = 0, 0, None
+
+    def read(self, uri: str, size: int, rows: int) -> None:
+        """Count a chunk of ``size`` bytes of ``uri``; log a line if ``interval`` has passed since the last one."""
+        if uri != self._file:
+            self._file, self.files_started = uri, self.files_started + 1
+        self.bytes_read += size
+        now = time.monotonic()
+        if now - self._logged >= self.interval:
+            self._logged = now
+            self.log.info("%s", self.line(now, rows))
+
+    def line(self, now: float, rows: int) -> str:
+        """The progress line: ``Progress: 1,024 of 4,096 bytes read (25%), 12 rows, 0.3 MB/s; 3 of 4 files left``."""
+        share = 100 * self.bytes_read // self.total_bytes if self.total_bytes else 100
+        rate = self.bytes_read / max(now - self.started, 1e-6) / 1e6
+        left = self.files - self.files_started + 1  # the file being read is not done yet
+        return (
+            f"Progress: {self.bytes_read:,} of {counted(self.total_bytes, 'byte')} read ({share}%), "
+            f"{counted(rows, 'row')}, {rate:.1f} MB/s; {left:,} of {counted(self.files, 'file')} left"
+        )
 
 
 def check_location(uri: Any, param: str, *, want_object: bool, allow_other_schemes: bool = False) -> str:
@@ -192,10 +229,7 @@ class JobOutputMixin:
         jobs, and (with retries: the job may still be writing) on a folder without them."""
         from airflow_provider_video_actions import gcs
 
-        try:
-            predictions, errors, sizes = gcs.output_files(client, source)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        predictions, errors, sizes = gcs.output_files(client, source)  # a VideoActionsValueError fails, no retry
         if not predictions and not errors:
             raise AirflowException(
                 f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job finished, and is "
@@ -237,6 +271,10 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         ``part-00003-of-00008.parquet``; ``.../part.jsonl`` gets ``part-00003-of-00008.jsonl``). Meant for
         ``.partial(...).expand(shard=...)``; see :mod:`airflow_provider_video_actions.shards` and
         :class:`~airflow_provider_video_actions.operators.shards.CombineParseShardsOperator`.
+    :param progress_interval: seconds between the progress lines a long parse logs (bytes read, rows, rate, files
+        left), 30 by default.
+    :param max_shards: refuse a ``shard`` whose count is above this (1024, Airflow's default ``[core]
+        max_map_length``), so a typo such as ``"0/2000000"`` fails before any file is read.
     """
 
     template_fields: Sequence[str] = (
@@ -269,10 +307,13 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         shard: str | dict[str, int] | None = None,
+        max_shards: int = shards.MAX_SHARD_COUNT,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.shard = shard
+        self.shard, self.max_shards = shard, check_positive(max_shards, "max_shards", integer=True)
+        self.progress_interval = check_positive(progress_interval, "progress_interval")
         if (job is None) == (output_directory is None):
             raise VideoActionsValueError(
                 f"{type(self).__name__} {self.task_id}: give exactly one of job (the submit task's result) "
@@ -298,7 +339,7 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             # A literal's scheme fails at DAG parse time; templates, and gs:// buckets, are checked in execute.
             if isinstance(uri, str) and "{{" not in uri and not uri.startswith("gs://"):
                 self._location(uri, param, want_object=param == "destination")
-        if (part := shards.literal_part(destination, shard)) is not None:
+        if (part := shards.literal_part(destination, shard, self.max_shards)) is not None:
             destination_format(part)
         self.asset_alias = asset_alias
         self._add_alias_outlet()
@@ -329,37 +370,34 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Stream the output files through the filter into XCom or the destination."""
-        try:
-            self.destination, shard = shards.plan(self.destination, self.shard)  # this try's copy of the task
-            source, keep = self._source(), self._filter()
-            fmt = self._check_destination(source)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        # Rendered parameters are checked first: a VideoActionsValueError fails the task without a retry.
+        self.destination, shard = shards.plan(self.destination, self.shard, self.max_shards)  # this try's copy
+        source, keep = self._source(), self._filter()
+        fmt = self._check_destination(source)
         from airflow_provider_video_actions import gcs
 
         client = self._client_for(source, self.destination)
         predictions, errors, sizes = self._output_files(client, source)
-        try:
-            family = output_family(self.model_family, self.job, predictions)
-            self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        family = output_family(self.model_family, self.job, predictions)
+        self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
         if shard is not None:
             digest = shards.listing_digest(sizes)
             predictions, errors = shards.shard_files(shard, predictions, errors, sizes)
+        files = predictions + errors
         self.log.info(
-            "Parsing %d predictions and %d errors files of a %s job from %s",
-            len(predictions),
-            len(errors),
+            "Parsing %s and %s (model family %s) from %s",
+            counted(len(predictions), "predictions file"),
+            counted(len(errors), "errors file"),
             family.name,
             source,
         )
         stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
+        progress = ParseProgress(self.log, self.progress_interval, sum(sizes[uri] for uri in files), len(files))
         with ExitStack() as stack:
             stack.enter_context(gc_paused())
             stack.enter_context(compact_arrow_memory())
             records, error_records = self._sinks(stack, fmt, client, budget)
-            self._parse_files(client, predictions + errors, keep, stats, records, error_records)
+            self._parse_files(client, files, keep, stats, (records, error_records), progress)
             records.close()
             error_records.close()
         result = stats.summary()
@@ -373,7 +411,12 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
                 gcs.delete(client, self._errors_uri())  # an earlier run's errors are not this run's
         if shard is not None:
             result["shard"] = shards.shard_summary(shard, self.destination, digest)
-        self.log.info("Parsed %d moments from %d videos; %d errors", stats.rows, result["videos"], stats.errors)
+        self.log.info(
+            "Parsed %s from %s; %s",
+            counted(stats.rows, "moment"),
+            counted(result["videos"], "video"),
+            counted(stats.errors, "error"),
+        )
         if stats.errors:
             self.log.warning("Error samples: %s", stats.error_samples)
         self._emit_asset_event(context, result)
@@ -408,14 +451,22 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         return os.path.splitext(self.destination)[0] + ".errors.jsonl"
 
     def _parse_files(
-        self, client: Any, uris: list[str], keep: PredictionFilter, stats: ParseStats, records: Any, errors: Any
+        self,
+        client: Any,
+        uris: list[str],
+        keep: PredictionFilter,
+        stats: ParseStats,
+        sinks: tuple[Any, Any],
+        progress: ParseProgress,
     ) -> None:
         """Every line of the output files: chunks through the fast path where it vouches for them, else exactly.
 
         One pipeline over all files (a reader thread, the fast path's threads), so it never drains between files.
+        ``sinks`` are where records and error records go; ``progress`` logs how far it has got.
         """
         from airflow_provider_video_actions import gcs
 
+        records, errors = sinks
         first_line, previous = 1, None
         for uri, chunk, fast in self.decoder.read_ahead(gcs.prefetched(self._chunks(client, uris)), keep):
             if uri != previous:  # the next file: lines count from 1
@@ -432,6 +483,7 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
                 first_line += fast.lines
             else:
                 first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, errors)
+            progress.read(uri, chunk.length if isinstance(chunk, LongLine) else len(chunk), stats.rows)
 
     def _chunks(self, client: Any, uris: list[str]) -> Iterator[tuple[str, bytes | LongLine]]:
         """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""

@@ -13,14 +13,14 @@ Each mapped parse instance writes ``part-0000i-of-0000n.parquet`` (see :mod:`air
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.job import VideoActionsValueError
-from airflow_provider_video_actions.operators.parse import JobOutputMixin
+from airflow_provider_video_actions.operators.parse import JobOutputMixin, counted
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.validators import check_positive
 
@@ -69,14 +69,17 @@ class ProposeParseShardsOperator(PathSegmentFilterMixin, JobOutputMixin, BaseOpe
 
     def execute(self, context: Any) -> list[str]:
         """The shards for the job's predictions and errors files, from their total size."""
-        try:
-            source = self._source()
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        source = self._source()  # a VideoActionsValueError fails the task without a retry
         predictions, errors, sizes = self._output_files(self._client_for(source), source)
         files = [sizes[uri] for uri in predictions + errors]
         proposed = shards.propose_shards(files, self.target_shard_bytes, self.max_shards)
-        self.log.info("%d files, %d bytes in %s: %d shards", len(files), sum(files), source, len(proposed))
+        self.log.info(
+            "%s, %s in %s: %s",
+            counted(len(files), "file"),
+            counted(sum(files), "byte"),
+            source,
+            counted(len(proposed), "shard"),
+        )
         return proposed
 
 
@@ -104,16 +107,13 @@ class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """One summary for the whole job; one asset event for its dataset."""
-        try:
-            combined = shards.combine(self.summaries)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        combined = shards.combine(_read_all(self.summaries))  # a VideoActionsValueError fails, no retry
         self.log.info(
-            "%d shards: %d moments from %d videos; %d errors; parts %s",
-            combined["shards"],
-            combined["rows"],
-            combined["videos"],
-            combined["errors"],
+            "%s: %s from %s; %s; parts %s",
+            counted(combined["shards"], "shard"),
+            counted(combined["rows"], "moment"),
+            counted(combined["videos"], "video"),
+            counted(combined["errors"], "error"),
             combined["uri"],
         )
         if self.asset_alias is not None:
@@ -122,3 +122,14 @@ class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
             extra = {key: combined[key] for key in ("rows", "videos", "errors", "label_counts", "shards")}
             emit_asset_event(context, self.asset_alias, shards.dataset_folder(combined["uri"]), extra)
         return combined
+
+
+def _read_all(summaries: Any) -> Iterable[Any]:
+    """The mapped parse's results, read by index up to their count.
+
+    Iterating Airflow 3's lazy XCom sequence asks for one item past its end, which its API client logs as an
+    ``XCom not found`` error on every successful combine.
+    """
+    if isinstance(summaries, Sequence) and not isinstance(summaries, (str, bytes, list, tuple)):
+        return [summaries[index] for index in range(len(summaries))]
+    return summaries
