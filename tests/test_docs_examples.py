@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import runpy
+import shlex
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -71,15 +72,54 @@ def test_parse_writes_parquet_and_draws_a_timeline(airflow_db, bucket):
 
 
 def test_emulator_control_script_holds_and_releases(emulator_session, monkeypatch, capsys):
-    from airflow_provider_video_actions.emulator.control import CONTROL_ENV, ControlServer
+    from airflow_provider_video_actions.emulator.control import ControlServer
 
     control = ControlServer(emulator_session, 0).start()
     try:
-        monkeypatch.setenv(CONTROL_ENV, control.url)
+        for name, value in control.env().items():  # as the env file exports them: URL and token
+            monkeypatch.setenv(name, value)
         runpy.run_path(str(EXAMPLES / "scripts" / "emulator_control.py"))
     finally:
         control.stop()
     assert capsys.readouterr().out.startswith("{")
+
+
+def page_commands(page: str, prefix: str) -> list[list[str]]:
+    """The arguments after ``prefix`` of each command in the page's bash blocks (comments and ``&`` dropped)."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "docs" / page).read_text(), re.DOTALL)
+    lines = [line for block in blocks for line in block.splitlines() if line.startswith(prefix)]
+    return [[word for word in shlex.split(line[len(prefix) :], comments=True) if word != "&"] for line in lines]
+
+
+def test_emulator_page_control_commands_run_against_an_emulator(capsys):
+    """Every ``$CONTROL ...`` line of the emulator page, run by the control CLI against a fresh emulator.
+
+    A refused command exits (SystemExit 2), failing the test.
+    """
+    from airflow_provider_video_actions.emulator import Emulator
+    from airflow_provider_video_actions.emulator.control import ControlServer, main
+
+    commands = page_commands("emulator.md", "$CONTROL ")
+    assert len(commands) >= 10
+    with Emulator() as emulator:
+        control = ControlServer(emulator).start()
+        try:
+            url, token = control.env().values()
+            for arguments in commands:
+                main(["--url", url, "--token", token, *arguments])
+        finally:
+            control.stop()
+    assert '"list_filters"' in capsys.readouterr().out  # the state command's answer
+
+
+def test_emulator_page_serve_commands_parse():
+    """Each ``python -m ...emulator --options`` line of the emulator page is accepted by the emulator's parser."""
+    from airflow_provider_video_actions.emulator.__main__ import parse_args
+
+    commands = page_commands("emulator.md", "python -m airflow_provider_video_actions.emulator --")
+    assert any("--allow-remote" in arguments for arguments in commands)
+    for arguments in commands:
+        parse_args(["--" + arguments[0], *arguments[1:]])
 
 
 def test_submit_predicts_a_whole_video_and_a_segment(airflow_db, bucket):

@@ -26,7 +26,7 @@ step "start the emulator"
 # [START emulator]
 python -m airflow_provider_video_actions.emulator --bucket my-videos --env-file emulator.env >emulator.log 2>&1 &
 for i in $(seq 120); do [ -f emulator.env ] && break; sleep 1; done  # written once it serves
-. emulator.env  # exports VERTEX_AI_EMULATOR_HOST, STORAGE_EMULATOR_HOST, VIDEO_ACTIONS_EMULATOR_CONTROL
+. emulator.env  # exports VERTEX_AI_EMULATOR_HOST, STORAGE_EMULATOR_HOST, VIDEO_ACTIONS_EMULATOR_CONTROL and _TOKEN
 # [END emulator]
 emulator_pid=$!
 trap 'kill $emulator_pid 2>/dev/null || true' EXIT
