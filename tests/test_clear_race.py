@@ -22,7 +22,7 @@ from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 from airflow_provider_video_actions.job import ACTIVE_STATES
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY
 from tests import test_trigger
-from tests.conftest import BUCKET
+from tests.conftest import BUCKET, run_when
 from tests.test_trigger import DeferredTask
 
 DAG_ID, TASK_ID = "clear_race", "predict"
@@ -70,7 +70,7 @@ class Cleared:
         store = {} if self.store is None else {"task_state_store": self.store}
         return {"ti": TryOfTask(try_number, self.run_id), **store}
 
-    def operator(self) -> Any:
+    def operator(self, deferrable: bool = True) -> Any:
         """A fresh submit operator, as Airflow builds one for each try and for each resume after a deferral."""
         from airflow_provider_video_actions import VideoActionBatchPredictionOperator
 
@@ -84,7 +84,7 @@ class Cleared:
             job_display_name=self.display_name,
             poll_interval=0.1,
             min_poll_interval=0.1,
-            deferrable=True,
+            deferrable=deferrable,
         )
 
     def kill_try_1(self, task_state_reads) -> None:
@@ -213,3 +213,28 @@ def test_no_replacement_once_the_timeout_has_passed(emulator, try_1, task_state_
     with pytest.raises(AirflowException, match=f"{old}, re-attached .* the task's timeout has passed"):
         try_1.operator().execute_complete(ctx, event)
     assert len(jobs_named(emulator, try_1.display_name)) == 1
+
+
+@pytest.mark.parametrize("try_1", [True], ids=["task-state-store"], indirect=True)
+def test_worker_mode_try_2_replaces_a_job_cancelled_while_it_polls(emulator, try_1, task_state_reads, capfd):
+    """Try 2 waits in the worker (deferrable=False): the cancel lands once it polls; it replaces the job and returns."""
+    emulator.hold_cancels(try_1.display_name)
+    try_1.kill_try_1(task_state_reads)
+    polls = sum(n for f, n in emulator.list_filters.items() if "create_time" in f)
+
+    def try_2_polls() -> bool:
+        return sum(n for f, n in emulator.list_filters.items() if "create_time" in f) > polls
+
+    def cancel_lands() -> None:
+        emulator.release_cancels(try_1.display_name)
+        emulator.force_outcome(None, try_1.display_name)
+
+    with run_when(try_2_polls, cancel_lands):
+        summary = try_1.operator(deferrable=False).execute(try_1.context(2))
+    old, new = jobs_named(emulator, try_1.display_name)
+    assert old.state.name == "JOB_STATE_CANCELLED"
+    assert (summary["name"], summary["state"]) == (new.name, "JOB_STATE_SUCCEEDED")
+    assert not try_1.store or try_1.store["batch_prediction_job"] == new.name
+    assert (
+        f"{old.name}, re-attached from an earlier try of this task, ended JOB_STATE_CANCELLED" in capfd.readouterr().out
+    )
