@@ -269,6 +269,8 @@ def test_g_clear_when_try_2_reattaches_before_the_cancel_lands_replaces_the_job(
                 "try 1's on_kill to cancel its job (accepted, held by the emulator)",
             )
             wait_until(lambda: _try_2_deferred(airflow, dag_id, run_id), 240, "try 2 to re-attach and defer")
+            # Its wait runs in the triggerer (an event within a second or two of the deferral trips apache/airflow#72716).
+            wait_for_waits(airflow, dag_id, run_id, 1)
             assert [j["name"] for j in jobs_of(airflow, dag_id)] == [first["name"]]  # try 2 waits on the first job
             airflow.control.release_cancels(f"{dag_id}.predict")  # the cancel lands under try 2
         state = airflow.wait_for_run(dag_id, run_id, timeout=240)
