@@ -88,6 +88,8 @@ WAITING_STATES = frozenset(
 ACTIVE_STATES = WAITING_STATES - {"JOB_STATE_CANCELLING"}
 #: States of an earlier job worth re-attaching to: active, or done with this task's output.
 REATTACH_STATES = ACTIVE_STATES | SUCCESS_STATES
+#: States of a job someone asked to cancel: never re-attached to (it will not write its whole output).
+CANCELLED_STATES = frozenset({"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"})
 
 
 class JobFailedError(RuntimeError):

@@ -12,8 +12,9 @@ turn the knobs (no cross-site form posts, no DNS rebinding). JSON in, JSON out:
 - ``GET /calls?since=EPOCH``: the call log, one entry per JobService call (time, method, target, outcome).
 - ``POST /<knob>`` with the knob's keyword arguments: ``inject_faults``, ``fail_next``, ``lose_next_response``,
   ``force_outcome``, ``reset_knobs``, ``hold``/``release`` (keep jobs of a display name PAUSED once they have
-  run / let them finish), ``timeline`` (change state timings), ``add_model`` (serve one more model).
-  Status codes are names (``"UNAVAILABLE"``).
+  run / let them finish), ``hold_cancels``/``release_cancels`` (accept cancels of a display name's jobs but apply
+  them only on release, as Vertex AI cancels asynchronously), ``timeline`` (change state timings), ``add_model``
+  (serve one more model). Status codes are names (``"UNAVAILABLE"``).
 
 The client is :class:`EmulatorControl`; the same from a shell::
 
@@ -102,6 +103,8 @@ KNOBS: dict[str, Callable[..., Any]] = {
     "reset_knobs": lambda emulator: emulator.reset_knobs(),
     "hold": lambda emulator, display_name: emulator.force_outcome("JOB_STATE_PAUSED", display_name),
     "release": lambda emulator, display_name: emulator.force_outcome(None, display_name),
+    "hold_cancels": lambda emulator, display_name: emulator.hold_cancels(display_name),
+    "release_cancels": lambda emulator, display_name: emulator.release_cancels(display_name),
     "timeline": _set_timeline,
     "add_model": lambda emulator, model: emulator.add_model(model),
 }
@@ -314,8 +317,16 @@ class EmulatorControl:
         """Let held jobs of this display name finish."""
         self.knob("release", display_name=display_name)
 
+    def hold_cancels(self, display_name: str) -> None:
+        """Accept cancels of this display name's jobs without applying them, until :meth:`release_cancels`."""
+        self.knob("hold_cancels", display_name=display_name)
+
+    def release_cancels(self, display_name: str) -> None:
+        """Apply the cancels accepted while held, and stop holding them."""
+        self.knob("release_cancels", display_name=display_name)
+
     def reset_knobs(self) -> None:
-        """No forced outcomes, no faults."""
+        """No forced outcomes, no faults, no held cancels."""
         self.knob("reset_knobs")
 
     def add_model(self, model: str) -> str:

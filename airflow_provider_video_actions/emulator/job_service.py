@@ -110,6 +110,8 @@ class _Record:
     job: aiplatform_v1.BatchPredictionJob
     since: float
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: A cancel was accepted while cancels of this job's display name were held (applied on release).
+    cancel_requested: bool = False
     future: Future[runner.RunResult] | None = None
 
 
@@ -243,6 +245,8 @@ class JobServiceServicer:
         self._jobs: dict[str, _Record] = {}
         self._ids = itertools.count(1)
         self._forced: dict[str | None, JobState] = {}
+        #: Display names whose accepted cancels wait for :meth:`release_cancels`.
+        self._held_cancels: set[str] = set()
         self._fault_rate, self._fault_methods, self._fault_code = (
             0.0,
             frozenset[str](),
@@ -277,6 +281,23 @@ class JobServiceServicer:
             else:
                 self._forced[display_name] = JobState[state]
 
+    def hold_cancels(self, display_name: str) -> None:
+        """Accept cancels of this display name's jobs but leave the jobs as they are until :meth:`release_cancels`.
+
+        Vertex AI cancels asynchronously: a job may stay RUNNING for a while after its cancel was accepted.
+        """
+        with self._lock:
+            self._held_cancels.add(display_name)
+
+    def release_cancels(self, display_name: str) -> None:
+        """Stop holding this display name's cancels; the ones accepted meanwhile land now (live jobs: CANCELLING)."""
+        with self._lock:
+            self._held_cancels.discard(display_name)
+            for record in self._jobs.values():
+                if record.cancel_requested and record.job.display_name == display_name:
+                    record.cancel_requested = False
+                    self._start_cancelling(record)
+
     def inject_faults(
         self,
         rate: float,
@@ -298,8 +319,10 @@ class JobServiceServicer:
             self._fail_next[method].extend([code] * count)
 
     def reset_knobs(self) -> None:
-        """Back to a well-behaved service: no forced outcomes, no injected or pending faults."""
+        """Back to a well-behaved service: no forced outcomes, no injected or pending faults, no held cancels."""
         with self._lock:
+            for display_name in list(self._held_cancels):
+                self.release_cancels(display_name)
             self._forced.clear()
             self._fault_rate = 0.0
             self.family_settings = default_settings()
@@ -464,10 +487,17 @@ class JobServiceServicer:
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"BatchPredictionJob {request.name} is already in terminal state {record.job.state.name}",
             )
-        if record.job.state != JobState.JOB_STATE_CANCELLING:
+        if record.job.display_name in self._held_cancels:
+            record.cancel_requested = True
+        else:
+            self._start_cancelling(record)
+        return empty_pb2.Empty()
+
+    def _start_cancelling(self, record: _Record) -> None:
+        """Stop the job's run and move it to CANCELLING (a job already there, or finished, is left alone)."""
+        if record.job.state not in TERMINAL_STATES and record.job.state != JobState.JOB_STATE_CANCELLING:
             record.cancelled.set()
             self._set_state(record, JobState.JOB_STATE_CANCELLING)
-        return empty_pb2.Empty()
 
     def delete_job(self, request: aiplatform_v1.DeleteBatchPredictionJobRequest) -> operations_pb2.Operation:
         """Delete a terminal job; return a done long-running operation."""

@@ -118,6 +118,8 @@ class Emulator:
     fail_next = _delegated("fail_next")
     lose_next_response = _delegated("lose_next_response")
     reset_knobs = _delegated("reset_knobs")
+    hold_cancels = _delegated("hold_cancels")
+    release_cancels = _delegated("release_cancels")
     job = _delegated("job")
     jobs = _delegated("jobs")
 

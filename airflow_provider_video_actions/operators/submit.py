@@ -34,6 +34,7 @@ from airflow_provider_video_actions.families.base import FamilyRequest, ModelFam
 from airflow_provider_video_actions.families.dispatch import check_region_of_any_family, family_for
 from airflow_provider_video_actions.job import (
     ACTIVE_STATES,
+    CANCELLED_STATES,
     LEGACY_TASK_LABEL,
     PROVIDER_LABEL,
     PROVIDER_LABEL_VALUE,
@@ -259,6 +260,9 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         self.max_requests_per_job = _optional_positive(max_requests_per_job, "max_requests_per_job")
         self.max_input_bytes = _optional_positive(max_input_bytes, "max_input_bytes")
         self._job_name: str | None = None
+        #: The job this try created (not re-attached to), and the re-attached job it replaced after a cancel.
+        self._created_job: str | None = None
+        self._replaced_job: str | None = None
         self._result: dict[str, Any] | None = None
         self._job_spec: JobSpec | None = None
         #: The instances file this try writes (its bytes and line count), built once: its digest, size and upload.
@@ -366,6 +370,10 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
     def execute(self, context: Any) -> dict[str, Any]:
         """Check the rendered parameters, then submit (or re-attach to) this task instance's job and wait."""
         self._deadline = time.time() + self.wait_timeout
+        return self._submit_and_wait(context)
+
+    def _submit_and_wait(self, context: Any) -> dict[str, Any]:
+        """The body of ``execute`` within the deadline already set (a replacement job keeps the task's deadline)."""
         try:
             self._check_rendered(literal_only=False)
             if self.videos_created_in is not None:
@@ -476,10 +484,20 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         """The newest job labelled for this task instance that provably was asked for this request.
 
         Jobs of the previous release (hyphenated label keys, no request label) are looked up too, for
-        one release, and re-attached only while still running, on their resource fields alone.
+        one release, and re-attached only while still running, on their resource fields alone. A job
+        for this request that is being cancelled (or was) is named in the log, never re-attached.
         """
         task_label = spec.labels[TASK_LABEL]
-        candidates = self._labelled(spec, TASK_LABEL, task_label, REATTACH_STATES)
+        jobs = self._labelled(spec, TASK_LABEL, task_label, REATTACH_STATES | CANCELLED_STATES)
+        for job in jobs:
+            if state_name(job) in CANCELLED_STATES and not spec.mismatch(job):
+                self.log.info(
+                    "Not re-attaching to %s, an earlier try's job for this request: it is %s (cancelled by that "
+                    "try's kill or timeout, or by hand)",
+                    job.name,
+                    state_name(job),
+                )
+        candidates = [job for job in jobs if state_name(job) in REATTACH_STATES]
         legacy = self._labelled(spec, LEGACY_TASK_LABEL, task_label, ACTIVE_STATES)
         for job, is_legacy in [*((j, False) for j in candidates), *((j, True) for j in legacy)]:
             if why := spec.mismatch(job, legacy=is_legacy):
@@ -524,8 +542,9 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
             self.log.warning(
                 "Creating the job answered %s, but it was made: using %s", describe_api_error(exc), job.name
             )
-            return job
-        self.log.info("Created %s reading %s", job.name, ", ".join(spec.instances_uris))
+        else:
+            self.log.info("Created %s reading %s", job.name, ", ".join(spec.instances_uris))
+        self._created_job = job.name
         return job
 
     def _spec(self, context: Any) -> JobSpec:
@@ -637,10 +656,13 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
             poll_interval=self.poll_interval,
             deadline=self._deadline,
             cancel_on_kill=self.cancel_on_kill,
+            adopted=self._replaced_job is None and job_name != self._created_job,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Turn the wait's event into the task outcome: the summary, or an error naming the job."""
+        if event.get("adopted") and event["job"]["state"] == "JOB_STATE_CANCELLED":
+            return self._replace_cancelled(context, event["job"]["name"], event["deadline"])
         if event["status"] == "timeout":
             event = self._on_timeout(event)
         if event["status"] == "done":
@@ -654,6 +676,27 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
                 raise AirflowException(str(exc)) from exc
             return summary
         raise AirflowException(event["message"])
+
+    def _replace_cancelled(self, context: Any, job_name: str, deadline: float) -> dict[str, Any]:
+        """Submit one new job in place of a re-attached job that ended CANCELLED without this try asking, and wait.
+
+        The cancel most likely came from the earlier try's kill (a clear) landing after this try re-attached:
+        Vertex AI cannot mark a job as being cancelled (it has no job update call) and a trigger cannot write the
+        task state, so the cancel cannot be seen coming. The new job's wait is not replaced again.
+        """
+        if deadline <= time.time():
+            raise AirflowException(
+                f"Batch prediction job {job_name}, re-attached from an earlier try of this task, ended "
+                "JOB_STATE_CANCELLED and the task's timeout has passed: no new job was submitted."
+            )
+        self.log.warning(
+            "%s, re-attached from an earlier try of this task, ended JOB_STATE_CANCELLED without this try asking "
+            "(most likely that try's kill, e.g. a clear, cancelling it after this try re-attached): submitting one "
+            "new job in its place. To stop the task instead, mark it failed: that cancels the job it waits on.",
+            job_name,
+        )
+        self._replaced_job, self._deadline = job_name, deadline
+        return self._submit_and_wait(context)
 
     def _on_timeout(self, event: dict[str, Any]) -> dict[str, Any]:
         """Cancel a job that outlived the timeout; one that finished meanwhile is a normal ``done`` event."""

@@ -57,6 +57,9 @@ class WaitSpec:
     #: timeout bounds the wait (a sensor started in the triggerer).
     deadline: float | None = None
     cancel_on_kill: bool = True
+    #: The job was made by an earlier try of the task and re-attached to: its done event carries ``adopted``
+    #: and the deadline back, so that the submit operator can replace it once if it ends CANCELLED.
+    adopted: bool = False
 
     def __post_init__(self) -> None:
         if not (isinstance(self.poll_interval, (int, float)) and math.isfinite(self.poll_interval)) or (
@@ -79,8 +82,8 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
     """Yield one event when the job ends, fails to be read, or passes its deadline.
 
     Takes the fields of :class:`WaitSpec` as keyword arguments. Event payloads: ``{"status": "done",
-    "job": summary}``, ``{"status": "timeout", "job_name", "message", "job": last summary}`` or
-    ``{"status": "error", "job_name", "message"}``.
+    "job": summary}`` (plus ``"adopted": True, "deadline"`` for a re-attached job), ``{"status": "timeout",
+    "job_name", "message", "job": last summary}`` or ``{"status": "error", "job_name", "message"}``.
     """
 
     supports_triggerer_queue = True
@@ -188,7 +191,13 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
             if summary is not None:
                 progress.report(summary)
                 if summary["state"] in TERMINAL_STATES:
-                    return {"status": "done", "job": summary}
+                    return self._done(summary)
+
+    def _done(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The done event; a re-attached job's also says so, with the deadline (see :attr:`WaitSpec.adopted`)."""
+        if self.spec.adopted:
+            return {"status": "done", "job": summary, "adopted": True, "deadline": self.spec.deadline}
+        return {"status": "done", "job": summary}
 
     async def _timeout(self, summary: dict[str, Any] | None) -> dict[str, Any]:
         """The timeout event, unless one last read finds the job finished (a success at the deadline is kept)."""

@@ -2,7 +2,8 @@
 
 (a) the example DAGs triggered without a logical date; (b) 20 mapped deferred submits share one list call per
 poll interval; (c) mark failed cancels the job; (d) clear while the job is still cancelling submits a new job;
-(e) triggerer SIGTERM and SIGKILL cancel nothing; (f) a retry after a timeout re-attaches (1 create).
+(e) triggerer SIGTERM and SIGKILL cancel nothing; (f) a retry after a timeout re-attaches (1 create); (g) clear
+when try 2 re-attaches before the cancel lands replaces the cancelled job once.
 The emulator's counters, call log, holds and timeline come from its control API (another process).
 """
 
@@ -35,6 +36,7 @@ SCENARIO_DAGS = [
     "deploy_mapped",
     "deploy_mark_failed",
     "deploy_clear",
+    "deploy_clear_race",
     "deploy_retry_timeout",
 ]
 CANCELLED = ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
@@ -245,3 +247,47 @@ def test_f_retry_after_timeout_reattaches_with_one_create(airflow, report):
     assert state == "success", failure_report(airflow, dag_id, run_id)
     assert ti["try_number"] == 2
     assert len(jobs) == 1 and jobs[0]["state"] == "JOB_STATE_SUCCEEDED"
+
+
+def test_g_clear_when_try_2_reattaches_before_the_cancel_lands_replaces_the_job(airflow, report):
+    """Try 1's kill sends the cancel; Vertex AI accepts it (the emulator holds it) while try 2 re-attaches and defers;
+    then it lands under try 2. Seen on a busy machine: the run failed with no new job."""
+    dag_id = "deploy_clear_race"
+    airflow.control.hold_cancels(f"{dag_id}.predict")
+    try:
+        with held(airflow, dag_id):
+            run_id = airflow.trigger(dag_id)
+            wait_for_waits(airflow, dag_id, run_id, 1)
+            [first] = jobs_of(airflow, dag_id)
+            cleared = time.time()
+            airflow.clear(dag_id, run_id, "predict")
+            wait_until(
+                lambda: [
+                    c for c in calls_since(airflow, cleared, "CancelBatchPredictionJob") if c["target"] == first["name"]
+                ],
+                60,
+                "try 1's on_kill to cancel its job (accepted, held by the emulator)",
+            )
+            wait_until(lambda: _try_2_deferred(airflow, dag_id, run_id), 240, "try 2 to re-attach and defer")
+            # Its wait runs in the triggerer (an event within a second or two of the deferral trips apache/airflow#72716).
+            wait_for_waits(airflow, dag_id, run_id, 1)
+            assert [j["name"] for j in jobs_of(airflow, dag_id)] == [first["name"]]  # try 2 waits on the first job
+            airflow.control.release_cancels(f"{dag_id}.predict")  # the cancel lands under try 2
+        state = airflow.wait_for_run(dag_id, run_id, timeout=240)
+    finally:
+        airflow.control.release_cancels(f"{dag_id}.predict")
+    jobs = jobs_of(airflow, dag_id)
+    [ti] = airflow.mapped(dag_id, run_id, "predict")
+    log = airflow.task_log(dag_id, run_id, "predict", 0, ti["try_number"])
+    report.append(
+        f"(g) clear, try 2 re-attached before the cancel landed: run {state}, try {ti['try_number']}, "
+        f"{len(jobs)} jobs ({', '.join(j['state'] for j in jobs)})"
+    )
+    assert state == "success", failure_report(airflow, dag_id, run_id)
+    assert [j["state"] for j in jobs] == ["JOB_STATE_CANCELLED", "JOB_STATE_SUCCEEDED"]
+    assert f"{first['name']}, re-attached from an earlier try of this task, ended JOB_STATE_CANCELLED" in log
+
+
+def _try_2_deferred(airflow: Deployment, dag_id: str, run_id: str) -> bool:
+    """Whether the cleared task's next try is deferred (it re-attached: no job was created)."""
+    return any(ti["try_number"] >= 2 and ti["state"] == "deferred" for ti in airflow.mapped(dag_id, run_id, "predict"))

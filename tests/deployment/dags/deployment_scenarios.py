@@ -47,5 +47,6 @@ def scenario(dag_id: str, count: int, **submit: Any) -> None:
 scenario("deploy_mapped", 20, poll_interval=2)
 scenario("deploy_mark_failed", 1)
 scenario("deploy_clear", 1)
+scenario("deploy_clear_race", 1)
 # Try 1 times out on its held job; 30 s leave try 2 room to re-attach through a busy triggerer polling every 1 s.
 scenario("deploy_retry_timeout", 1, timeout=30, retries=1, retry_delay=timedelta(0), cancel_on_kill=False)
