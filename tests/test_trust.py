@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import grpc
 import pytest
@@ -87,38 +87,60 @@ def test_same_request_is_reattached(airflow_db, emulator, instances_uri):
     assert first == second
 
 
-def forged_job(emulator, instances_uri: str, dag_id: str, **changes: str) -> str:
-    """A job someone else made with this task instance's labels (both copied), differing in ``changes``."""
+def task_request_label(dag_id: str, instances_uri: str) -> str:
+    """The request fingerprint this DAG's task sends, read from a job of another run of it (run ids are not in it)."""
+    write_dag(dag_id, submit_task("predict", instances_uri))
+    other_run = run_dag(dag_id, at=FIXED_DATE - timedelta(days=1))
+    return xcom_value(other_run, "predict")["labels"][REQUEST_LABEL]
+
+
+def forged_job(instances_uri: str, dag_id: str, request_label: str, **changes: str) -> str:
+    """A job someone else made with this task instance's labels (both copied, values real), differing in ``changes``."""
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
 
-    fields = {"model": "projects/test-project/locations/us-central1/models/42", "out": f"gs://{BUCKET}/out", **changes}
+    label = task_label_value(dag_id, "predict", run_id_at(FIXED_DATE), -1)
+    fields = {
+        "model": "projects/test-project/locations/us-central1/models/42",
+        "instances_uris": (instances_uri,),
+        "destination_prefix": f"gs://{BUCKET}/out",
+        **changes,
+    }
     spec = JobSpec(
         project_id="test-project",
         region="us-central1",
-        model=fields["model"],
         display_name="neighbour",
-        instances_uris=(instances_uri,),
-        destination_prefix=fields["out"],
+        labels={PROVIDER_LABEL: PROVIDER_LABEL_VALUE, TASK_LABEL: label, REQUEST_LABEL: request_label},
+        **fields,
     )
-    label = task_label_value(dag_id, "predict", run_id_at(FIXED_DATE), -1)
-    labels = {PROVIDER_LABEL: PROVIDER_LABEL_VALUE, TASK_LABEL: label, REQUEST_LABEL: "copied"}
-    return VideoActionBatchPredictionHook().create_job(JobSpec(**{**spec.__dict__, "labels": labels})).name
+    return VideoActionBatchPredictionHook().create_job(spec).name
 
 
 @pytest.mark.parametrize(
-    "changes",
-    [{"out": f"gs://{BUCKET}/elsewhere"}, {"model": "projects/test-project/locations/us-central1/models/7"}],
-    ids=["other output", "other model"],
+    ("changes", "why"),
+    [
+        ({"destination_prefix": f"gs://{BUCKET}/elsewhere"}, "its output prefix differs"),
+        ({"model": "projects/test-project/locations/us-central1/models/7"}, "its model is"),
+        ({"instances_uris": (f"gs://{BUCKET}/instances/wave-copy.jsonl",)}, "its instances differs"),
+    ],
+    ids=["other output", "other model", "other instances"],
 )
-def test_a_job_with_copied_labels_is_not_adopted(airflow_db, emulator, instances_uri, changes):
-    """Anyone who can create jobs can copy our labels: the job resource must match too."""
+def test_a_job_with_copied_labels_is_not_adopted(
+    airflow_db, emulator, instances_uri, storage_client, changes, why, capfd
+):
+    """Anyone who can create jobs can copy our labels, request fingerprint included: the job resource must match too.
+
+    The forged job carries the task's real task and request labels, so only the resource check of one field
+    (model, instances or output prefix) tells it apart.
+    """
     dag_id = "neighbour_" + next(iter(changes))
-    neighbour = forged_job(emulator, instances_uri, dag_id, **changes)
-    write_dag(dag_id, submit_task("predict", instances_uri))
+    bucket = storage_client.bucket(BUCKET)
+    bucket.blob("instances/wave-copy.jsonl").upload_from_string(bucket.blob("instances/wave.jsonl").download_as_bytes())
+    neighbour = forged_job(instances_uri, dag_id, task_request_label(dag_id, instances_uri), **changes)
     run = run_dag(dag_id, at=FIXED_DATE)
     assert task_states(run) == {"predict": "success"}
     assert xcom_value(run, "predict")["name"] != neighbour
-    assert creates_for(emulator, f"{dag_id}.predict") == 1
+    assert creates_for(emulator, f"{dag_id}.predict") == 2  # the other run's job and this run's own
+    assert f"Not re-attaching to {neighbour} (JOB_STATE_" in (out := capfd.readouterr().out) and why in out
 
 
 def test_jobs_carry_underscore_label_keys_and_a_request_fingerprint(airflow_db, emulator, instances_uri):
