@@ -153,25 +153,32 @@ def test_jobs_carry_underscore_label_keys_and_a_request_fingerprint(airflow_db, 
     assert f'labels.{TASK_LABEL}="{job.labels[TASK_LABEL]}"' in emulator.list_filters
 
 
-def test_running_job_of_the_previous_release_is_reattached_after_an_upgrade(airflow_db, emulator, instances_uri):
-    """A job labelled with the old hyphenated keys, still running, is found and awaited: no orphan, no second job."""
+def legacy_job(instances_uri: str, dag_id: str, display_name: str) -> tuple[str, str]:
+    """A job of the previous release (hyphenated label keys, no request label) for ``dag_id``'s task at FIXED_DATE.
+
+    Returns its name and the list filter the task looks it up by.
+    """
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
 
-    dag_id = "upgrade_legacy"
     label = task_label_value(dag_id, "predict", run_id_at(FIXED_DATE), -1)
     spec = JobSpec(
         project_id="test-project",
         region="us-central1",
         model="projects/test-project/locations/us-central1/models/42",
-        display_name=f"{dag_id}.predict",
+        display_name=display_name,
         instances_uris=(instances_uri,),
         destination_prefix=f"gs://{BUCKET}/out",
         labels={"airflow-provider": PROVIDER_LABEL_VALUE, LEGACY_TASK_LABEL: label},
     )
+    return VideoActionBatchPredictionHook().create_job(spec).name, f'labels.{LEGACY_TASK_LABEL}="{label}"'
+
+
+def test_running_job_of_the_previous_release_is_reattached_after_an_upgrade(airflow_db, emulator, instances_uri):
+    """A job labelled with the old hyphenated keys, still running, is found and awaited: no orphan, no second job."""
+    dag_id = "upgrade_legacy"
     # Live until the task has looked it up under the old key (however slowly the task starts), then free to finish.
     emulator.force_outcome("JOB_STATE_PAUSED", display_name=f"{dag_id}.predict")
-    old = VideoActionBatchPredictionHook().create_job(spec).name
-    legacy_list = f'labels.{LEGACY_TASK_LABEL}="{label}"'
+    old, legacy_list = legacy_job(instances_uri, dag_id, f"{dag_id}.predict")
     write_dag(dag_id, submit_task("predict", instances_uri))
     with run_when(
         lambda: legacy_list in emulator.list_filters, lambda: emulator.force_outcome(None, f"{dag_id}.predict")
@@ -179,6 +186,71 @@ def test_running_job_of_the_previous_release_is_reattached_after_an_upgrade(airf
         run = run_dag(dag_id, at=FIXED_DATE)
     assert xcom_value(run, "predict")["name"] == old
     assert creates_for(emulator, f"{dag_id}.predict") == 1
+
+
+def test_finished_job_of_the_previous_release_is_not_reattached(airflow_db, emulator, instances_uri):
+    """A SUCCEEDED job with the old labels is looked up but not adopted (only a live one is): the task makes its own.
+
+    Its output was written under the old release's rules, which checked no request fingerprint.
+    """
+    dag_id = "upgrade_legacy_finished"
+    old, legacy_list = legacy_job(instances_uri, dag_id, "legacy-finished")
+    finished = asyncio.run(VideoActionBatchPredictionTrigger(old, poll_interval=0.05, deadline=_in(60)).wait())
+    assert finished["job"]["state"] == "JOB_STATE_SUCCEEDED"
+    write_dag(dag_id, submit_task("predict", instances_uri))
+    run = run_dag(dag_id, at=FIXED_DATE)
+    assert legacy_list in emulator.list_filters
+    assert task_states(run) == {"predict": "success"}
+    assert xcom_value(run, "predict")["name"] != old
+    assert creates_for(emulator, f"{dag_id}.predict") == 1
+
+
+FAILED_STATES = ["JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"]
+
+
+@pytest.mark.parametrize("state", FAILED_STATES)
+def test_job_of_a_failed_earlier_run_is_replaced_not_adopted(airflow_db, emulator, instances_uri, state):
+    """The task's earlier run ended with its job FAILED, CANCELLED or EXPIRED: running it again makes a new job."""
+    dag_id = f"rerun_after_{state.removeprefix('JOB_STATE_').lower()}"
+    write_dag(dag_id, submit_task("predict", instances_uri))
+    emulator.force_outcome(state, display_name=f"{dag_id}.predict")
+    assert task_states(run_dag(dag_id, at=FIXED_DATE)) == {"predict": "failed"}
+    [old] = [n for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.predict"]
+    assert emulator.job(old).state.name == state
+    emulator.force_outcome(None, f"{dag_id}.predict")
+    run = run_dag(dag_id, at=FIXED_DATE)
+    assert task_states(run) == {"predict": "success"}
+    assert xcom_value(run, "predict")["name"] != old
+    assert creates_for(emulator, f"{dag_id}.predict") == 2
+    assert emulator.job(old).state.name == state
+
+
+@pytest.mark.parametrize("state", FAILED_STATES)
+def test_job_of_a_failed_earlier_try_is_replaced_on_retry(airflow_db, emulator, instances_uri, state):
+    """Try 1's job ends FAILED, CANCELLED or EXPIRED: try 2 (which finds it stored or by label) makes a new job.
+
+    The display name carries the try number, so only try 1's job is forced to fail (no race with try 2).
+    """
+    dag_id = f"retry_after_{state.removeprefix('JOB_STATE_').lower()}"
+    write_dag(
+        dag_id,
+        f"""
+        VideoActionBatchPredictionOperator(
+            task_id="predict", project_id="test-project", region="us-central1", model="42",
+            gcs_source={instances_uri!r}, gcs_destination_prefix="gs://{BUCKET}/out",
+            job_display_name="{dag_id}.{{{{ ti.try_number }}}}", poll_interval=0.1, min_poll_interval=0.1,
+            retries=1, retry_delay=0,
+        )
+        """,
+    )
+    emulator.force_outcome(state, display_name=f"{dag_id}.1")
+    run = run_dag(dag_id)
+    [first] = [n for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.1"]
+    [second] = [n for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.2"]
+    assert task_states(run) == {"predict": "success"}
+    assert run.get_task_instance("predict").try_number == 2
+    assert xcom_value(run, "predict")["name"] == second
+    assert emulator.job(first).state.name == state
 
 
 # -- 5. every wait ends -------------------------------------------------------------------------------------
