@@ -15,6 +15,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -143,6 +144,17 @@ def run_when(condition: Callable[[], bool], action: Callable[[], None]) -> Itera
 def job_cancelled(emulator, name: str) -> bool:
     """Whether the emulator's job was cancelled (CANCELLING counts: the cancel was accepted)."""
     return emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+def running_job(submit_job, emulator, display_name: str) -> str:
+    """A job the emulator keeps RUNNING for the rest of the test (its running time is ten minutes), once RUNNING."""
+    emulator.timeline.running_seconds = 600.0
+    name = submit_job(display_name)
+    deadline = time.monotonic() + 60
+    while (state := emulator.job(name).state.name) != "JOB_STATE_RUNNING":
+        assert time.monotonic() < deadline, f"{name} never started running (still {state})"
+        time.sleep(0.02)
+    return name
 
 
 def dag_bag_class() -> type:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import BUCKET, job_cancelled, run_dag, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, job_cancelled, run_dag, running_job, task_states, write_dag, xcom_value
 
 OUTCOMES = {
     "JOB_STATE_SUCCEEDED": "success",
@@ -103,6 +103,25 @@ def test_sensor_fails_on_failed_job_and_never_cancels(airflow_db, emulator, subm
     run = run_dag("sensor_failed")
     assert task_states(run) == {"wait": "failed"}
     assert emulator.calls["CancelBatchPredictionJob"] == cancels
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
+def test_sensor_timing_out_leaves_the_running_job_running(airflow_db, emulator, submit_job, deferrable, capfd):
+    """The sensor's timeout passes while the job it watches runs: the sensor fails, the job is not its to cancel."""
+    name = running_job(submit_job, emulator, f"elsewhere-running-{deferrable}")
+    cancels = emulator.calls["CancelBatchPredictionJob"]
+    dag_id = f"sensor_timeout_{'deferred' if deferrable else 'worker'}"
+    write_dag(
+        dag_id,
+        f"""VideoActionBatchPredictionSensor(task_id="wait", job_name={name!r}, poke_interval=0.1,
+            min_poll_interval=0.1, timeout=2, deferrable={deferrable})""",
+    )
+    run = run_dag(dag_id)
+    assert task_states(run) == {"wait": "failed"}
+    assert emulator.calls["CancelBatchPredictionJob"] == cancels
+    assert emulator.job(name).state.name == "JOB_STATE_RUNNING"
+    if deferrable:
+        assert "The job was left as it is: this sensor did not start it." in capfd.readouterr().out
 
 
 def test_sensor_can_start_straight_in_the_triggerer():
