@@ -306,6 +306,6 @@ async def test_shared_stream_contract(submit_job, emulator):
         return [event.payload async for event in t.filter_shared_stream(from_queue(queue))]
 
     poller = asyncio.ensure_future(pump())
-    results = await asyncio.gather(*(events(t, q) for t, q in zip(triggers, queues, strict=True)))
+    results = await asyncio.wait_for(asyncio.gather(*(events(t, q) for t, q in zip(triggers, queues, strict=True))), 60)
     poller.cancel()
     assert [[e["job"]["name"] for e in r] for r in results] == [[name] for name in names]
