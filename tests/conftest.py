@@ -46,6 +46,24 @@ BUCKET = "video-actions-test"
 TEST_MODELS = ("42", "7", "1234", "projects/my-project/locations/us-central1/models/gemini-tuned-7")
 
 
+#: Fixtures that start a service or need Airflow's metadata database: a test using any of them is not a unit test.
+SERVICE_FIXTURES = frozenset({"airflow_db", "emulator", "emulator_session"})
+#: Folders whose tests start processes or servers themselves (the emulator's own tests, a real deployment).
+SERVICE_FOLDERS = ("emulator", "deployment")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test ``unit`` (no emulator, no Airflow DB: ``pytest -m unit``) or ``dag`` (runs ``dag.test()``)."""
+    tests = Path(__file__).parent
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if "airflow_db" in uses:
+            item.add_marker(pytest.mark.dag)
+        elif not uses & SERVICE_FIXTURES and folder not in SERVICE_FOLDERS:
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Iterator[Path]:
     """A migrated SQLite metadata database in the throwaway Airflow home."""
