@@ -14,7 +14,7 @@ COMPAT_LINES := 2.11 3.1 3.2
 COMPAT := .venv-compat
 COMPAT_PACKAGES := apache-airflow apache-airflow-providers-google google-cloud-aiplatform apache-airflow-providers-common-compat
 
-.PHONY: demo test test-compat test-deployment lint bench dist dist-check docs newcomer clean venv-mismatch
+.PHONY: demo test test-unit test-compat test-deployment lint bench dist dist-check docs newcomer clean venv-mismatch
 
 ifneq ($(VENV_VERSION),$(PYTHON_VERSION))
 $(STAMP): venv-mismatch
@@ -34,6 +34,10 @@ $(STAMP): pyproject.toml constraints.txt
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+
+# The fast layer only: tests marked `unit` (no emulator, no Airflow DB; tests/conftest.py marks them).
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m unit
 
 # A real Airflow (scheduler, dag-processor, triggerer, api-server; LocalExecutor, SQLite) and the emulator as
 # separate processes in .deployment/, driven through the REST API (tests/deployment). Afterwards, whatever

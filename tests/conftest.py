@@ -15,6 +15,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -43,6 +44,24 @@ for name in ("VERTEX_AI_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
 BUCKET = "video-actions-test"
 #: Models the tests name, served by the session emulator besides the demo's and Gemini's (others are NOT_FOUND).
 TEST_MODELS = ("42", "7", "1234", "projects/my-project/locations/us-central1/models/gemini-tuned-7")
+
+
+#: Fixtures that start a service or need Airflow's metadata database: a test using any of them is not a unit test.
+SERVICE_FIXTURES = frozenset({"airflow_db", "emulator", "emulator_session"})
+#: Folders whose tests start processes or servers themselves (the emulator's own tests, a real deployment).
+SERVICE_FOLDERS = ("emulator", "deployment")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test ``unit`` (no emulator, no Airflow DB: ``pytest -m unit``) or ``dag`` (runs ``dag.test()``)."""
+    tests = Path(__file__).parent
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if "airflow_db" in uses:
+            item.add_marker(pytest.mark.dag)
+        elif not uses & SERVICE_FIXTURES and folder not in SERVICE_FOLDERS:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
@@ -143,6 +162,17 @@ def run_when(condition: Callable[[], bool], action: Callable[[], None]) -> Itera
 def job_cancelled(emulator, name: str) -> bool:
     """Whether the emulator's job was cancelled (CANCELLING counts: the cancel was accepted)."""
     return emulator.job(name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
+def running_job(submit_job, emulator, display_name: str) -> str:
+    """A job the emulator keeps RUNNING for the rest of the test (its running time is ten minutes), once RUNNING."""
+    emulator.timeline.running_seconds = 600.0
+    name = submit_job(display_name)
+    deadline = time.monotonic() + 60
+    while (state := emulator.job(name).state.name) != "JOB_STATE_RUNNING":
+        assert time.monotonic() < deadline, f"{name} never started running (still {state})"
+        time.sleep(0.02)
+    return name
 
 
 def dag_bag_class() -> type:

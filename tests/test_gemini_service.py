@@ -137,14 +137,16 @@ def test_emulator_refuses_avi_for_gemini(emulator, storage_client, videos):
 
 
 def wait(emulator, name: str) -> aiplatform_v1.BatchPredictionJob:
-    """The job once terminal (the emulator's ticker advances it; each read advances due transitions)."""
+    """The job once terminal (the emulator's ticker advances it; each read advances due transitions), within 60 s."""
     import time
 
+    deadline = time.monotonic() + 60
     while (job := emulator.job(name)).state.name not in (
         "JOB_STATE_SUCCEEDED",
         "JOB_STATE_FAILED",
         "JOB_STATE_CANCELLED",
     ):
+        assert time.monotonic() < deadline, f"{name} still {job.state.name} after 60 s"
         time.sleep(0.05)
     return job
 

@@ -55,11 +55,13 @@ def land(storage_client, prefix: str, names: list[str]) -> dict[str, datetime]:
 
 
 def land_together(storage_client, prefix: str, names: list[str]) -> dict[str, datetime]:
-    """``land`` the videos again until GCS dates them all within one INTERVAL (a stalled upload is redone)."""
+    """``land`` the videos again until GCS dates them all within one INTERVAL (a stalled upload is redone), for 60 s."""
+    deadline = time.monotonic() + 60
     while True:
         times = land(storage_client, prefix, names)
         if max(times.values()) - min(times.values()) < INTERVAL:
             return times
+        assert time.monotonic() < deadline, f"uploads never landed within {INTERVAL} of each other: {times}"
 
 
 def unique_prefix() -> str:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import BUCKET, job_cancelled, run_dag, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, job_cancelled, run_dag, running_job, task_states, write_dag, xcom_value
 
 OUTCOMES = {
     "JOB_STATE_SUCCEEDED": "success",
@@ -33,7 +33,8 @@ def submit_dag(dag_id: str, instances_uri: str, deferrable: bool, **extra) -> st
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
 @pytest.mark.parametrize("state", list(OUTCOMES))
-def test_terminal_state_gives_task_outcome(airflow_db, emulator, instances_uri, state, deferrable):
+def test_terminal_state_gives_task_outcome(airflow_db, emulator, instances_uri, state, deferrable, capfd):
+    """Each terminal state gives its task outcome; a failure names the job, its state, error and output directory."""
     dag_id = f"outcome_{state.lower()}_{'deferred' if deferrable else 'worker'}"
     if state != "JOB_STATE_SUCCEEDED":
         emulator.force_outcome(state, display_name=dag_id)
@@ -43,6 +44,17 @@ def test_terminal_state_gives_task_outcome(airflow_db, emulator, instances_uri, 
         assert xcom_value(run, "predict")["state"] == state
     [job] = [j for j in emulator.jobs() if j.display_name == dag_id]
     assert job.state.name == state
+    if OUTCOMES[state] == "failed":
+        assert_failure_message_names(capfd.readouterr().out, job)
+
+
+def assert_failure_message_names(out: str, job) -> None:
+    """The task's failure names the job, its state, the job's error (message and code) and its output directory."""
+    assert job.error.message and job.output_info.gcs_output_directory
+    assert (
+        f"Batch prediction job {job.name} ended in {job.state.name}: {job.error.message} (code {job.error.code})" in out
+    )
+    assert f"output so far: {job.output_info.gcs_output_directory}" in out
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
@@ -55,7 +67,7 @@ def test_paused_job_is_not_success_and_timeout_cancels_it(airflow_db, emulator, 
     assert job_cancelled(emulator, job.name)
 
 
-def test_partial_success_over_max_failed_ratio_fails(airflow_db, emulator, storage_client):
+def test_partial_success_over_max_failed_ratio_fails(airflow_db, emulator, storage_client, capfd):
     bucket = storage_client.bucket(BUCKET)
     bucket.blob("instances/half-missing.jsonl").upload_from_string(
         "".join(
@@ -67,8 +79,15 @@ def test_partial_success_over_max_failed_ratio_fails(airflow_db, emulator, stora
 
     bucket.blob("videos/wave.mp4").upload_from_string(make_video([PlantedAction("wave", 1.0)]))
     uri = f"gs://{BUCKET}/instances/half-missing.jsonl"
+    emulator.force_outcome("JOB_STATE_PARTIALLY_SUCCEEDED", display_name="ratio_strict")  # with the run's counts
     run = run_dag(submit_dag("ratio_strict", uri, True, max_failed_ratio=0.25))
     assert task_states(run) == {"predict": "failed"}
+    [job] = [j for j in emulator.jobs() if j.display_name == "ratio_strict"]
+    assert (
+        f"Batch prediction job {job.name} ended in JOB_STATE_PARTIALLY_SUCCEEDED but 1 instances succeeded, "
+        "1 failed or never completed (50.0%; 0 incomplete), more than max_failed_ratio=0.25. "
+        f"See errors_*.jsonl in {job.output_info.gcs_output_directory}."
+    ) in capfd.readouterr().out
     run = run_dag(submit_dag("ratio_lenient", uri, True, max_failed_ratio=0.5))
     assert task_states(run) == {"predict": "success"}
     assert xcom_value(run, "predict")["completion_stats"]["failed_count"] == 1
@@ -92,7 +111,7 @@ def test_sensor_waits_on_a_job_submitted_elsewhere(airflow_db, emulator, submit_
     assert summary["name"] == name and summary["state"] == "JOB_STATE_SUCCEEDED"
 
 
-def test_sensor_fails_on_failed_job_and_never_cancels(airflow_db, emulator, submit_job):
+def test_sensor_fails_on_failed_job_and_never_cancels(airflow_db, emulator, submit_job, capfd):
     emulator.force_outcome("JOB_STATE_FAILED", display_name="elsewhere-failed")
     name = submit_job("elsewhere-failed")
     cancels = emulator.calls["CancelBatchPredictionJob"]
@@ -103,6 +122,26 @@ def test_sensor_fails_on_failed_job_and_never_cancels(airflow_db, emulator, subm
     run = run_dag("sensor_failed")
     assert task_states(run) == {"wait": "failed"}
     assert emulator.calls["CancelBatchPredictionJob"] == cancels
+    assert_failure_message_names(capfd.readouterr().out, emulator.job(name))
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
+def test_sensor_timing_out_leaves_the_running_job_running(airflow_db, emulator, submit_job, deferrable, capfd):
+    """The sensor's timeout passes while the job it watches runs: the sensor fails, the job is not its to cancel."""
+    name = running_job(submit_job, emulator, f"elsewhere-running-{deferrable}")
+    cancels = emulator.calls["CancelBatchPredictionJob"]
+    dag_id = f"sensor_timeout_{'deferred' if deferrable else 'worker'}"
+    write_dag(
+        dag_id,
+        f"""VideoActionBatchPredictionSensor(task_id="wait", job_name={name!r}, poke_interval=0.1,
+            min_poll_interval=0.1, timeout=2, deferrable={deferrable})""",
+    )
+    run = run_dag(dag_id)
+    assert task_states(run) == {"wait": "failed"}
+    assert emulator.calls["CancelBatchPredictionJob"] == cancels
+    assert emulator.job(name).state.name == "JOB_STATE_RUNNING"
+    if deferrable:
+        assert "The job was left as it is: this sensor did not start it." in capfd.readouterr().out
 
 
 def test_sensor_can_start_straight_in_the_triggerer():

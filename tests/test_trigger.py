@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
-from tests.conftest import job_cancelled
+from tests.conftest import job_cancelled, running_job
 
 
 def trigger(job_name: str, **kwargs) -> VideoActionBatchPredictionTrigger:
@@ -250,6 +250,30 @@ async def test_before_3_3_cancelled_run_cancels_only_when_a_user_acted(
     assert job_cancelled(emulator, name) is cancels
 
 
+@pytest.mark.parametrize("on_kill", [True, False], ids=["on_kill", "cancelled-run-before-3.3"])
+async def test_sensor_s_wait_killed_by_a_user_leaves_the_running_job_running(
+    submit_job, emulator, task_state_reads, monkeypatch, on_kill
+):
+    """The sensor's deferred wait is killed (its task marked failed) while the job runs: the job is not cancelled."""
+    from airflow_provider_video_actions.sensors.wait import VideoActionBatchPredictionSensor
+    from airflow_provider_video_actions.triggers import wait
+
+    name = running_job(submit_job, emulator, f"sensor-killed-{on_kill}")
+    sensor = VideoActionBatchPredictionSensor(
+        task_id="wait", job_name=name, poke_interval=0.1, min_poll_interval=0.1, start_from_trigger=True
+    )
+    t = VideoActionBatchPredictionTrigger(**sensor.start_trigger_args.trigger_kwargs)
+    t.task_instance = task_state_reads(DeferredTask("failed", task_id="wait"))
+    cancels = emulator.calls["CancelBatchPredictionJob"]
+    if on_kill:
+        await t.on_kill()
+    else:
+        monkeypatch.setattr(wait, "AIRFLOW_V_3_3_PLUS", False)
+        await cancel_while_polling(t, emulator)
+    assert emulator.calls["CancelBatchPredictionJob"] == cancels
+    assert emulator.job(name).state.name == "JOB_STATE_RUNNING"
+
+
 async def test_triggerer_restart_does_not_cancel_the_job(submit_job, emulator):
     """A run() cancelled without a user action (triggerer shutdown or restart) leaves the job running."""
     name = paused_job(submit_job, emulator, "restart")
@@ -282,6 +306,6 @@ async def test_shared_stream_contract(submit_job, emulator):
         return [event.payload async for event in t.filter_shared_stream(from_queue(queue))]
 
     poller = asyncio.ensure_future(pump())
-    results = await asyncio.gather(*(events(t, q) for t, q in zip(triggers, queues, strict=True)))
+    results = await asyncio.wait_for(asyncio.gather(*(events(t, q) for t, q in zip(triggers, queues, strict=True))), 60)
     poller.cancel()
     assert [[e["job"]["name"] for e in r] for r in results] == [[name] for name in names]

@@ -159,12 +159,13 @@ def test_cancel_goes_through_cancelling(
 ) -> None:
     """Cancel moves through CANCELLING to CANCELLED; cancelling a finished job is refused."""
     emulator.timeline.queued_seconds = 60
-    emulator.timeline.cancelling_seconds = 1.5  # long enough to observe CANCELLING on a loaded machine
+    emulator.timeline.cancelling_seconds = 600  # held in CANCELLING until the test has seen it, however slow
     job = submit([])
 
     job_client.cancel_batch_prediction_job(name=job.name)
 
     assert job_client.get_batch_prediction_job(name=job.name).state.name == "JOB_STATE_CANCELLING"
+    emulator.timeline.cancelling_seconds = 0  # released: the next tick ends the cancel
     cancelled = wait_for(job.name)
     assert cancelled.state.name == "JOB_STATE_CANCELLED"
     assert (cancelled.error.code, cancelled.error.message) == (1, "Job cancelled")
