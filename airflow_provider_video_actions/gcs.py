@@ -384,17 +384,21 @@ def write_text(client: storage.Client, uri: str, text: str | bytes, content_type
     client.bucket(bucket).blob(name).upload_from_string(text, content_type=content_type, retry=DEFAULT_RETRY)
 
 
+def _metadata(client: storage.Client, uri: str) -> storage.Blob | None:
+    """A ``gs://`` object's metadata (one GET), or None when it does not exist."""
+    bucket, path = split_gcs_uri(uri, "uri")
+    return client.bucket(bucket).get_blob(path)
+
+
 def object_size(client: storage.Client, uri: str) -> int | None:
     """The size in bytes of a ``gs://`` object from its metadata, or None when it does not exist."""
-    bucket, path = split_gcs_uri(uri, "uri")
-    blob = client.bucket(bucket).get_blob(path)
+    blob = _metadata(client, uri)
     return None if blob is None else int(blob.size or 0)
 
 
 def object_version(client: storage.Client, uri: str) -> str | None:
     """The version of a ``gs://`` object (generation and CRC32C), or None when it does not exist."""
-    bucket, path = split_gcs_uri(uri, "uri")
-    blob = client.bucket(bucket).get_blob(path)
+    blob = _metadata(client, uri)
     return None if blob is None else f"{blob.generation}:{blob.crc32c}"
 
 

@@ -135,6 +135,11 @@ def test_videos_prefix_bucket_that_does_not_exist_is_refused(airflow_db, emulato
 def test_listed_video_that_does_not_exist_is_refused(airflow_db, emulator, capfd, wave):
     dag_id = predict_dag("missing_video", videos=[wave, f"{PREFIX}/videos/wvae.mp4"])
     refused_before_any_job(emulator, capfd, dag_id, f"videos: 1 of 2 videos do not exist: {PREFIX}/videos/wvae.mp4")
+    run = run_dag(
+        predict_dag("missing_video_sent", videos=[wave, f"{PREFIX}/videos/wvae.mp4"], check_videos_exist=False)
+    )
+    assert task_states(run) == {"predict": "success"}  # sent as given: Vertex AI reports it as a failed instance
+    assert xcom_value(run, "predict")["completion_stats"]["failed_count"] == 1
 
 
 def test_missing_objects_lists_a_crowded_folder_once_and_gets_a_sparse_one(emulator, storage_client, monkeypatch):

@@ -196,6 +196,9 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
     :param max_failed_ratio: largest share of failed instances that still counts as success.
     :param allow_all_failed: accept a finished job where no instance succeeded and some failed (default False:
         such a job fails the task, naming a few failed videos, since it is almost always a wrong input path).
+    :param check_videos_exist: before any job is created, check that every video in ``videos`` exists (one listing
+        per folder holding many of them, else one GET per video) and refuse the task naming the missing ones (default
+        True). False sends them as given: Vertex AI then reports each missing one as a failed instance.
     :param allow_unlisted_region: accept a region missing from Vertex AI's published list (for regions Google
         opened after this release); by default such a region is refused before anything is called.
     :param cancel_on_kill: cancel the job when the task is killed or times out (default True).
@@ -249,6 +252,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         max_failed_ratio: float = 1.0,
         allow_all_failed: bool = False,
         allow_unlisted_region: bool = False,
+        check_videos_exist: bool = True,
         cancel_on_kill: bool = True,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
@@ -283,6 +287,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
         self.wait_timeout = check_timeout(timeout)
         self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
         self.allow_all_failed, self.allow_unlisted_region = allow_all_failed, allow_unlisted_region
+        self.check_videos_exist = check_videos_exist
         self.cancel_on_kill = cancel_on_kill
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         self.deferrable = deferrable
@@ -416,7 +421,7 @@ class VideoActionBatchPredictionOperator(ResumableJobMixin, BaseOperator):
                 self._window = self._creation_window(context)
             if self.videos is not None or self.videos_created_in is not None:
                 self._instances_data()  # checks the videos (or lists the window: an empty one skips) before any lookup
-            if self.videos is not None:
+            if self.videos is not None and self.check_videos_exist:
                 self._check_videos_exist()
             if self.gcs_source is not None:
                 self._check_gcs_source_limits()
