@@ -287,3 +287,13 @@ def test_action_labels_with_any_line_break_are_refused(brk):
 def test_control_characters_are_refused_naming_the_parameter(kwargs, param):
     with pytest.raises(VideoActionsValueError, match=f"{param} holds control characters"):
         VideoActionBatchPredictionOperator(**{**SUBMIT, **kwargs})
+
+
+# Issue 17 item 9: a failed try logs no "XCom not found" (the console link read a key no step had pushed).
+
+
+def test_a_try_failing_before_any_job_logs_no_xcom_error(airflow_db, emulator, capfd, wave):
+    run = run_dag(predict_dag("xcom_noise", videos=[wave], model="{{ 'not a model' }}"))
+    assert task_states(run) == {"predict": "failed"}
+    out = capfd.readouterr().out
+    assert "model must be a model ID" in out and "XCom not found" not in out
