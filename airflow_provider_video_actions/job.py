@@ -117,16 +117,16 @@ def job_outcome(
         )
     if state not in SUCCESS_STATES:
         raise JobFailedError(f"Batch prediction job {name} is in {state}, which is not a finished state.")
+    ratio = failed / (ok + failed) if ok + failed else 0.0
+    counts = f"{ok} instances succeeded, {failed} failed or never completed ({ratio:.1%}; {incomplete} incomplete)"
     if ok == 0 and failed > 0 and not allow_all_failed:
         sample = failed_sample() if failed_sample else []
         shown = "; ".join(sample) if sample else f"see errors_*.jsonl in {summary.get('output_directory')}"
         raise JobFailedError(
-            f"Batch prediction job {name} ended in {state} but none of its {failed} instances succeeded. Failed, for "
+            f"Batch prediction job {name} ended in {state} but no instance succeeded: {counts}. Failed, for "
             f"example: {shown}. Check the inputs (a mistyped video path is the usual cause), or pass "
             "allow_all_failed=True to accept a job where every instance failed."
         )
-    ratio = failed / (ok + failed) if ok + failed else 0.0
-    counts = f"{ok} instances succeeded, {failed} failed or never completed ({ratio:.1%}; {incomplete} incomplete)"
     if ratio > max_failed_ratio:
         raise JobFailedError(
             f"Batch prediction job {name} ended in {state} but {counts}, more than "

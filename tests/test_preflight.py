@@ -87,7 +87,7 @@ def test_job_where_every_instance_failed_fails_naming_the_videos(airflow_db, emu
     run = run_dag(predict_dag("all_failed", gcs_source=source))
     assert task_states(run) == {"predict": "failed"}
     out = capfd.readouterr().out
-    assert "none of its 3 instances succeeded" in out
+    assert "no instance succeeded: 0 instances succeeded, 3 failed" in out
     assert f"{PREFIX}/videos/typo-0.mp4: " in out and "allow_all_failed=True" in out
     run = run_dag(predict_dag("all_failed_allowed", gcs_source=source, allow_all_failed=True))
     assert task_states(run) == {"predict": "success"}
