@@ -18,7 +18,7 @@ import queue
 import re
 import secrets
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -384,8 +384,160 @@ def write_text(client: storage.Client, uri: str, text: str | bytes, content_type
     client.bucket(bucket).blob(name).upload_from_string(text, content_type=content_type, retry=DEFAULT_RETRY)
 
 
+def _metadata(client: storage.Client, uri: str) -> storage.Blob | None:
+    """A ``gs://`` object's metadata (one GET), or None when it does not exist."""
+    bucket, path = split_gcs_uri(uri, "uri")
+    return client.bucket(bucket).get_blob(path)
+
+
+def object_size(client: storage.Client, uri: str) -> int | None:
+    """The size in bytes of a ``gs://`` object from its metadata, or None when it does not exist."""
+    blob = _metadata(client, uri)
+    return None if blob is None else int(blob.size or 0)
+
+
 def object_version(client: storage.Client, uri: str) -> str | None:
     """The version of a ``gs://`` object (generation and CRC32C), or None when it does not exist."""
-    bucket, path = split_gcs_uri(uri, "uri")
-    blob = client.bucket(bucket).get_blob(path)
+    blob = _metadata(client, uri)
     return None if blob is None else f"{blob.generation}:{blob.crc32c}"
+
+
+#: At most this many bytes of a finished job's output are read to name a few failed instances.
+FAILED_SAMPLE_BYTES = 16 * 1024
+#: A folder holding at most this many of the listed videos is checked with one GET per video, else listed once.
+GET_PER_VIDEO_LIMIT = 20
+#: Concurrent GCS requests while checking that listed videos exist.
+EXISTENCE_THREADS = 16
+
+
+def read_head(client: storage.Client, uri: str, max_bytes: int) -> bytes:
+    """The first ``max_bytes`` of an object (one ranged GET on GCS): never the whole of a large file."""
+    if uri.startswith("gs://"):
+        bucket, name = split_gcs_uri(uri, "uri")
+        return client.bucket(bucket).blob(name).download_as_bytes(start=0, end=max_bytes - 1)
+    if (fs_path := _fsspec(uri)) is not None:
+        fs, path = fs_path
+        return fs.cat_file(path, start=0, end=max_bytes)
+    with open_read(client, uri) as handle:
+        return handle.read(max_bytes)
+
+
+def failed_instances(client: storage.Client, output_directory: str, limit: int = 5) -> list[str]:
+    """Up to ``limit`` failed instances of a finished job, as ``video: message``, from the head of its own output
+    files (``errors_*.jsonl``; Gemini's failed lines carry a ``status`` in ``predictions.jsonl``)."""
+    predictions, errors, sizes = output_files(client, output_directory)
+    found: list[str] = []
+    for uri in errors or predictions:
+        if sizes.get(uri):
+            head = read_head(client, uri, FAILED_SAMPLE_BYTES)
+            lines = head.split(b"\n")
+            found += filter(None, map(_failed_instance, lines if len(head) < FAILED_SAMPLE_BYTES else lines[:-1]))
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def failed_sample(client: storage.Client, summary: Mapping[str, Any], log: Any) -> list[str]:
+    """:func:`failed_instances` of a job summary's output directory; best effort (it only adds to a failure message):
+    a directory that cannot be read gives none, logged."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    directory = summary.get("output_directory")
+    if not isinstance(directory, str) or not directory:
+        return []
+    try:
+        return failed_instances(client, directory)
+    except (GoogleAPICallError, OSError, ValueError) as exc:
+        log.warning("Could not read failed instances from %s: %s", directory, exc)
+        return []
+
+
+def _failed_instance(line: bytes) -> str | None:
+    """``video: message`` for an output line that records a failure, else None (any shape of line is survived)."""
+    import json
+
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict):
+        return None
+    error = record.get("error")
+    message = error.get("message") if isinstance(error, dict) else record.get("status")
+    if not message:
+        return None
+    return f"{_video_of(record)}: {str(message)[:200]}"
+
+
+def _video_of(record: dict[str, Any]) -> str:
+    """The video a failed output line names: ``instance.content`` (or flattened), or Gemini's ``fileData.fileUri``."""
+    instance = record.get("instance", record)
+    if isinstance(instance, dict) and isinstance(instance.get("content"), str):
+        return instance["content"][:300]
+    request = record.get("request")
+    for part in _items(_items([request], "contents"), "parts"):
+        data = part.get("fileData") or part.get("file_data")
+        uri = (data.get("fileUri") or data.get("file_uri")) if isinstance(data, dict) else None
+        if isinstance(uri, str):
+            return uri[:300]
+    return "(unnamed instance)"
+
+
+def _items(objects: list[Any], key: str) -> list[dict[str, Any]]:
+    """The dicts listed under ``key`` of each dict in ``objects`` (anything else skipped)."""
+    lists = [obj.get(key) for obj in objects if isinstance(obj, dict)]
+    return [item for items in lists if isinstance(items, list) for item in items if isinstance(item, dict)]
+
+
+def bucket_exists(client: storage.Client, bucket: str) -> bool | None:
+    """Whether a bucket exists; None when the credentials may not read bucket metadata (then nothing is known)."""
+    from google.api_core.exceptions import Forbidden
+
+    try:
+        return client.lookup_bucket(bucket) is not None
+    except Forbidden:
+        return None
+
+
+def missing_objects(client: storage.Client, uris: Collection[str]) -> list[str]:
+    """Those of ``uris`` (gs://) that do not exist, sorted, at a cost bounded by folders rather than objects.
+
+    Each distinct folder is checked once, concurrently: one GET per object where it holds at most
+    :data:`GET_PER_VIDEO_LIMIT` of them, else one listing of the folder (names only, not its subfolders).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    folders: dict[tuple[str, str], set[str]] = {}
+    for uri in uris:
+        bucket, name = split_gcs_uri(uri, "uri")
+        folder = name.rpartition("/")[0]
+        folders.setdefault((bucket, f"{folder}/" if folder else ""), set()).add(name)
+    with ThreadPoolExecutor(EXISTENCE_THREADS, thread_name_prefix="video-actions-exists") as pool:
+        futures = []
+        for (bucket, folder), names in folders.items():
+            if len(names) <= GET_PER_VIDEO_LIMIT:
+                futures += [pool.submit(_missing_by_get, client, bucket, {name}) for name in names]
+            else:
+                futures.append(pool.submit(_missing_by_listing, client, bucket, folder, names))
+        return sorted(uri for future in futures for uri in future.result())
+
+
+def _missing_by_get(client: storage.Client, bucket: str, names: set[str]) -> list[str]:
+    """The names that one metadata GET each finds missing, as URIs."""
+    return [f"gs://{bucket}/{name}" for name in names if client.bucket(bucket).get_blob(name) is None]
+
+
+def _missing_by_listing(client: storage.Client, bucket: str, folder: str, names: set[str]) -> list[str]:
+    """The names missing from one listing of their folder (names only, this level only), as URIs."""
+    listing = client.list_blobs(bucket, prefix=folder, delimiter="/", fields="items(name),prefixes,nextPageToken")
+    return [f"gs://{bucket}/{name}" for name in names - {blob.name for blob in listing}]
+
+
+def count_lines(client: storage.Client, uri: str, stop_after: int) -> int:
+    """The number of lines of an object, streamed, stopping once it passes ``stop_after`` (then more than it)."""
+    count, last = 0, b"\n"
+    with open_read(client, uri) as handle:
+        while count <= stop_after and (block := handle.read(CHUNK_BYTES)):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")

@@ -15,6 +15,7 @@ import json
 import math
 import re
 import reprlib
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -96,11 +97,18 @@ class JobFailedError(RuntimeError):
     """The job ended in a state that fails the task; the message names the job, its state and why."""
 
 
-def job_outcome(summary: Mapping[str, Any], max_failed_ratio: float = 1.0) -> str:
+def job_outcome(
+    summary: Mapping[str, Any],
+    max_failed_ratio: float = 1.0,
+    *,
+    allow_all_failed: bool = False,
+    failed_sample: Callable[[], list[str]] | None = None,
+) -> str:
     """Return a log line for a finished job, or raise :class:`JobFailedError` if it fails the task.
 
     PARTIALLY_SUCCEEDED (and SUCCEEDED with failed instances) passes while the failed share of
-    instances is at most ``max_failed_ratio``.
+    instances is at most ``max_failed_ratio``; a job where no instance succeeded and some failed
+    fails unless ``allow_all_failed``, naming a few failed instances read by ``failed_sample``.
     """
     state, name = summary["state"], summary["name"]
     stats = summary.get("completion_stats") or {}
@@ -119,6 +127,14 @@ def job_outcome(summary: Mapping[str, Any], max_failed_ratio: float = 1.0) -> st
         raise JobFailedError(f"Batch prediction job {name} is in {state}, which is not a finished state.")
     ratio = failed / (ok + failed) if ok + failed else 0.0
     counts = f"{ok} instances succeeded, {failed} failed or never completed ({ratio:.1%}; {incomplete} incomplete)"
+    if ok == 0 and failed > 0 and not allow_all_failed:
+        sample = failed_sample() if failed_sample else []
+        shown = "; ".join(sample) if sample else f"see errors_*.jsonl in {summary.get('output_directory')}"
+        raise JobFailedError(
+            f"Batch prediction job {name} ended in {state} but no instance succeeded: {counts}. Failed, for "
+            f"example: {shown}. Check the inputs (a mistyped video path is the usual cause), or pass "
+            "allow_all_failed=True to accept a job where every instance failed."
+        )
     if ratio > max_failed_ratio:
         raise JobFailedError(
             f"Batch prediction job {name} ended in {state} but {counts}, more than "
@@ -136,6 +152,7 @@ def split_gcs_uri(uri: Any, param: str, *, want_object: bool = True) -> tuple[st
     """Split ``gs://bucket/path`` into (bucket, path); raise naming ``param`` if it is not one."""
     if not isinstance(uri, str) or not uri.startswith("gs://"):
         raise VideoActionsValueError(f"{param} must be a gs:// URI like gs://my-bucket/videos/a.mp4, got {uri!r}.")
+    check_no_control_characters(uri, param)
     bucket, _, path = uri[5:].partition("/")
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,221}[a-z0-9]", bucket):
         raise VideoActionsValueError(f"{param} has an invalid bucket name {bucket!r} in {uri!r}.")
@@ -147,6 +164,18 @@ def split_gcs_uri(uri: Any, param: str, *, want_object: bool = True) -> tuple[st
             f"{MAX_OBJECT_NAME_BYTES} bytes of UTF-8."
         )
     return bucket, path
+
+
+def check_no_control_characters(text: str, param: str) -> str:
+    """Refuse control characters (CR, LF, tab, NUL, U+0080-U+009F...): GCS refuses CR and LF in object names and
+    Google advises against the others; in a job's display name they are a template or paste gone wrong."""
+    if bad := sorted({ch for ch in text if unicodedata.category(ch) == "Cc"}):
+        raise VideoActionsValueError(
+            f"{param} holds control characters ({', '.join(f'U+{ord(ch):04X}' for ch in bad)}) in {brief(text)}: "
+            "GCS object names and Vertex AI display names cannot hold line breaks or other control characters; "
+            "remove them (a trailing newline from a file or template is the usual cause)."
+        )
+    return text
 
 
 def brief(value: Any) -> str:

@@ -7,6 +7,10 @@ regions Google opens after this list was written pass with ``allow_unlisted_regi
 
 from __future__ import annotations
 
+import difflib
+
+from airflow_provider_video_actions.job import VideoActionsValueError
+
 #: Vertex AI's regional endpoints, from Google's "Vertex AI locations" page.
 VERTEX_AI_REGIONS = frozenset(
     {
@@ -53,3 +57,16 @@ VERTEX_AI_REGIONS = frozenset(
         "us-west4",
     }
 )
+
+
+def check_listed_region(region: str, *, allow_unlisted: bool = False, also: frozenset[str] = frozenset()) -> str:
+    """The region if it is on Google's list (or in ``also``, e.g. Gemini's ``global``), else refuse it, naming the
+    nearest listed ones: a misspelling never reaches DNS. ``allow_unlisted`` lets regions newer than the list pass."""
+    if allow_unlisted or region in VERTEX_AI_REGIONS or region in also:
+        return region
+    near = difflib.get_close_matches(region, sorted(VERTEX_AI_REGIONS | also), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(map(repr, near))}?" if near else ""
+    raise VideoActionsValueError(
+        f"region {region!r} is not one of Vertex AI's published regions.{hint} If Google opened it after this "
+        "provider's list was written, pass allow_unlisted_region=True."
+    )

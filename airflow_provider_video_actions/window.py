@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_video_actions.job import VideoActionsValueError
@@ -53,7 +53,11 @@ class CreationWindow:
 
 
 def _instant(value: Any, which: str) -> datetime:
-    """An aware datetime from a datetime or an ISO 8601 string; naive or unreadable values refused."""
+    """The UTC instant of an aware datetime or an ISO 8601 string; naive or unreadable values refused.
+
+    In UTC because Python compares two datetimes of one zone by wall time: across a daylight-saving
+    fall-back that orders the repeated hour wrongly.
+    """
     if isinstance(value, str):
         text = value.strip()
         if text in ("", "None"):
@@ -72,7 +76,7 @@ def _instant(value: Any, which: str) -> datetime:
             f"{PARAM} {which} {value.isoformat()} has no time zone: give an aware time, e.g. with '+00:00', "
             "so it compares with GCS's UTC creation times."
         )
-    return value
+    return value.astimezone(timezone.utc)
 
 
 def check_window_value(value: Any) -> None:

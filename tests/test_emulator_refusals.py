@@ -14,7 +14,11 @@ MISTAKES = {
         {"model": "gemini-0-nope", "action_labels": ["wave"]},
         "NOT_FOUND: Publisher Model `publishers/google/models/gemini-0-nope`",
     ),
-    "unknown region": ({"region": "mars-north1"}, "Location `mars-north1` is not a Vertex AI region"),
+    # allow_unlisted_region lets the region past the provider's own list, so the emulator is the one to refuse it.
+    "unknown region": (
+        {"region": "mars-north1", "allow_unlisted_region": True},
+        "Location `mars-north1` is not a Vertex AI region",
+    ),
 }
 
 

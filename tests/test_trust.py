@@ -530,6 +530,8 @@ def test_rerun_with_other_videos_leaves_the_live_job_s_input_alone(airflow_db, e
     write_dag(dag_id, predict([wave], f"{dag_id}.held", timeout=2, cancel_on_kill=False))
     assert task_states(run_dag(dag_id, at=FIXED_DATE)) == {"predict": "failed"}  # timed out, job kept
     [old] = [emulator.job(n) for n in emulator.created if emulator.job(n).display_name == f"{dag_id}.held"]
+    bucket = storage.Client(project="test").bucket(BUCKET)  # the other video exists: the submit checks before a job
+    bucket.copy_blob(bucket.blob("videos/wave.mp4"), bucket, "videos/wave-again.mp4")
     write_dag(dag_id, predict([wave, wave.replace("wave.mp4", "wave-again.mp4")], f"{dag_id}.predict"))
     run = run_dag(dag_id, at=FIXED_DATE)
     new = emulator.job(xcom_value(run, "predict")["name"])

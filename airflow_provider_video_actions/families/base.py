@@ -95,6 +95,10 @@ class ModelFamily(ABC):
     def check_input(self, lines: int, size: int, request: FamilyRequest) -> None:
         """Raise before any job exists if the input passes one of the family's service limits."""
 
+    def input_limits(self, request: FamilyRequest) -> tuple[int, int] | None:
+        """The most request lines and input-file bytes a job of this family takes, or None when unlimited."""
+        return None
+
     @abstractmethod
     def model_parameters(self, request: FamilyRequest) -> dict[str, Any] | None:
         """The job's ``model_parameters``, or None for a family that takes none."""

@@ -66,12 +66,34 @@ RETRY_SECONDS = 600.0
 CALL_SECONDS = 60.0
 
 
+#: How gRPC words an UNAVAILABLE that is a name that does not resolve (a misspelled region's endpoint), not an outage.
+UNRESOLVABLE_HOST_MESSAGES = (
+    "DNS resolution failed",
+    "errors resolving",
+    "Domain name not found",
+    "Name or service not known",
+    "nodename nor servname",
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an API error is worth retrying: a transient kind, and not an endpoint whose name does not resolve."""
+    return isinstance(exc, TRANSIENT_ERRORS) and not is_unresolvable_host(exc)
+
+
+def is_unresolvable_host(exc: BaseException) -> bool:
+    """Whether the error says the endpoint's host name does not resolve (permanent: a DNS name does not appear)."""
+    from google.api_core.exceptions import ServiceUnavailable
+
+    return isinstance(exc, ServiceUnavailable) and any(text in str(exc) for text in UNRESOLVABLE_HOST_MESSAGES)
+
+
 def transient_retry(what: str, log: Any, timeout: float = RETRY_SECONDS) -> Any:
     """An api_core ``Retry`` for transient errors: exponential backoff with jitter, each retry logged."""
-    from google.api_core.retry import Retry, if_exception_type
+    from google.api_core.retry import Retry
 
     return Retry(
-        predicate=if_exception_type(*TRANSIENT_ERRORS),
+        predicate=is_transient,
         initial=1.0,
         maximum=30.0,
         multiplier=2.0,
@@ -94,6 +116,8 @@ def explain_api_error(exc: Exception, what: str, project_id: str, region: str) -
         exceptions.FailedPrecondition: "the resource is not in a state that allows this call",
     }
     hint = next((text for kind, text in hints.items() if isinstance(exc, kind)), "see the error above")
+    if is_unresolvable_host(exc):
+        hint = f"the endpoint of region {region!r} does not resolve: check the region's spelling"
     return f"{what} failed in project {project_id}, region {region}: {describe_api_error(exc)}. Likely fix: {hint}."
 
 
@@ -299,8 +323,8 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
 
     async def cancel_job(self, name: str) -> None:
         """Ask Vertex AI to cancel a job, retrying transient errors."""
-        from google.api_core.retry import AsyncRetry, if_exception_type
+        from google.api_core.retry import AsyncRetry
 
         client = await self.job_client(parse_job_name(name)[1])
-        retry = AsyncRetry(predicate=if_exception_type(*TRANSIENT_ERRORS), initial=1.0, maximum=10.0, timeout=25.0)
+        retry = AsyncRetry(predicate=is_transient, initial=1.0, maximum=10.0, timeout=25.0)
         await client.cancel_batch_prediction_job(name=name, retry=retry, timeout=CALL_SECONDS)

@@ -32,6 +32,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_video_actions.families.base import FamilyRequest, ModelFamily
 from airflow_provider_video_actions.families.dispatch import check_region_of_any_family, family_for
+from airflow_provider_video_actions.families.gemini.family import GLOBAL_REGION
 from airflow_provider_video_actions.job import (
     ACTIVE_STATES,
     CANCELLED_STATES,
@@ -48,6 +49,7 @@ from airflow_provider_video_actions.job import (
     MachineResources,
     VideoActionsValueError,
     check_labels,
+    check_no_control_characters,
     check_project,
     default_display_name,
     job_outcome,
@@ -58,6 +60,7 @@ from airflow_provider_video_actions.job import (
 )
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
+from airflow_provider_video_actions.regions import check_listed_region
 from airflow_provider_video_actions.validators import (
     DEFAULT_TIMEOUT,
     MIN_POLL_INTERVAL,
@@ -85,6 +88,9 @@ if TYPE_CHECKING:
 
 #: XCom key of a failed job's summary (its ``output_directory`` holds the rows it completed).
 FAILED_JOB_XCOM_KEY = "failed_job"
+
+#: Characters that make a pattern of a glob, refused in ``videos_prefix`` (a prefix is literal).
+GLOB_CHARACTERS = "*?["
 
 #: What ``get_job_status`` answers for a stored job that is not this task's (asked for other work):
 #: neither active nor succeeded, so the resumable flow submits a new job.
@@ -119,6 +125,30 @@ def _check_accelerator(accelerator_type: str | None) -> None:
     known = [name for name in AcceleratorType.__members__ if name != "ACCELERATOR_TYPE_UNSPECIFIED"]
     if accelerator_type not in known:
         raise VideoActionsValueError(f"accelerator_type {accelerator_type!r} is not one of {', '.join(known)}.")
+
+
+def _check_videos_prefix(prefix: Any) -> None:
+    """A literal gs:// prefix: glob characters would be matched literally by GCS's prefix listing, so every run would
+    select nothing; they are refused instead."""
+    split_gcs_uri(prefix, "videos_prefix", want_object=False)
+    if glob := sorted(set(prefix) & set(GLOB_CHARACTERS)):
+        raise VideoActionsValueError(
+            f"videos_prefix {prefix!r} holds {' '.join(glob)}: a prefix is matched literally (GCS lists the names that "
+            "begin with it), so no video would be selected. Give the folder the videos are in (gs://bucket/folder/), "
+            "or list them with videos=."
+        )
+
+
+def _refuse_missing_sources(missing: list[str]) -> None:
+    """Refuse ``gcs_source`` files that do not exist."""
+    raise VideoActionsValueError(f"gcs_source {', '.join(missing)} does not exist; check the URI.")
+
+
+def _check_display_name(name: Any) -> None:
+    """A display name is text without control characters (Vertex AI keeps at most 128 characters)."""
+    if not isinstance(name, str):
+        raise VideoActionsValueError(f"job_display_name must be text, got {type(name).__name__}: {name!r}.")
+    check_no_control_characters(name, "job_display_name")
 
 
 class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMixin, BaseOperator):
@@ -166,6 +196,13 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
     :param timeout: seconds (or timedelta) the whole task may take, submission retries and the wait included,
         before the job is cancelled and the task fails (default 72 h; must be finite).
     :param max_failed_ratio: largest share of failed instances that still counts as success.
+    :param allow_all_failed: accept a finished job where no instance succeeded and some failed (default False:
+        such a job fails the task, naming a few failed videos, since it is almost always a wrong input path).
+    :param check_videos_exist: before any job is created, check that every video in ``videos`` exists (one listing
+        per folder holding many of them, else one GET per video) and refuse the task naming the missing ones (default
+        True). False sends them as given: Vertex AI then reports each missing one as a failed instance.
+    :param allow_unlisted_region: accept a region missing from Vertex AI's published list (for regions Google
+        opened after this release); by default such a region is refused before anything is called.
     :param cancel_on_kill: cancel the job when the task is killed or times out (default True).
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param machine_type: machine type for models that need dedicated resources (custom models),
@@ -215,6 +252,9 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         min_poll_interval: float = MIN_POLL_INTERVAL,
         timeout: float | timedelta = DEFAULT_TIMEOUT,
         max_failed_ratio: float = 1.0,
+        allow_all_failed: bool = False,
+        allow_unlisted_region: bool = False,
+        check_videos_exist: bool = True,
         cancel_on_kill: bool = True,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
@@ -248,6 +288,8 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         self.poll_interval = check_poll_interval(poll_interval, "poll_interval", self.min_poll_interval)
         self.wait_timeout = check_timeout(timeout)
         self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
+        self.allow_all_failed, self.allow_unlisted_region = allow_all_failed, allow_unlisted_region
+        self.check_videos_exist = check_videos_exist
         self.cancel_on_kill = cancel_on_kill
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         self.deferrable = deferrable
@@ -297,6 +339,8 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
             family.check_region(self.region)
         elif check(self.region):
             check_region_of_any_family(self.region)
+        if check(self.region):
+            check_listed_region(self.region, allow_unlisted=self.allow_unlisted_region, also=frozenset({GLOBAL_REGION}))
         if family is not None and check(self.region) and check(self.project_id):
             family.resource_name(self.model, self.project_id, self.region)
         if family is not None:
@@ -310,7 +354,9 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         if literal_only and family is not None and check(self.videos) and not any(map(is_template, self.videos)):
             family.instances(self.videos)  # rendered videos are checked once, as their request lines are built
         if check(self.videos_prefix):
-            split_gcs_uri(self.videos_prefix, "videos_prefix", want_object=False)
+            _check_videos_prefix(self.videos_prefix)
+        if check(self.job_display_name):
+            _check_display_name(self.job_display_name)
         if check(self.videos_created_in):
             self._check_window(literal_only)
         if check(self.gcs_source):
@@ -370,19 +416,81 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
     def execute(self, context: Any) -> dict[str, Any]:
         """Check the rendered parameters, then submit (or re-attach to) this task instance's job and wait."""
         self._deadline = time.time() + self.wait_timeout
+        # The console link reads this key at the end of every run; before a job exists it must find "" rather than
+        # nothing, which Airflow 3 logs as an "XCom not found" error on every failed try.
+        context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value="")
         return self._submit_and_wait(context)
 
     def _submit_and_wait(self, context: Any) -> dict[str, Any]:
         """The body of ``execute`` within the deadline already set (a replacement job keeps the task's deadline)."""
         try:
             self._check_rendered(literal_only=False)
+            self._check_buckets()
             if self.videos_created_in is not None:
                 self._window = self._creation_window(context)
             if self.videos is not None or self.videos_created_in is not None:
                 self._instances_data()  # checks the videos (or lists the window: an empty one skips) before any lookup
+            if self.videos is not None and self.check_videos_exist:
+                self._check_videos_exist()
+            if self.gcs_source is not None:
+                self._check_gcs_source_limits()
             return self.execute_resumable(context)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
+
+    def _check_buckets(self) -> None:
+        """The destination's bucket, and ``videos_prefix``'s, exist: refused now, not as a job error or a retried
+        ``NotFound``. Credentials that may not read bucket metadata skip the check."""
+        from airflow_provider_video_actions import gcs
+
+        for param in ("gcs_destination_prefix", "videos_prefix"):
+            if (uri := getattr(self, param)) is not None:
+                bucket = split_gcs_uri(uri, param, want_object=False)[0]
+                if gcs.bucket_exists(self.hook.storage_client, bucket) is False:
+                    raise VideoActionsValueError(
+                        f"{param} {uri}: bucket {bucket!r} does not exist (or is in another project). Create it, "
+                        "or fix the bucket name."
+                    )
+
+    def _check_videos_exist(self) -> None:
+        """Every listed video exists, checked before any job is created (a folder listing or a few GETs each)."""
+        from google.api_core.exceptions import Forbidden
+
+        from airflow_provider_video_actions import gcs
+
+        uris = {instance.content for instance in self._family().instances(self.videos)}
+        try:
+            missing = gcs.missing_objects(self.hook.storage_client, uris)
+        except Forbidden as exc:
+            self.log.warning("Cannot check that the videos exist with these credentials (%s); not checked", exc)
+            return
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise VideoActionsValueError(
+                f"videos: {len(missing)} of {len(uris)} videos do not exist: {shown}. Fix their paths or remove them."
+            )
+
+    def _check_gcs_source_limits(self) -> None:
+        """The given instances files against the family's per-job limits, before any job exists: sizes from object
+        metadata, lines counted streaming and only up to the limit."""
+        from airflow_provider_video_actions import gcs
+
+        family, request = self._family(), self._family_request()
+        if (limits := family.input_limits(request)) is None:
+            return
+        sizes = [gcs.object_size(self.hook.storage_client, uri) for uri in self._gcs_sources()]
+        if missing := [uri for uri, size in zip(self._gcs_sources(), sizes, strict=True) if size is None]:
+            _refuse_missing_sources(missing)
+        try:
+            family.check_input(0, max(sizes), request)  # the sizes first: a file over the limit is not read
+            lines = 0
+            for uri in self._gcs_sources():
+                lines += gcs.count_lines(self.hook.storage_client, uri, limits[0] - lines)
+                if lines > limits[0]:
+                    break
+            family.check_input(lines, max(sizes), request)
+        except VideoActionsValueError as exc:
+            raise VideoActionsValueError(f"gcs_source {', '.join(self._gcs_sources())}: {exc}") from None
 
     def _creation_window(self, context: Any) -> CreationWindow:
         """The rendered window; a run without a data interval (a manual run) skips: any guess would overlap."""
@@ -582,7 +690,7 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
 
             versions = {uri: gcs.object_version(self.hook.storage_client, uri) for uri in self._gcs_sources()}
             if missing := [uri for uri, version in versions.items() if version is None]:
-                raise VideoActionsValueError(f"gcs_source {', '.join(missing)} does not exist; check the URI.")
+                _refuse_missing_sources(missing)
             data = repr(sorted(versions.items())).encode()
         return hashlib.sha256(data).hexdigest()
 
@@ -668,7 +776,14 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         if event["status"] == "done":
             summary = {**event["job"], **self._family().summary_part(self._family_request())}
             try:
-                self.log.info(job_outcome(summary, self.max_failed_ratio))
+                self.log.info(
+                    job_outcome(
+                        summary,
+                        self.max_failed_ratio,
+                        allow_all_failed=self.allow_all_failed,
+                        failed_sample=lambda: self._failed_sample(summary),
+                    )
+                )
             except JobFailedError as exc:
                 # The parse operator's allow_partial reads the rows such a job completed, from this summary
                 # (with the family's part: a Gemini parse needs its threshold and labels).
@@ -697,6 +812,12 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         )
         self._replaced_job, self._deadline = job_name, deadline
         return self._submit_and_wait(context)
+
+    def _failed_sample(self, summary: dict[str, Any]) -> list[str]:
+        """A few failed videos of a finished job, read from its own output (best effort: it only adds to a message)."""
+        from airflow_provider_video_actions import gcs
+
+        return gcs.failed_sample(self.hook.storage_client, summary, self.log)
 
     def _on_timeout(self, event: dict[str, Any]) -> dict[str, Any]:
         """Cancel a job that outlived the timeout; one that finished meanwhile is a normal ``done`` event."""

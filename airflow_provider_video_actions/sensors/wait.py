@@ -46,6 +46,8 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
 
     :param job_name: full resource name ``projects/P/locations/L/batchPredictionJobs/ID``.
     :param max_failed_ratio: largest share of failed instances that still counts as success.
+    :param allow_all_failed: accept a finished job where no instance succeeded and some failed (default False:
+        the task fails, naming a few failed videos).
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``);
         ``poke_interval`` is the poll interval and ``timeout`` the deadline in both modes.
     :param min_poll_interval: the floor of ``poke_interval`` (default 1 s; lower it only against the emulator).
@@ -61,6 +63,7 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         *,
         job_name: str,
         max_failed_ratio: float = 1.0,
+        allow_all_failed: bool = False,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
@@ -74,6 +77,7 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         self.job_name = job_name
         check_poll_interval(self.poke_interval, "poke_interval", min_poll_interval)
         self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
+        self.allow_all_failed = allow_all_failed
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         self.deferrable = deferrable
         if start_from_trigger:
@@ -122,6 +126,7 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
 
     def execute(self, context: Any) -> Any:
         """Check the name, record the link, then wait deferred or poke in the worker."""
+        context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value="")  # the link finds "" until the name is checked
         try:
             parse_job_name(self.job_name)
         except VideoActionsValueError as exc:
@@ -158,8 +163,17 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         raise AirflowException(event["message"])
 
     def _outcome(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary of a job that passes, else an error naming the job (and a few failed videos)."""
+        from airflow_provider_video_actions import gcs
+
         try:
-            self.log.info(job_outcome(summary, self.max_failed_ratio))
+            outcome = job_outcome(
+                summary,
+                self.max_failed_ratio,
+                allow_all_failed=self.allow_all_failed,
+                failed_sample=lambda: gcs.failed_sample(self.hook.storage_client, summary, self.log),
+            )
+            self.log.info(outcome)
         except JobFailedError as exc:
             raise AirflowException(str(exc)) from exc
         return summary

@@ -141,7 +141,7 @@ async def job_snapshots(key: PollKey) -> AsyncIterator[Snapshot | None]:
         except Exception as exc:
             # Whatever failed (the call, credentials, an odd job), each wait now reads its own job; the
             # loop never ends by itself (see the module doc).
-            delay = failures.record(exc, transient=isinstance(exc, hooks.TRANSIENT_ERRORS))
+            delay = failures.record(exc, transient=hooks.is_transient(exc))
             yield None
             await asyncio.sleep(delay)
             continue

@@ -226,6 +226,8 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
         try:
             return job_summary(await (await self._hook()).get_job(self.job_name))
         except hooks.TRANSIENT_ERRORS as exc:
+            if not hooks.is_transient(exc):  # an endpoint that does not resolve: permanent
+                raise
             if progress is not None:
                 progress.read_failed(exc)
             return None

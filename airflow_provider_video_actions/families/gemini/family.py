@@ -90,11 +90,14 @@ class GeminiFamily(ModelFamily):
         """One request line per instance, labelled with its index."""
         return self.ask(request).request_lines(instances)
 
+    def input_limits(self, request: FamilyRequest) -> tuple[int, int]:
+        """Google's limits, or lower ones the task asked for (a limit can be lowered, never raised past Google's)."""
+        max_requests = min(request.max_requests_per_job or MAX_REQUESTS_PER_JOB, MAX_REQUESTS_PER_JOB)
+        return max_requests, min(request.max_input_bytes or MAX_INPUT_BYTES, MAX_INPUT_BYTES)
+
     def check_input(self, lines: int, size: int, request: FamilyRequest) -> None:
         """Refuse an input over Google's limits before any job exists (one job per task instance)."""
-        # A limit can be lowered (tests, the emulator), never raised past Google's.
-        max_requests = min(request.max_requests_per_job or MAX_REQUESTS_PER_JOB, MAX_REQUESTS_PER_JOB)
-        max_bytes = min(request.max_input_bytes or MAX_INPUT_BYTES, MAX_INPUT_BYTES)
+        max_requests, max_bytes = self.input_limits(request)
         if lines > max_requests:
             raise VideoActionsValueError(
                 f"{lines} requests pass max_requests_per_job={max_requests} (Google's Gemini batch limit is "

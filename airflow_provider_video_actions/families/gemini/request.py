@@ -94,6 +94,11 @@ def publisher_model(model: Any, project_id: str, region: str) -> str | None:
     return model
 
 
+def _one_line(text: str) -> bool:
+    """Whether text holds no line break of any kind (each would start a line of its own in the prompt)."""
+    return len(f"x{text}x".splitlines()) == 1
+
+
 def check_action_labels(value: Any, param: str = "action_labels") -> dict[str, str]:
     """The label set as name -> one-line description ('' if none), from a list of names or such a dict."""
     if isinstance(value, Mapping):
@@ -106,10 +111,16 @@ def check_action_labels(value: Any, param: str = "action_labels") -> dict[str, s
         )
     labels: dict[str, str] = {}
     for name, description in pairs:
-        if not isinstance(name, str) or not name.strip() or "\n" in name:
-            raise VideoActionsValueError(f"{param}: label names must be non-empty one-line strings, got {name!r}.")
-        if not isinstance(description, str | None) or "\n" in (description or ""):
-            raise VideoActionsValueError(f"{param}[{name!r}]: the description must be one line of text.")
+        if not isinstance(name, str) or not name.strip() or not _one_line(name):
+            raise VideoActionsValueError(
+                f"{param}: label names must be non-empty one-line strings (no line break of any kind: \\n, \\r, "
+                f"U+0085, U+2028...), got {name!r}."
+            )
+        if not isinstance(description, str | None) or not _one_line(description or ""):
+            raise VideoActionsValueError(
+                f"{param}[{name!r}]: the description must be one line of text (no line break of any kind: \\n, "
+                f"\\r, U+0085, U+2028...), got {description!r}."
+            )
         if name.strip() in labels:
             raise VideoActionsValueError(f"{param}: label {name.strip()!r} is given twice.")
         labels[name.strip()] = (description or "").strip()
