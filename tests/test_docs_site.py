@@ -32,7 +32,8 @@ def test_readme_first_dag_is_the_quickstart_file():
 
 def test_package_and_provider_info_point_at_the_docs_site():
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
-    assert set(urls) == {"Documentation", "Changelog", "Source", "Issues"}
+    # No Source/Issues URLs until the repository has a public home (an invented one would mislead).
+    assert set(urls) == {"Documentation", "Changelog"}
     assert urls["Documentation"] == get_provider_info()["documentation-url"] == DOCS_URL
 
 
