@@ -201,6 +201,25 @@ def test_an_endpoint_whose_name_does_not_resolve_is_not_retried():
     assert "check the region's spelling" in explain_api_error(caught.value, "Listing", "p", "us-centrl1")
 
 
+def test_an_unresolvable_endpoint_fails_the_task_without_a_retry():
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    operator = VideoActionBatchPredictionOperator(
+        task_id="predict",
+        project_id="my-project",
+        region="us-central1",
+        model="42",
+        videos=["gs://my-videos/v.mp4"],
+        gcs_destination_prefix="gs://my-videos/out",
+    )
+
+    def unresolvable() -> None:
+        raise exceptions.ServiceUnavailable("DNS resolution failed for us-centrl1-aiplatform.googleapis.com:443")
+
+    with pytest.raises(AirflowFailException, match="check the region's spelling"):
+        operator._api("Submitting the batch prediction job", unresolvable)
+
+
 class _Log:
     """A logger recording each retry warning."""
 

@@ -560,12 +560,12 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
     def _api(self, what: str, call: Any) -> Any:
         """Run an API call, turning a permanent (or retried-out) Google API error into a clear failure.
 
-        A refused request (INVALID_ARGUMENT, NOT_FOUND: an unknown model or region) fails without a retry:
-        the same parameters would be refused again.
+        A refused request (INVALID_ARGUMENT, NOT_FOUND: an unknown model or region) and an endpoint whose name
+        does not resolve (a misspelled region) fail without a retry: the same parameters would fail again.
         """
         from google.api_core.exceptions import GoogleAPICallError, InvalidArgument, NotFound, RetryError
 
-        from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error
+        from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error, is_unresolvable_host
 
         try:
             return call()
@@ -576,7 +576,8 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
                 "answer was lost is not orphaned: a retry lists this task's jobs before creating one."
             ) from exc
         except GoogleAPICallError as exc:
-            failure = AirflowFailException if isinstance(exc, (InvalidArgument, NotFound)) else AirflowException
+            permanent = isinstance(exc, (InvalidArgument, NotFound)) or is_unresolvable_host(exc)
+            failure = AirflowFailException if permanent else AirflowException
             raise failure(explain_api_error(exc, what, self.project_id, self.region)) from exc
 
     def _find_or_create(self, spec: JobSpec) -> BatchPredictionJob:
