@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import BatchPredictionJob
@@ -95,6 +95,13 @@ CANCELLED_STATES = frozenset({"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"})
 
 class JobFailedError(RuntimeError):
     """The job ended in a state that fails the task; the message names the job, its state and why."""
+
+
+def failure_for(summary: Mapping[str, Any]) -> type[AirflowException]:
+    """The exception a job that fails the task raises: one judged by its output (all failed, or over
+    ``max_failed_ratio``) fails without a retry, since a retry re-attaches to (or reads) that same job and would fail
+    the same way; a FAILED, CANCELLED or EXPIRED job may be retried (a submit's retry makes a new job)."""
+    return AirflowFailException if summary.get("state") in SUCCESS_STATES else AirflowException
 
 
 def job_outcome(

@@ -86,6 +86,7 @@ def test_job_where_every_instance_failed_fails_naming_the_videos(airflow_db, emu
     source = f"{PREFIX}/instances/typos.jsonl"
     run = run_dag(predict_dag("all_failed", gcs_source=source))
     assert task_states(run) == {"predict": "failed"}
+    assert run.get_task_instance("predict").try_number == 1  # not retried: a retry re-attaches to the same job
     out = capfd.readouterr().out
     assert "no instance succeeded: 0 instances succeeded, 3 failed" in out
     assert f"{PREFIX}/videos/typo-0.mp4: " in out and "allow_all_failed=True" in out

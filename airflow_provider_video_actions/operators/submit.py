@@ -52,6 +52,7 @@ from airflow_provider_video_actions.job import (
     check_no_control_characters,
     check_project,
     default_display_name,
+    failure_for,
     job_outcome,
     job_summary,
     split_gcs_uri,
@@ -789,7 +790,7 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
                 # The parse operator's allow_partial reads the rows such a job completed, from this summary
                 # (with the family's part: a Gemini parse needs its threshold and labels).
                 context["ti"].xcom_push(key=FAILED_JOB_XCOM_KEY, value=summary)
-                raise AirflowException(str(exc)) from exc
+                raise failure_for(summary)(str(exc)) from exc
             return summary
         raise AirflowException(event["message"])
 

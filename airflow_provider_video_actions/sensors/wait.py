@@ -26,6 +26,7 @@ from airflow_provider_video_actions.job import (
     TERMINAL_STATES,
     JobFailedError,
     VideoActionsValueError,
+    failure_for,
     job_outcome,
     job_summary,
     parse_job_name,
@@ -175,5 +176,5 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
             )
             self.log.info(outcome)
         except JobFailedError as exc:
-            raise AirflowException(str(exc)) from exc
+            raise failure_for(summary)(str(exc)) from exc
         return summary
