@@ -70,7 +70,7 @@ job=$(grep -Eo "projects/[^ ]+/batchPredictionJobs/[0-9]+" logs/video_actions_qu
 expect success "Parsed [0-9]+ moments? from 2 videos" video_actions_sensor -c "{\"job_name\": \"$job\"}"
 expect success "Parsed [0-9]+ moments? from 2 videos" video_actions_submit
 expect success "Parsed [0-9]+ moments? from 2 videos" video_actions_parse
-expect success "[0-9]+ shards: [0-9]+ moments?" video_actions_sharded
+expect success "[0-9]+ shards?: [0-9]+ moments?" video_actions_sharded
 expect success "Asset event: gs://my-videos/moments/" video_actions_producer
 expect success "task_id=report" video_actions_consumer
 expect success "ended in JOB_STATE_SUCCEEDED" video_actions_gemini
