@@ -149,6 +149,8 @@ def test_failed_job_fails_predict_and_parses_what_it_wrote(airflow_db, bucket, e
 
 
 def test_sharded_parse_combines_into_one_summary(airflow_db, bucket):
+    if not airflow_3():
+        pytest.skip("Airflow 2's dag.test() does not register asset aliases (the DAG processor does)")
     run = run_example("sharded.py", "video_actions_sharded", bucket=bucket)
     assert set(task_states(run).values()) == {"success"}
     summary = xcom_value(run, "combine")

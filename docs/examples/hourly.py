@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from airflow.providers.common.compat.sdk import dag
 
@@ -19,6 +19,7 @@ except ImportError:
     # Each run covers the hour before it: [logical date - 1 h, logical date). A cron string alone would give
     # Airflow 3 runs a zero-length data interval, which the operator refuses.
     schedule=CronTriggerTimetable("0 * * * *", timezone="UTC", interval=timedelta(hours=1)),
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),  # Airflow 2 needs one for a scheduled DAG
     catchup=False,
     params={"project": "my-project", "bucket": "my-videos"},
 )

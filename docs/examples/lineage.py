@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AssetAlias, dag, task
@@ -35,7 +36,11 @@ video_actions_producer()
 
 
 # [START consumer]
-@dag(schedule=[AssetAlias("video-actions-moments")], catchup=False)
+@dag(
+    schedule=[AssetAlias("video-actions-moments")],
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),  # Airflow 2 needs one for a scheduled DAG
+    catchup=False,
+)
 def video_actions_consumer() -> None:
     @task
     def report(*, triggering_asset_events: Any = None) -> None:
