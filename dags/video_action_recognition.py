@@ -67,7 +67,7 @@ def video_action_recognition() -> None:
             lines.append(f"{p['video_uri']:<48} {p['label']:<8} {p['time_start']:>7.2f} {p['confidence']:>10.2f}")
         for e in parsed["error_records"]:
             lines.append(f"{e['video_uri']:<48} FAILED: {e['message']} (code {e['code']})")
-        lines.append(f"{parsed['rows']} moments in {parsed['videos']} videos, {parsed['errors']} errors")
+        lines.append(f"moments: {parsed['rows']}, videos: {parsed['videos']}, errors: {parsed['errors']}")
         print("\n".join(lines))
 
     @task

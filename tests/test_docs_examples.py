@@ -60,7 +60,7 @@ def test_quickstart_prints_the_moments_of_the_uploaded_videos(airflow_db, bucket
     assert set(task_states(run).values()) == {"success"}
     parsed = xcom_value(run, "parse")
     assert sorted((p["label"], p["time_start"]) for p in parsed["predictions"]) == [("jump", 2.25), ("wave", 1.25)]
-    assert "2 moments in 2 videos, 0 errors" in capsys.readouterr().out
+    assert "moments: 2, videos: 2, errors: 0" in capsys.readouterr().out
 
 
 def test_parse_writes_parquet_and_draws_a_timeline(airflow_db, bucket):

@@ -65,7 +65,7 @@ expect() {
   fi
 }
 
-expect success "moments in 2 videos, 0 errors" video_actions_quickstart
+expect success "moments: [0-9]+, videos: 2, errors: 0" video_actions_quickstart
 job=$(grep -Eo "projects/[^ ]+/batchPredictionJobs/[0-9]+" logs/video_actions_quickstart.log | head -1)
 expect success "Parsed [0-9]+ moments? from 2 videos" video_actions_sensor -c "{\"job_name\": \"$job\"}"
 expect success "Parsed [0-9]+ moments? from 2 videos" video_actions_submit

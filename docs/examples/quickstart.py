@@ -40,7 +40,7 @@ def video_actions_quickstart() -> None:
             print(
                 f"{moment['video_uri']} {moment['label']} at {moment['time_start']:.2f} s ({moment['confidence']:.2f})"
             )
-        print(f"{parsed['rows']} moments in {parsed['videos']} videos, {parsed['errors']} errors")
+        print(f"moments: {parsed['rows']}, videos: {parsed['videos']}, errors: {parsed['errors']}")
 
     print_moments(moments.output)
 
