@@ -13,7 +13,7 @@ from airflow_provider_video_actions.job import VideoActionsValueError
 from tests.conftest import BUCKET, ROOT, dag_bag, fast_timeline, run_dag, task_states, write_dag, xcom_value
 from tests.test_lineage import asset_events
 
-DAG_ID = "video_actions_sharded"
+DAG_ID = "test_sharded_parse"  # not the docs example's dag id: one serialized DAG per id in the test DB
 ALIAS = "video-actions-shards"
 SHARDED_DAG = """
 from airflow_provider_video_actions import (
