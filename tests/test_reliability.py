@@ -184,6 +184,41 @@ def test_killed_worker_mode_task_cancels_its_job(airflow_db, emulator, instances
     assert job_cancelled(emulator, name)
 
 
+#: A worker-mode wait whose kill signal lands inside the shared poll's asyncio task, as Airflow 2's SIGTERM
+#: handler (it raises AirflowTaskTerminated, a BaseException) can when the signal arrives mid-poll.
+KILLED_IN_THE_POLL = """
+import logging, os, signal, sys
+from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+
+class Terminated(BaseException):
+    pass
+
+def terminated(signum, frame):
+    raise Terminated
+
+class KillWhenTheListFails(logging.Handler):
+    def emit(self, record):
+        if record.getMessage().startswith("Listing jobs"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+signal.signal(signal.SIGTERM, terminated)
+logging.getLogger("airflow_provider_video_actions.triggers.job_poll").addHandler(KillWhenTheListFails())
+try:
+    VideoActionBatchPredictionTrigger(sys.argv[1], poll_interval=0.1).wait_in_worker()
+except Terminated:
+    sys.exit(3)
+"""
+
+
+def test_a_kill_signal_during_the_poll_ends_a_worker_mode_wait(emulator, submit_job):
+    """The signal's exception reaches the waiting task; it used to die inside the poll task and the wait hung."""
+    name = submit_job("killed-in-the-poll")
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name="killed-in-the-poll")
+    emulator.inject_faults(1.0, methods=["ListBatchPredictionJobs"])
+    waiter = subprocess.run([sys.executable, "-c", KILLED_IN_THE_POLL, name], capture_output=True, timeout=120)
+    assert waiter.returncode == 3, waiter.stderr.decode()[-2000:]
+
+
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "worker"])
 def test_worker_crash_after_create_reattaches(airflow_db, emulator, instances_uri, deferrable):
     """A worker killed (SIGKILL) right after the create: the next try of the same task instance re-attaches."""

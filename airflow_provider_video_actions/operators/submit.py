@@ -12,7 +12,6 @@ whole task, submission retries included. It returns the job summary
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import time
@@ -545,7 +544,7 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         trigger = VideoActionBatchPredictionTrigger(**self._wait_spec(external_id).kwargs())
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete")
-        self._result = self.execute_complete(context, asyncio.run(trigger.wait()))
+        self._result = self.execute_complete(context, trigger.wait_in_worker())
         return self._result
 
     def get_job_result(self, external_id: Any, context: Any) -> dict[str, Any]:

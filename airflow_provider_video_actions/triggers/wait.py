@@ -16,8 +16,11 @@ no longer deferred); a triggerer restart or redistribution does not.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Coroutine, Hashable, Sequence
 from contextlib import aclosing
@@ -37,6 +40,8 @@ LIST_FAILURES_BEFORE_DIRECT_READS = 2
 #: How long ``on_kill`` may spend finding out whether a user acted before it cancels the job anyway
 #: (the triggerer gives ``on_kill`` 30 s in all by default: the cancel call needs the rest).
 ON_KILL_DECISION_SECONDS = 2.0
+#: How long a killed worker-mode wait is given to close its poll subscription before the task ends anyway.
+WORKER_WAIT_CANCEL_SECONDS = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +154,40 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
         """The event payload, from the process-wide poll (also how worker-mode polling waits)."""
         async with aclosing(subscribe(self.spec.poll_key())) as snapshots:
             return await self._watch(snapshots)
+
+    def wait_in_worker(self) -> dict[str, Any]:
+        """Worker mode: :meth:`wait` on an event loop in a thread of its own, this thread blocked on the result.
+
+        Kill signals are handled on the main thread. With the loop there, Airflow 2's SIGTERM handler
+        could raise inside a running asyncio task (the shared poll's), where asyncio keeps the exception
+        and the wait never ends. Blocked here instead, the caller gets it, and the wait is cancelled.
+        """
+        outcome: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        running: concurrent.futures.Future[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = (
+            concurrent.futures.Future()
+        )
+
+        async def main() -> dict[str, Any]:
+            running.set_result((asyncio.get_running_loop(), asyncio.current_task()))  # type: ignore[arg-type]
+            return await self.wait()
+
+        def serve() -> None:
+            try:
+                outcome.set_result(asyncio.run(main()))
+            except BaseException as exc:  # handed to the waiting caller, whatever it is
+                outcome.set_exception(exc)
+
+        thread = threading.Thread(target=serve, name=f"wait for {self.job_name}", daemon=True)
+        thread.start()
+        try:
+            return outcome.result()
+        finally:
+            if not outcome.done():
+                # The loop may not have started yet, or may have closed since: either way nothing to cancel.
+                with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+                    loop, task = running.result(WORKER_WAIT_CANCEL_SECONDS)
+                    loop.call_soon_threadsafe(task.cancel)
+                thread.join(WORKER_WAIT_CANCEL_SECONDS)
 
     async def _task_state(self) -> str | None:
         """The task instance's state now (``deferred`` while it waits; None once cleared), within 2 s."""
