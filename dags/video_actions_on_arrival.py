@@ -21,6 +21,7 @@ Cloud; on Airflow 2 (no asset watchers) the file defines no DAG.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from datetime import datetime, timezone
@@ -103,6 +104,11 @@ if AIRFLOW_V_3_0_PLUS:
     from airflow.providers.google.cloud.triggers.pubsub import PubsubPullTrigger
     from airflow.sdk import Asset, AssetWatcher
 
+    # Wait for messages rather than Pub/Sub's deprecated immediate pull: an option of Google provider >= 22.6.0
+    # (Cloud Composer's images of August 2026 carry 22.2.2, whose trigger lacks it).
+    PULL_OPTIONS = (
+        {"return_immediately": False} if "return_immediately" in inspect.signature(PubsubPullTrigger).parameters else {}
+    )
     video_arrivals = Asset(
         name="video_arrivals",
         uri=f"gs://{BUCKET}/{VIDEOS_PREFIX}",
@@ -116,7 +122,7 @@ if AIRFLOW_V_3_0_PLUS:
                     ack_messages=True,
                     gcp_conn_id="google_cloud_default",
                     poke_interval=30,
-                    return_immediately=False,
+                    **PULL_OPTIONS,
                 ),
             )
         ],

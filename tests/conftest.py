@@ -7,6 +7,7 @@ tests write theirs with :func:`write_dag`, or run an example from `dags/` with :
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -24,9 +25,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Test modules import helpers from ``tests.conftest``, a second import of this file: keep one home.
-AIRFLOW_HOME = Path(os.environ.get("VIDEO_ACTIONS_TEST_HOME") or tempfile.mkdtemp(prefix="video-actions-airflow-"))
-os.environ["VIDEO_ACTIONS_TEST_HOME"] = str(AIRFLOW_HOME)
+# Test modules import helpers from ``tests.conftest``, a second import of this file: keep one home per
+# process. The home is keyed by pid, so each pytest-xdist worker (which inherits the controller's
+# environment) gets its own Airflow home, metadata database and DAGs folder.
+_HOME_KEY = f"VIDEO_ACTIONS_TEST_HOME_{os.getpid()}"
+if _HOME_KEY not in os.environ:
+    os.environ[_HOME_KEY] = tempfile.mkdtemp(prefix="video-actions-airflow-")
+    atexit.register(shutil.rmtree, os.environ[_HOME_KEY], ignore_errors=True)
+AIRFLOW_HOME = Path(os.environ[_HOME_KEY])
 DAGS_FOLDER = AIRFLOW_HOME / "dags"
 DAGS_FOLDER.mkdir(exist_ok=True)
 os.environ.update(
@@ -42,6 +48,9 @@ for name in ("VERTEX_AI_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"):
     os.environ.pop(name, None)
 
 BUCKET = "video-actions-test"
+#: Seconds a test waits for a condition that a quiet machine meets in one or two: generous, so a loaded
+#: machine (CI, or xdist workers beside other work) is slow rather than failing; waits end on the condition.
+PATIENCE = 300.0
 #: Models the tests name, served by the session emulator besides the demo's and Gemini's (others are NOT_FOUND).
 TEST_MODELS = ("42", "7", "1234", "projects/my-project/locations/us-central1/models/gemini-tuned-7")
 
@@ -69,7 +78,6 @@ def airflow_db() -> Iterator[Path]:
     """A migrated SQLite metadata database in the throwaway Airflow home."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     yield AIRFLOW_HOME
-    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
 def fast_timeline() -> object:
@@ -168,7 +176,7 @@ def running_job(submit_job, emulator, display_name: str) -> str:
     """A job the emulator keeps RUNNING for the rest of the test (its running time is ten minutes), once RUNNING."""
     emulator.timeline.running_seconds = 600.0
     name = submit_job(display_name)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PATIENCE
     while (state := emulator.job(name).state.name) != "JOB_STATE_RUNNING":
         assert time.monotonic() < deadline, f"{name} never started running (still {state})"
         time.sleep(0.02)

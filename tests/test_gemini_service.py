@@ -17,7 +17,7 @@ from airflow_provider_video_actions.emulator import PlantedAction, make_video
 from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook, _api_endpoint
 from airflow_provider_video_actions.job import JobSpec, VideoActionsValueError
 from airflow_provider_video_actions.operators.submit import VideoActionBatchPredictionOperator
-from tests.conftest import BUCKET, run_dag, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, PATIENCE, run_dag, task_states, write_dag, xcom_value
 
 LABELS = ["wave", "fall"]
 PREFIX = f"gs://{BUCKET}/gemini-service"
@@ -137,16 +137,14 @@ def test_emulator_refuses_avi_for_gemini(emulator, storage_client, videos):
 
 
 def wait(emulator, name: str) -> aiplatform_v1.BatchPredictionJob:
-    """The job once terminal (the emulator's ticker advances it; each read advances due transitions), within 60 s."""
-    import time
-
-    deadline = time.monotonic() + 60
+    """The job once terminal (the emulator's ticker advances it; each read advances due transitions)."""
+    deadline = time.monotonic() + PATIENCE
     while (job := emulator.job(name)).state.name not in (
         "JOB_STATE_SUCCEEDED",
         "JOB_STATE_FAILED",
         "JOB_STATE_CANCELLED",
     ):
-        assert time.monotonic() < deadline, f"{name} still {job.state.name} after 60 s"
+        assert time.monotonic() < deadline, f"{name} still {job.state.name} after {PATIENCE:.0f} s"
         time.sleep(0.05)
     return job
 

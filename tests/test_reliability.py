@@ -20,6 +20,7 @@ from airflow_provider_video_actions.job import TASK_LABEL
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
 from tests.conftest import (
     BUCKET,
+    PATIENCE,
     job_cancelled,
     run_dag,
     run_dag_script,
@@ -153,8 +154,8 @@ def start_worker(dag_id: str) -> subprocess.Popen:
 
 
 def wait_while_worker_runs(worker: subprocess.Popen, done: Callable[[], bool]) -> None:
-    """Check ``done`` until it holds, the worker process exits or 60 s pass (an event, not a sleep)."""
-    deadline = time.monotonic() + 60
+    """Check ``done`` until it holds, the worker process exits or PATIENCE runs out (an event, not a sleep)."""
+    deadline = time.monotonic() + PATIENCE
     while not done() and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.05)
 
@@ -179,7 +180,7 @@ def test_killed_worker_mode_task_cancels_its_job(airflow_db, emulator, instances
     wait_for_create(emulator, worker, "killed_worker.predict")
     wait_for_poll(emulator, worker)
     worker.send_signal(signal.SIGTERM)
-    worker.wait(timeout=60)
+    worker.wait(timeout=PATIENCE)
     [name] = [n for n in emulator.created if emulator.job(n).display_name == "killed_worker.predict"]
     assert job_cancelled(emulator, name)
 
@@ -215,7 +216,7 @@ def test_a_kill_signal_during_the_poll_ends_a_worker_mode_wait(emulator, submit_
     name = submit_job("killed-in-the-poll")
     emulator.force_outcome("JOB_STATE_PAUSED", display_name="killed-in-the-poll")
     emulator.inject_faults(1.0, methods=["ListBatchPredictionJobs"])
-    waiter = subprocess.run([sys.executable, "-c", KILLED_IN_THE_POLL, name], capture_output=True, timeout=120)
+    waiter = subprocess.run([sys.executable, "-c", KILLED_IN_THE_POLL, name], capture_output=True, timeout=PATIENCE)
     assert waiter.returncode == 3, waiter.stderr.decode()[-2000:]
 
 

@@ -30,7 +30,7 @@ from airflow_provider_video_actions.job import (
     task_label_value,
 )
 from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
-from tests.conftest import BUCKET, job_cancelled, run_dag, run_when, task_states, write_dag, xcom_value
+from tests.conftest import BUCKET, PATIENCE, job_cancelled, run_dag, run_when, task_states, write_dag, xcom_value
 from tests.test_reliability import creates_for, submit_task, when_first_try_ended
 
 FIXED_DATE = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
@@ -502,7 +502,7 @@ async def test_on_kill_survives_the_triggerer_cancelling_it_again(submit_job, em
     answer.set()
     with pytest.raises(asyncio.CancelledError):
         await killing
-    deadline = time.monotonic() + 60  # the shielded cancel finishes on its own: wait for it
+    deadline = time.monotonic() + PATIENCE  # the shielded cancel finishes on its own: wait for it
     while not job_cancelled(emulator, name) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert job_cancelled(emulator, name)

@@ -25,10 +25,10 @@ from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     AirflowSkipException,
     BaseOperator,
-    ResumableJobMixin,
     conf,
 )
 
+from airflow_provider_video_actions.compat import ResumableJobMixin
 from airflow_provider_video_actions.families.base import FamilyRequest, ModelFamily
 from airflow_provider_video_actions.families.dispatch import check_region_of_any_family, family_for
 from airflow_provider_video_actions.families.gemini.family import GLOBAL_REGION

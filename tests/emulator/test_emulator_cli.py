@@ -20,13 +20,14 @@ from airflow_provider_video_actions.emulator.__main__ import advertised_host, ex
 from airflow_provider_video_actions.emulator.control import CONTROL_ENV, TOKEN_ENV, ControlServer
 from airflow_provider_video_actions.emulator.runner import storage_client
 from airflow_provider_video_actions.hooks.batch_prediction import ALLOW_REMOTE_EMULATOR_ENV
+from tests.conftest import PATIENCE
 
 from .conftest import BUCKET, PARENT
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 30.0) -> str:
+def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = PATIENCE) -> str:
     """The file's text once it exists; fail if the process dies or the deadline passes."""
     deadline = time.monotonic() + timeout
     while not path.exists():

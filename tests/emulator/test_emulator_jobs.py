@@ -14,6 +14,7 @@ from google.cloud.aiplatform_v1.services.job_service.transports import JobServic
 from google.protobuf import field_mask_pb2
 
 from airflow_provider_video_actions.emulator import Emulator, PlantedAction
+from tests.conftest import PATIENCE
 
 from .conftest import BUCKET, MODEL, PARENT, TERMINAL
 
@@ -186,7 +187,7 @@ def test_cancel_while_running_keeps_partial_outputs(
     emulator.timeline.running_seconds, emulator.timeline.lines_per_file = 60, 1
     uri = upload_video("wave.mp4", [PlantedAction("wave", 1.0)])
     job = submit([video_line(uri)] * 4)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + PATIENCE
     while not any(b.name.endswith("predictions_00001.jsonl") for b in gcs.list_blobs(BUCKET, prefix="out/")):
         assert time.monotonic() < deadline, "the job wrote no output"
         time.sleep(0.02)
