@@ -313,6 +313,15 @@ def parse_job_name(name: Any) -> tuple[str, str, str]:
     return match["project"], match["region"], match["id"]
 
 
+def job_name_from(value: Any) -> str:
+    """The resource name ``job_name`` gives: the name itself, or a job's XCom holding it (:func:`job_from_xcom`:
+    the submit operator's result, or the Google provider's ``CreateBatchPredictionJobOperator``'s)."""
+    if isinstance(value, Mapping):
+        value = job_from_xcom(value, "job_name").get("name")
+    parse_job_name(value)
+    return value
+
+
 def check_project(project_id: Any) -> str:
     """Return the project id if it is one (``my-project``, ``example.com:my-project`` or a number), else raise."""
     if not isinstance(project_id, str) or not _PROJECT_RE.fullmatch(project_id):
@@ -523,3 +532,97 @@ def console_url(job_name: str) -> str:
     """The Google Cloud console page of a batch prediction job."""
     project, region, job_id = parse_job_name(job_name)
     return f"https://console.cloud.google.com/vertex-ai/locations/{region}/batch-predictions/{job_id}?project={project}"
+
+
+@dataclass(frozen=True)
+class GoogleXComShape:
+    """Where the Google provider's ``CreateBatchPredictionJobOperator`` XCom keeps what the parse and sensor read."""
+
+    output_directory: tuple[str, str]
+    output_prefix: tuple[str, str, str]
+    display_name: str
+
+
+#: Its deferrable result (the trigger's ``BatchPredictionJob.to_dict``: snake_case, the state a number) and its sync
+#: result (the SDK's ``BatchPredictionJob.to_dict``: camelCase, the state a name).
+GOOGLE_XCOM_SHAPES = (
+    GoogleXComShape(
+        ("output_info", "gcs_output_directory"),
+        ("output_config", "gcs_destination", "output_uri_prefix"),
+        "display_name",
+    ),
+    GoogleXComShape(
+        ("outputInfo", "gcsOutputDirectory"), ("outputConfig", "gcsDestination", "outputUriPrefix"), "displayName"
+    ),
+)
+
+
+def job_from_xcom(job: Any, param: str) -> dict[str, Any]:
+    """A job's XCom as this provider's summary: the submit operator's or sensor's result as it is, or the Google
+    provider's ``CreateBatchPredictionJobOperator`` result (either shape) read into its name, display name, model,
+    state and output directory. A Google result's output directory must lie in its own job's output prefix: the
+    provider never reads a folder that is not the job's."""
+    if not isinstance(job, Mapping):
+        raise VideoActionsValueError(
+            f"{param} must be a job's XCom, the submit operator's result (a dict with 'output_directory') or the "
+            f"Google provider's CreateBatchPredictionJobOperator's; got {type(job).__name__}: {brief(job)}."
+        )
+    shape = next((s for s in GOOGLE_XCOM_SHAPES if s.output_directory[0] in job), None)
+    if "output_directory" in job or shape is None:
+        return dict(job)
+    name = _xcom_text(job, ("name",), param)
+    if name is not None and not _JOB_NAME_RE.fullmatch(name):
+        raise VideoActionsValueError(
+            f"{param}['name'] must be a job's resource name like "
+            f"'projects/my-project/locations/us-central1/batchPredictionJobs/123', got {brief(name)}."
+        )
+    directory = _xcom_text(job, shape.output_directory, param) or None
+    prefix = _xcom_text(job, shape.output_prefix, param) or ""
+    if directory is not None and not directory.startswith(f"{prefix.rstrip('/')}/"):
+        raise VideoActionsValueError(
+            f"{param}: the output directory {brief(directory)} is not inside the job's own output prefix "
+            f"{brief(prefix)} ({'.'.join(shape.output_prefix)}): it is not this job's output. Pass the create "
+            "task's XCom unchanged."
+        )
+    return {
+        "name": name,
+        "display_name": _xcom_text(job, (shape.display_name,), param),
+        "model": _xcom_text(job, ("model",), param),
+        "state": _xcom_state(job.get("state"), param),
+        "output_directory": directory,
+    }
+
+
+def _xcom_text(job: Mapping[str, Any], path: tuple[str, ...], param: str) -> str | None:
+    """The string at ``path`` in a job's XCom (None where a key is missing); another type is refused."""
+    value: Any = job
+    for key in path:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise VideoActionsValueError(
+                f"{param}: {'.'.join(path[: path.index(key)])} must be a dict in a job's XCom, got "
+                f"{type(value).__name__}: {brief(value)}."
+            )
+        value = value.get(key)
+    if value is not None and not isinstance(value, str):
+        raise VideoActionsValueError(
+            f"{param}: {'.'.join(path)} must be a string in a job's XCom, got {type(value).__name__}: {brief(value)}."
+        )
+    return value
+
+
+def _xcom_state(state: Any, param: str) -> str | None:
+    """A job state from an XCom: its name, or its number (``BatchPredictionJob.to_dict`` writes numbers)."""
+    if state is None or isinstance(state, str):
+        return state
+    if isinstance(state, bool) or not isinstance(state, int):
+        raise VideoActionsValueError(
+            f"{param}: state must be a job state's name or number, got {type(state).__name__}: {brief(state)}."
+        )
+    from google.cloud.aiplatform_v1 import JobState
+
+    try:
+        return JobState(state).name
+    except ValueError:
+        return f"JOB_STATE_{state}"  # newer than the pinned client: a state to wait on, as state_name reads it

@@ -146,6 +146,12 @@ class ModelFamily(ABC):
         return instances
 
 
+def model_text(model: Any) -> Any:
+    """A model ID given as a number (``render_template_as_native_obj`` renders ``"8675309"`` to 8675309) in its string
+    form; any other value as it is, for the family's checks to accept or refuse."""
+    return str(model) if isinstance(model, int) and not isinstance(model, bool) and model > 0 else model
+
+
 def model_resource_name(model: Any, project_id: str, region: str, family: str) -> str:
     """A model ID or ``projects/P/locations/L/models/ID[@version]`` as the full name, checked against the region."""
     match = _MODEL_RE.fullmatch(model) if isinstance(model, str) else None

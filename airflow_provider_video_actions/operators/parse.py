@@ -23,7 +23,13 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.families.dispatch import OutputDecoder, family_for, output_family
 from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
-from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
+from airflow_provider_video_actions.job import (
+    FAILURE_STATES,
+    WAITING_STATES,
+    VideoActionsValueError,
+    job_from_xcom,
+    split_gcs_uri,
+)
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.predictions import (
     MALFORMED,
@@ -204,10 +210,17 @@ class JobOutputMixin:
     def _source(self) -> str:
         """The rendered output directory; a job that ended in a failure state only with ``allow_partial``."""
         if self.job is not None:
-            if not isinstance(self.job, dict) or not self.job.get("output_directory"):
+            self.job = job_from_xcom(self.job, "job")
+            if not self.job.get("output_directory"):
                 raise VideoActionsValueError(
-                    "job must be the submit operator's result, a dict with 'output_directory'; "
+                    "job must be the submit operator's result, a dict with 'output_directory', or the Google "
+                    "provider's CreateBatchPredictionJobOperator result with its GCS output directory; "
                     f"got {type(self.job).__name__}: {str(self.job)[:200]!r}."
+                )
+            if self.job.get("state") in WAITING_STATES:
+                raise VideoActionsValueError(
+                    f"job {self.job.get('name')} is {self.job['state']}, not finished: its output is not whole yet. "
+                    "Wait for it first (VideoActionBatchPredictionSensor with job_name=the job's XCom)."
                 )
             if self.job.get("state") in FAILURE_STATES and not self.allow_partial:
                 raise VideoActionsValueError(

@@ -29,7 +29,7 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_video_actions.compat import ResumableJobMixin
-from airflow_provider_video_actions.families.base import FamilyRequest, ModelFamily
+from airflow_provider_video_actions.families.base import FamilyRequest, ModelFamily, model_text
 from airflow_provider_video_actions.families.dispatch import check_region_of_any_family, family_for
 from airflow_provider_video_actions.families.gemini.family import GLOBAL_REGION
 from airflow_provider_video_actions.job import (
@@ -156,7 +156,8 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
 
     :param project_id: Google Cloud project of the job.
     :param region: Vertex AI region of the model, e.g. ``us-central1``.
-    :param model: model ID, or full resource name ``projects/P/locations/L/models/ID[@version]``; or a
+    :param model: model ID (a string, or a positive int as native rendering makes of one), or full resource name
+        ``projects/P/locations/L/models/ID[@version]``; or a
         Gemini model, ``gemini-<version>``, ``publishers/google/models/gemini-<version>`` or
         ``projects/P/locations/L/publishers/google/models/gemini-<version>``.
     :param model_family: ``"action_recognition"`` or ``"gemini"``; None (default) tells the family by the
@@ -238,7 +239,7 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         *,
         project_id: str,
         region: str,
-        model: str,
+        model: str | int,
         gcs_destination_prefix: str,
         videos: Sequence[str | dict[str, Any]] | None = None,
         videos_prefix: str | None = None,
@@ -276,7 +277,7 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.project_id, self.region, self.model = project_id, region, model
+        self.project_id, self.region, self.model = project_id, region, model_text(model)
         self.gcs_destination_prefix = gcs_destination_prefix
         self.videos, self.videos_prefix, self.gcs_source = videos, videos_prefix, gcs_source
         self.videos_created_in = videos_created_in
@@ -424,6 +425,7 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
     def _submit_and_wait(self, context: Any) -> dict[str, Any]:
         """The body of ``execute`` within the deadline already set (a replacement job keeps the task's deadline)."""
         try:
+            self.model = model_text(self.model)
             self._check_rendered(literal_only=False)
             self._check_buckets()
             if self.videos_created_in is not None:

@@ -27,9 +27,9 @@ from airflow_provider_video_actions.job import (
     JobFailedError,
     VideoActionsValueError,
     failure_for,
+    job_name_from,
     job_outcome,
     job_summary,
-    parse_job_name,
 )
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
@@ -45,7 +45,8 @@ TRIGGER_CLASSPATH = "airflow_provider_video_actions.triggers.wait.VideoActionBat
 class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperator):
     """Succeed when the job succeeds; fail when it fails, is cancelled or expires.
 
-    :param job_name: full resource name ``projects/P/locations/L/batchPredictionJobs/ID``.
+    :param job_name: full resource name ``projects/P/locations/L/batchPredictionJobs/ID``, or a job's XCom holding
+        it: the submit operator's result, or the Google provider's ``CreateBatchPredictionJobOperator``'s.
     :param max_failed_ratio: largest share of failed instances that still counts as success.
     :param allow_all_failed: accept a finished job where no instance succeeded and some failed (default False:
         the task fails, naming a few failed videos).
@@ -62,7 +63,7 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
     def __init__(
         self,
         *,
-        job_name: str,
+        job_name: str | dict[str, Any],
         max_failed_ratio: float = 1.0,
         allow_all_failed: bool = False,
         gcp_conn_id: str = "google_cloud_default",
@@ -73,8 +74,8 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if "{{" not in str(job_name):
-            parse_job_name(job_name)
+        if isinstance(job_name, dict) or "{{" not in str(job_name):
+            job_name = job_name_from(job_name)
         self.job_name = job_name
         check_poll_interval(self.poke_interval, "poke_interval", min_poll_interval)
         self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
@@ -129,7 +130,7 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         """Check the name, record the link, then wait deferred or poke in the worker."""
         context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value="")  # the link finds "" until the name is checked
         try:
-            parse_job_name(self.job_name)
+            self.job_name = job_name_from(self.job_name)
         except VideoActionsValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=self.job_name)
