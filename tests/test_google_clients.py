@@ -90,6 +90,19 @@ def write_google_dag(dag_id: str, body: str, **dag_kwargs: object) -> str:
     return dag_id
 
 
+def upload_wave(client, folder: str) -> str:
+    """An instances file under ``folder`` naming one video with a wave planted at 1.0 s; its gs:// URI."""
+    from airflow_provider_video_actions.emulator import PlantedAction, make_video
+
+    bucket = client.bucket(BUCKET)
+    bucket.blob(f"{folder}/wave.mp4").upload_from_string(
+        make_video([PlantedAction("wave", 1.0)]), content_type="video/mp4"
+    )
+    line = json.dumps({"content": f"gs://{BUCKET}/{folder}/wave.mp4", "mimeType": "video/mp4"})
+    bucket.blob(f"{folder}/instances.jsonl").upload_from_string(line + "\n")
+    return f"gs://{BUCKET}/{folder}/instances.jsonl"
+
+
 def wait_finished(emulator, names: list[str]) -> None:
     """Wait (on the jobs' states, with a generous deadline) until each job has finished."""
     deadline = time.monotonic() + 60
@@ -274,3 +287,90 @@ def test_an_int_model_id_is_its_string_form():
         gcs_destination_prefix=f"gs://{BUCKET}/out", gcs_source=f"gs://{BUCKET}/i.jsonl",
     )  # fmt: skip
     assert task.model == "8675309"
+
+
+# ---------------------------------------------------------------------------------------------
+# The Google provider's get, list and delete operators on this provider's jobs.
+# ---------------------------------------------------------------------------------------------
+
+LISTS_PROJECT = "google-lists"
+
+
+@pytest.fixture(scope="module")
+def lists_run(airflow_db, emulator_session) -> Iterator[tuple[object, dict[str, str]]]:
+    """One DAG run of Google's get, list (one task per filter example) and delete operators on three jobs this
+    provider created in a project of their own: my_job and my_job_2 succeed, other fails. Yields the run and the
+    jobs' names by display name."""
+    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+    from airflow_provider_video_actions.job import JobSpec
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in {
+            **emulator_session.env(),
+            "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": ANONYMOUS_CONNECTION,
+        }.items():
+            mp.setenv(name, value)
+        from google.api_core import grpc_helpers, grpc_helpers_async
+
+        mp.setattr(grpc_helpers, "create_channel", grpc_helpers.create_channel)
+        mp.setattr(grpc_helpers_async, "create_channel", grpc_helpers_async.create_channel)
+        instances = upload_wave(emulator_session.storage_client(), "lists")
+        emulator_session.force_outcome("JOB_STATE_FAILED", display_name="other")
+        try:
+            jobs = {
+                display_name: VideoActionBatchPredictionHook()
+                .create_job(
+                    JobSpec(
+                        project_id=LISTS_PROJECT, region=REGION, model=f"projects/{LISTS_PROJECT}/locations/{REGION}/models/42",
+                        display_name=display_name, instances_uris=(instances,),
+                        destination_prefix=f"gs://{BUCKET}/lists",
+                    )
+                )
+                .name
+                for display_name in ("my_job", "my_job_2", "other")
+            }  # fmt: skip
+            wait_finished(emulator_session, list(jobs.values()))
+        finally:
+            emulator_session.force_outcome(None, display_name="other")
+        ids = {display_name: name.rsplit("/", 1)[1] for display_name, name in jobs.items()}
+        write_google_dag(
+            "google_lists",
+            f"""
+            where = dict(project_id={LISTS_PROJECT!r}, region={REGION!r})
+            get = GetBatchPredictionJobOperator(task_id="get", batch_prediction_job={ids["my_job"]!r}, **where)
+            lists = [
+                ListBatchPredictionJobsOperator(task_id=f"list_{{index}}", filter=text, **where)
+                for index, text in enumerate({list(FILTER_EXAMPLES)!r})
+            ]
+            delete = DeleteBatchPredictionJobOperator(
+                task_id="delete", batch_prediction_job_id="{{{{ params.job_id }}}}", params={{"job_id": {ids["other"]!r}}},
+                trigger_rule="all_done", **where
+            )
+            [get, *lists] >> delete
+            """,
+        )
+        yield run_dag("google_lists"), jobs
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        pytest.param(text, marks=pytest.mark.xfail(strict=True, reason="needs emu19")) if text in NEEDS_EMU19 else text
+        for text in FILTER_EXAMPLES
+    ],
+)
+def test_google_list_operator_reads_each_documented_filter_example(lists_run, example):
+    run, _ = lists_run
+    task_id = f"list_{list(FILTER_EXAMPLES).index(example)}"
+    assert task_states(run)[task_id] == "success"
+    assert {job["display_name"] for job in xcom_value(run, task_id)} == FILTER_EXAMPLES[example]
+
+
+def test_google_get_and_delete_operators_read_and_delete_this_providers_jobs(lists_run, emulator_session):
+    run, jobs = lists_run
+    assert task_states(run)["get"] == "success" and task_states(run)["delete"] == "success"
+    got = xcom_value(run, "get")
+    assert got["name"] == jobs["my_job"] and got["state"] == 4  # BatchPredictionJob.to_dict: JOB_STATE_SUCCEEDED
+    with pytest.raises(KeyError):
+        emulator_session.job(jobs["other"])
+    assert emulator_session.job(jobs["my_job_2"]).display_name == "my_job_2"
