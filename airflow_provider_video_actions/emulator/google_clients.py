@@ -17,8 +17,6 @@ from typing import Any
 import grpc
 from google.api_core import grpc_helpers, grpc_helpers_async
 
-from airflow_provider_video_actions.hooks.batch_prediction import vertex_emulator_host
-
 #: The endpoints of Vertex AI: ``aiplatform.googleapis.com`` and its regional ``<region>-aiplatform.googleapis.com``.
 VERTEX_AI_DOMAIN = "aiplatform.googleapis.com"
 
@@ -43,6 +41,9 @@ def _routed(create_channel: Any, plain_channel: Any) -> Any:
 
     @functools.wraps(create_channel)
     def create(target: str, *args: Any, **kwargs: Any) -> Any:
+        # Imported here: a DAG file calling use_emulator_for_google_clients() stays cheap to parse.
+        from airflow_provider_video_actions.hooks.batch_prediction import vertex_emulator_host
+
         host = vertex_emulator_host() if _is_vertex_ai(target) else None
         if host is None:
             return create_channel(target, *args, **kwargs)
