@@ -22,6 +22,8 @@ from tests.conftest import BUCKET, only_dag_file, run_dag, task_states, xcom_val
 REGION = "us-central1"
 #: The Airflow connection a user points at the emulator: anonymous credentials (the channel carries none anyway).
 ANONYMOUS_CONNECTION = json.dumps({"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True}})
+#: Importing the Google provider's Vertex AI operators can take Airflow's default 30 s on a busy machine.
+IMPORT_TIMEOUT = ("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")
 DAG_HEADER = """
 from datetime import timedelta
 
@@ -75,6 +77,7 @@ def google_clients(emulator, instances_uri, monkeypatch: pytest.MonkeyPatch) -> 
     from google.api_core import grpc_helpers, grpc_helpers_async
 
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", ANONYMOUS_CONNECTION)
+    monkeypatch.setenv(*IMPORT_TIMEOUT)
     monkeypatch.setattr(grpc_helpers, "create_channel", grpc_helpers.create_channel)
     monkeypatch.setattr(grpc_helpers_async, "create_channel", grpc_helpers_async.create_channel)
     yield instances_uri
@@ -308,6 +311,7 @@ def lists_run(airflow_db, emulator_session) -> Iterator[tuple[object, dict[str, 
         for name, value in {
             **emulator_session.env(),
             "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": ANONYMOUS_CONNECTION,
+            IMPORT_TIMEOUT[0]: IMPORT_TIMEOUT[1],
         }.items():
             mp.setenv(name, value)
         from google.api_core import grpc_helpers, grpc_helpers_async
