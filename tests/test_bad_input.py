@@ -52,7 +52,7 @@ SUBMIT_CASES = {
     "timeout negative": ({"timeout": -5}, r"timeout must be a finite positive number"),
     "failed ratio above 1": ({"max_failed_ratio": 2}, r"max_failed_ratio must be a number between 0 and 1"),
     "model with spaces": ({"model": "my model"}, r"model must be a model ID"),
-    "model not a name": ({"model": 123}, r"model must be a model ID .* got 123"),
+    "model not a name": ({"model": -123}, r"model must be a model ID .* got -123"),  # a positive int is an ID
     "model other region": ({"model": "projects/p/locations/europe-west4/models/1"}, r"lives in region 'europe-west4' but region='us-central1'"),
     "model endpoint path": ({"model": "projects/p/locations/us-central1/endpoints/1"}, r"model must be a model ID"),
     "region bad": ({"region": "US Central"}, r"region must be a Vertex AI region"),
