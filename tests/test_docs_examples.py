@@ -144,15 +144,12 @@ def test_sensor_waits_on_a_job_submitted_elsewhere(airflow_db, submit_job):
     assert xcom_value(run, "parse")["instances"] == 1
 
 
-def test_google_provider_dag_creates_with_googles_operator_and_parses(airflow_db, bucket, storage_client, monkeypatch):
-    from google.api_core import grpc_helpers, grpc_helpers_async
+def test_google_provider_dag_creates_with_googles_operator_and_parses(
+    airflow_db, bucket, emulator, storage_client, monkeypatch
+):
+    from tests.test_google_clients import point_google_clients_at
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", '{"conn_type": "google_cloud_platform", "extra": {"is_anonymous": true}}'
-    )
-    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "300")  # the Google operators' import, on a busy machine
-    for module in (grpc_helpers, grpc_helpers_async):  # Google's channel factories, put back after the test
-        monkeypatch.setattr(module, "create_channel", module.create_channel)
+    point_google_clients_at(emulator, monkeypatch)
     lines = [json.dumps({"content": f"gs://{bucket}/{path}", "mimeType": "video/mp4"}) for path in VIDEOS]
     storage_client.bucket(bucket).blob("instances.jsonl").upload_from_string("\n".join(lines) + "\n")
     run = run_example("google_provider_dag.py", "google_provider_dag", bucket=bucket)

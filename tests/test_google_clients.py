@@ -68,19 +68,23 @@ NEEDS_EMU19 = {
 }
 
 
-@pytest.fixture
-def google_clients(emulator, instances_uri, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The emulator, an anonymous default connection, and Google's channel factories put back after the test.
-
-    Yields the instances file (one video, a wave planted at 1.25 s).
-    """
+def point_google_clients_at(emulator, mp: pytest.MonkeyPatch) -> None:
+    """For this test (or module): the emulator's environment, an anonymous default connection, a generous DAG import
+    timeout, and Google's channel factories put back afterwards (the DAGs route them to the emulator)."""
     from google.api_core import grpc_helpers, grpc_helpers_async
 
-    monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT", ANONYMOUS_CONNECTION)
-    monkeypatch.setenv(*IMPORT_TIMEOUT)
-    monkeypatch.setattr(grpc_helpers, "create_channel", grpc_helpers.create_channel)
-    monkeypatch.setattr(grpc_helpers_async, "create_channel", grpc_helpers_async.create_channel)
-    yield instances_uri
+    for name, value in {**emulator.env(), "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": ANONYMOUS_CONNECTION}.items():
+        mp.setenv(name, value)
+    mp.setenv(*IMPORT_TIMEOUT)
+    for module in (grpc_helpers, grpc_helpers_async):
+        mp.setattr(module, "create_channel", module.create_channel)
+
+
+@pytest.fixture
+def google_clients(emulator, instances_uri, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Google's clients pointed at the emulator; the instances file (one video, a wave planted at 1.25 s)."""
+    point_google_clients_at(emulator, monkeypatch)
+    return instances_uri
 
 
 def write_google_dag(dag_id: str, body: str, **dag_kwargs: object) -> str:
@@ -308,16 +312,7 @@ def lists_run(airflow_db, emulator_session) -> Iterator[tuple[object, dict[str, 
     from airflow_provider_video_actions.job import JobSpec
 
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in {
-            **emulator_session.env(),
-            "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": ANONYMOUS_CONNECTION,
-            IMPORT_TIMEOUT[0]: IMPORT_TIMEOUT[1],
-        }.items():
-            mp.setenv(name, value)
-        from google.api_core import grpc_helpers, grpc_helpers_async
-
-        mp.setattr(grpc_helpers, "create_channel", grpc_helpers.create_channel)
-        mp.setattr(grpc_helpers_async, "create_channel", grpc_helpers_async.create_channel)
+        point_google_clients_at(emulator_session, mp)
         instances = upload_wave(emulator_session.storage_client(), "lists")
         emulator_session.force_outcome("JOB_STATE_FAILED", display_name="other")
         try:
