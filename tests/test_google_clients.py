@@ -194,6 +194,28 @@ def test_google_xcom_reads_as_the_summary(shape):
     }
 
 
+@pytest.mark.parametrize("shape", ["sync", "deferrable"])
+def test_parse_and_propose_read_a_google_xcom_of_a_local_output(tmp_path, shape):
+    """The parse and the shard proposal on the Google XCom of a job whose output is a folder here (file://)."""
+    from airflow_provider_video_actions import ParseVideoActionPredictionsOperator, ProposeParseShardsOperator
+
+    folder = tmp_path / "out" / "prediction-42-2026"
+    folder.mkdir(parents=True)
+    moment = {
+        "id": "1",
+        "displayName": "wave",
+        "timeSegmentStart": "1.25s",
+        "timeSegmentEnd": "1.25s",
+        "confidence": 0.9,
+    }
+    line = {"instance": {"content": "gs://b/a.mp4", "mimeType": "video/mp4"}, "prediction": [moment]}
+    (folder / "predictions_00001.jsonl").write_text(json.dumps(line) + "\n")
+    job = google_xcoms(f"file://{folder}")[shape]
+    parsed = ParseVideoActionPredictionsOperator(task_id="parse", job=job).execute({})
+    assert [(p["label"], p["time_start"]) for p in parsed["predictions"]] == [("wave", 1.25)]
+    assert len(ProposeParseShardsOperator(task_id="propose", job=job).execute({})) == 1
+
+
 def hostile(shape: str, change: dict) -> dict:
     """The XCom of ``shape`` with its top-level keys changed (a value of None removes the key)."""
     xcom = google_xcoms("gs://b/out/prediction-42-2026")[shape]
@@ -236,6 +258,55 @@ def test_the_sensor_takes_the_job_name_from_a_google_xcom_and_refuses_a_bad_one(
         VideoActionBatchPredictionSensor(task_id="wait", job_name={**xcom, "name": None})
     with pytest.raises(VideoActionsValueError, match=r"^job_name: outputInfo must be a dict"):
         VideoActionBatchPredictionSensor(task_id="wait", job_name={**xcom, "outputInfo": []})
+
+
+# ---------------------------------------------------------------------------------------------
+# The channel routing itself.
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def routed(monkeypatch: pytest.MonkeyPatch) -> tuple[object, list[str]]:
+    """The routed sync channel factory over a recorder of the targets it hands on to Google's own factory (the
+    Google clients' tests above run the real one end to end); both factories put back after the test."""
+    from google.api_core import grpc_helpers, grpc_helpers_async
+
+    from airflow_provider_video_actions.emulator.google_clients import use_emulator_for_google_clients
+
+    handed_on: list[str] = []
+    monkeypatch.setattr(grpc_helpers, "create_channel", lambda target, *args, **kwargs: handed_on.append(target))
+    monkeypatch.setattr(grpc_helpers_async, "create_channel", grpc_helpers_async.create_channel)
+    use_emulator_for_google_clients()
+    use_emulator_for_google_clients()  # idempotent: wrapped once
+    assert grpc_helpers.create_channel.__wrapped__.__name__ == "<lambda>"
+    return grpc_helpers.create_channel, handed_on
+
+
+def test_only_vertex_ai_endpoints_go_to_the_emulator_and_only_while_it_is_set(routed, monkeypatch):
+    import grpc
+
+    create_channel, handed_on = routed
+    monkeypatch.setenv("VERTEX_AI_EMULATOR_HOST", "127.0.0.1:1")
+    for target in (f"{REGION}-aiplatform.googleapis.com:443", "aiplatform.googleapis.com:443"):
+        channel = create_channel(target)
+        assert isinstance(channel, grpc.Channel)
+        channel.close()
+    create_channel("storage.googleapis.com:443")
+    create_channel("notaiplatform.googleapis.com:443")
+    monkeypatch.delenv("VERTEX_AI_EMULATOR_HOST")
+    create_channel(f"{REGION}-aiplatform.googleapis.com:443")
+    assert handed_on == [
+        "storage.googleapis.com:443",
+        "notaiplatform.googleapis.com:443",
+        f"{REGION}-aiplatform.googleapis.com:443",
+    ]
+
+
+def test_a_remote_emulator_is_refused_for_google_clients_too(routed, monkeypatch):
+    create_channel, _ = routed
+    monkeypatch.setenv("VERTEX_AI_EMULATOR_HOST", "emulator.example.com:8080")
+    with pytest.raises(ValueError, match="is not on this machine"):
+        create_channel(f"{REGION}-aiplatform.googleapis.com:443")
 
 
 # ---------------------------------------------------------------------------------------------
