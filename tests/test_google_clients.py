@@ -3,7 +3,7 @@
 The Google provider's Vertex AI operators (create sync and deferrable, get, list with each documented filter
 example, delete), the aiplatform SDK (``BatchPredictionJob``, ``Model(...).batch_predict``) and the flows of
 Google's published code samples run against the session emulator over real gRPC on 127.0.0.1. They reach it
-through :func:`~airflow_provider_video_actions.emulator.google_clients.use_emulator_for_google_clients`
+through :func:`~airflow_provider_video_actions.google_clients.use_emulator_for_google_clients`
 (called by each test DAG at its top, as a user's DAG would) and an anonymous ``google_cloud_default`` connection.
 This provider's parse and sensor then read what Google's create operator returned, in both of its shapes.
 """
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_video_actions.job import TERMINAL_STATES, VideoActionsValueError, job_from_xcom
-from tests.conftest import BUCKET, only_dag_file, run_dag, task_states, xcom_value
+from tests.conftest import BUCKET, ROOT, only_dag_file, run_dag, task_states, xcom_value
 
 REGION = "us-central1"
 #: The Airflow connection a user points at the emulator: anonymous credentials (the channel carries none anyway).
@@ -40,7 +40,7 @@ from airflow_provider_video_actions import (
     VideoActionBatchPredictionOperator,
     VideoActionBatchPredictionSensor,
 )
-from airflow_provider_video_actions.emulator.google_clients import use_emulator_for_google_clients
+from airflow_provider_video_actions.google_clients import use_emulator_for_google_clients
 
 use_emulator_for_google_clients()
 """
@@ -271,7 +271,7 @@ def routed(monkeypatch: pytest.MonkeyPatch) -> tuple[object, list[str]]:
     Google clients' tests above run the real one end to end); both factories put back after the test."""
     from google.api_core import grpc_helpers, grpc_helpers_async
 
-    from airflow_provider_video_actions.emulator.google_clients import use_emulator_for_google_clients
+    from airflow_provider_video_actions.google_clients import use_emulator_for_google_clients
 
     handed_on: list[str] = []
     monkeypatch.setattr(grpc_helpers, "create_channel", lambda target, *args, **kwargs: handed_on.append(target))
@@ -300,6 +300,22 @@ def test_only_vertex_ai_endpoints_go_to_the_emulator_and_only_while_it_is_set(ro
         "notaiplatform.googleapis.com:443",
         f"{REGION}-aiplatform.googleapis.com:443",
     ]
+
+
+def test_a_dag_file_can_import_the_helper_without_the_emulator_extra():
+    """A production DAG keeps the call: importing it loads neither the emulator, its extra's packages, nor aiplatform."""
+    import subprocess
+    import sys
+
+    heavy = ("airflow_provider_video_actions.emulator", "gcp_storage_emulator", "av", "google.cloud.aiplatform_v1")
+    code = (
+        "import sys\nimport airflow_provider_video_actions.google_clients\n"
+        f"print(sorted(set(sys.modules) & {set(heavy)!r}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
+    )
+    assert loaded.stdout.strip() == "[]"
 
 
 def test_a_remote_emulator_is_refused_for_google_clients_too(routed, monkeypatch):
@@ -459,7 +475,7 @@ def sdk(google_clients, monkeypatch: pytest.MonkeyPatch) -> str:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform
 
-    from airflow_provider_video_actions.emulator.google_clients import use_emulator_for_google_clients
+    from airflow_provider_video_actions.google_clients import use_emulator_for_google_clients
 
     use_emulator_for_google_clients()
     aiplatform.init(project=SDK_PROJECT, location=REGION, credentials=AnonymousCredentials())

@@ -8,7 +8,7 @@ from airflow.providers.google.cloud.operators.vertex_ai.batch_prediction_job imp
 from airflow_provider_video_actions import ParseVideoActionPredictionsOperator
 
 # [START emulator]
-from airflow_provider_video_actions.emulator.google_clients import use_emulator_for_google_clients
+from airflow_provider_video_actions.google_clients import use_emulator_for_google_clients
 
 use_emulator_for_google_clients()  # does nothing while VERTEX_AI_EMULATOR_HOST is unset
 # [END emulator]

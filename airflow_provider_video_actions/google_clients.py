@@ -4,7 +4,8 @@ Google's clients open a TLS gRPC channel to ``<region>-aiplatform.googleapis.com
 plain-text gRPC. :func:`use_emulator_for_google_clients` changes only that: while ``VERTEX_AI_EMULATOR_HOST`` is
 set, every channel google.api_core opens to a Vertex AI endpoint is a plain-text channel to the emulator; the
 clients, their requests and their credentials are Google's own (use an anonymous Airflow connection, below).
-Other Google APIs are untouched, and GCS already follows ``STORAGE_EMULATOR_HOST``.
+Other Google APIs are untouched, and GCS already follows ``STORAGE_EMULATOR_HOST``. It lives outside the emulator
+package, so a DAG file that keeps the call in production needs neither the emulator nor its extra.
 
     AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT='{"conn_type": "google_cloud_platform", "extra": {"is_anonymous": true}}'
 """
