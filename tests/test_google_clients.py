@@ -344,18 +344,21 @@ def test_a_model_id_rendered_natively_to_an_int_is_accepted(airflow_db, google_c
         VideoActionBatchPredictionOperator(task_id="templated", model="{{{{ params.model }}}}", **common)
         VideoActionBatchPredictionOperator(task_id="negative", model="{{{{ params.negative }}}}", **common)
         VideoActionBatchPredictionOperator(task_id="boolean", model="{{{{ params.boolean }}}}", **common)
+        VideoActionBatchPredictionOperator.partial(task_id="mapped", **common).expand(model=[8675309, -1])
         """,
         render_template_as_native_obj=True,
         params={"model": 8675309, "negative": -8675309, "boolean": True},
     )
     run = run_dag("native_model")
-    tries = {ti.task_id: (ti.state, ti.try_number) for ti in run.get_task_instances()}
+    tries = {(ti.task_id, ti.map_index): (ti.state, ti.try_number) for ti in run.get_task_instances()}
     output = "".join(capfd.readouterr())
     assert tries == {
-        "predict": ("success", 1),
-        "templated": ("success", 1),
-        "negative": ("failed", 1),
-        "boolean": ("failed", 1),
+        ("predict", -1): ("success", 1),
+        ("templated", -1): ("success", 1),
+        ("negative", -1): ("failed", 1),
+        ("boolean", -1): ("failed", 1),
+        ("mapped", 0): ("success", 1),
+        ("mapped", 1): ("failed", 1),
     }, tries
     assert xcom_value(run, "predict")["model"].endswith("/models/8675309")
     assert "model must be a model ID like '1234567890'" in output and "got -8675309" in output
