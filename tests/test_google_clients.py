@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_provider_video_actions.job import TERMINAL_STATES, VideoActionsValueError, job_from_xcom
-from tests.conftest import BUCKET, ROOT, only_dag_file, run_dag, task_states, xcom_value
+from tests.conftest import BUCKET, PATIENCE, ROOT, only_dag_file, run_dag, task_states, xcom_value
 
 REGION = "us-central1"
 #: The Airflow connection a user points at the emulator: anonymous credentials (the channel carries none anyway).
@@ -112,7 +112,7 @@ def upload_wave(client, folder: str) -> str:
 
 def wait_finished(emulator, names: list[str]) -> None:
     """Wait (on the jobs' states, with a generous deadline) until each job has finished."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PATIENCE
     for name in names:
         while emulator.job(name).state.name not in TERMINAL_STATES:
             assert time.monotonic() < deadline, f"{name} did not finish"
