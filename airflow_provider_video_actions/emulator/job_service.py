@@ -29,6 +29,7 @@ from airflow_provider_video_actions.emulator.catalog import ModelCatalog, check_
 from airflow_provider_video_actions.emulator.errors import AbortError
 from airflow_provider_video_actions.emulator.families.dispatch import default_settings, family_for_job
 from airflow_provider_video_actions.emulator.filters import parse_filter
+from airflow_provider_video_actions.emulator.operations import OperationStore
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,8 @@ class JobServiceServicer:
         #: filter string -> list calls made with it, so tests can tell one caller's lists from another's.
         self.list_filters: collections.Counter[str] = collections.Counter()
         self.created: list[str] = []
+        #: The long-running operations deletes returned, served as ``google.longrunning.Operations``.
+        self.operations = OperationStore()
         #: ``x-goog-api-client`` headers seen (the client library's user agent), for tests.
         self.api_clients: set[str] = set()
         self._lock = threading.RLock()
@@ -469,7 +472,7 @@ class JobServiceServicer:
         operation = operations_pb2.Operation(name=f"{request.name}/operations/{next(self._ids)}", done=True)
         operation.metadata.Pack(aiplatform_v1.DeleteOperationMetadata.pb(metadata))
         operation.response.CopyFrom(_packed(empty_pb2.Empty()))
-        return operation
+        return self.operations.add(operation)
 
     def _record(self, name: str) -> _Record:
         """The record for a job name, or NOT_FOUND."""

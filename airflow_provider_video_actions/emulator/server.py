@@ -222,13 +222,13 @@ class Emulator:
             client.create_bucket(bucket)
 
     def _start_vertex(self) -> None:
-        """Serve the JobService on a plain-text port with a 16-thread pool."""
+        """Serve the JobService and its Operations on a plain-text port with a 16-thread pool."""
         server = grpc.server(
             ThreadPoolExecutor(max_workers=16, thread_name_prefix="vertex-emulator-grpc"),
             interceptors=[self.call_log],
             options=[("grpc.so_reuseport", 0)],  # a taken port must fail, not be shared with another server
         )
-        server.add_generic_rpc_handlers((self.service.generic_handler(),))
+        server.add_generic_rpc_handlers((self.service.generic_handler(), self.service.operations.generic_handler()))
         self._vertex_port = server.add_insecure_port(f"{self.host}:{self._vertex_port}")
         server.start()
         self._grpc_server = server
