@@ -146,11 +146,14 @@ def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
         raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(problems))
 
 
-def output_directory(job: aiplatform_v1.BatchPredictionJob) -> str:
-    """``{prefix}/prediction-{model id, or "model" for Gemini}-{create time}Z``, where the run writes its files."""
+def output_directory(job: aiplatform_v1.BatchPredictionJob, model_display_name: str) -> str:
+    """``{prefix}/prediction-{model display name, or "model" for Gemini}-{create time}``, where the run writes.
+
+    As Vertex AI names it: the create time in RFC 3339 with microseconds (``2026-02-28T08:22:20.427871Z``).
+    """
     prefix = job.output_config.gcs_destination.output_uri_prefix.rstrip("/")
-    model_id = family_for_job(job).output_model_id(job)
-    return f"{prefix}/prediction-{model_id}-{job.create_time:%Y_%m_%dT%H_%M_%S_%f}Z"
+    folder_model = family_for_job(job).output_folder_model(model_display_name)
+    return f"{prefix}/prediction-{folder_model}-{job.create_time:%Y-%m-%dT%H:%M:%S.%f}Z"
 
 
 def apply_read_mask(job: aiplatform_v1.BatchPredictionJob, paths: Iterable[str]) -> aiplatform_v1.BatchPredictionJob:
@@ -538,7 +541,7 @@ class JobServiceServicer:
         family = family_for_job(record.job)
         spec = runner.BatchSpec(
             instances_uris=list(record.job.input_config.gcs_source.uris),
-            output_directory=output_directory(record.job),
+            output_directory=self._output_directory(record.job),
             lines_per_file=self.timeline.lines_per_file,
             parameters=family.parameters(record.job)[0],
             settings=self.family_settings.get(family.NAME),
@@ -554,6 +557,10 @@ class JobServiceServicer:
         except Exception as exc:  # any crash of the emulated backend fails only this job
             log.exception("batch run crashed")
             return runner.RunResult(error=(code_pb2.INTERNAL, f"Internal error while running the job: {exc}"))
+
+    def _output_directory(self, job: aiplatform_v1.BatchPredictionJob) -> str:
+        """Where this job's run writes, named after its model's display name."""
+        return output_directory(job, self.models.display_name(job.model))
 
     def _forced_state(self, record: _Record) -> JobState | None:
         """The forced outcome for this job, if a rule applies (display name rule first)."""
@@ -579,7 +586,7 @@ class JobServiceServicer:
             )
             if result.error is None:
                 job.output_info = aiplatform_v1.BatchPredictionJob.OutputInfo(
-                    gcs_output_directory=output_directory(job)
+                    gcs_output_directory=self._output_directory(job)
                 )
         if error:
             job.error = _status(*error)
