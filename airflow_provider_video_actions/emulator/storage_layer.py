@@ -3,8 +3,9 @@
 - Preconditions: ``ifGenerationMatch`` (``0``: the object must not exist), ``ifGenerationNotMatch``,
   ``ifMetagenerationMatch`` and ``ifMetagenerationNotMatch`` on uploads (simple, multipart and every
   request of a resumable one), deletes, metadata reads and downloads answer 412 when they do not hold
-  (304 for a read whose ``NotMatch`` fails), as GCS does; the package ignores them. A write's check and
-  the write itself happen under one lock, so two ``ifGenerationMatch=0`` uploads cannot both win.
+  (304 for a read whose ``NotMatch`` fails), as GCS does; the package ignores them. Every request of a
+  resumable upload is checked, so one whose object appeared after it started fails at its last request.
+  (The package serves one request at a time, so a check and its write cannot interleave with another.)
 - Listings: ``maxResults`` pages (``nextPageToken`` / ``pageToken``) over objects and prefixes together,
   in name order, and ``startOffset`` / ``endOffset`` bound the names; the package returns everything.
 - Ranged reads: a range that starts at or past an object's end (every range of an empty object) is 416
@@ -40,8 +41,6 @@ _PRECONDITIONS = {
 }
 _PRECONDITION_FAILED = "At least one of the pre-conditions you specified did not hold."
 _install_lock = threading.Lock()
-#: Held across a write's precondition check and the write.
-_write_lock = threading.Lock()
 #: The package's own handlers, as imported (before :func:`install` replaces them).
 _PACKAGE: dict[str, Handler] = {
     name: getattr(objects, name) for name in ("download", "get", "insert", "upload_partial", "delete", "ls")
@@ -104,20 +103,18 @@ def _checked_read(serve: Handler) -> Handler:
 
 def _checked_write(write: Handler, target: Callable[[Any, Any], tuple[str, str | None]]) -> Handler:
     """A write handler that checks preconditions against the object ``target(request, storage)`` names, then lets
-    ``write`` write, both under :data:`_write_lock`."""
+    ``write`` write."""
 
     def handle(request: Any, response: Any, storage: Any, *args: Any, **kwargs: Any) -> None:
-        with _write_lock:
-            try:
-                bucket, name = target(request, storage)
-            except NotFound:
-                bucket, name = "", None  # the package answers 404 itself
-            if name is not None and (
-                status := _failed_precondition(request, _current(storage, bucket, name), read=False)
-            ):
-                _refuse(response, status)
-                return
-            write(request, response, storage, *args, **kwargs)
+        try:
+            bucket, name = target(request, storage)
+        except NotFound:
+            bucket, name = "", None  # the package answers 404 itself
+        resource = _current(storage, bucket, name)
+        if name is not None and (status := _failed_precondition(request, resource, read=False)):
+            _refuse(response, status)
+            return
+        write(request, response, storage, *args, **kwargs)
 
     return handle
 

@@ -68,6 +68,19 @@ def test_if_generation_match_zero_creates_only_once(objects: storage.Bucket) -> 
     assert objects.get_blob("new.bin").size == 300 * 1024
 
 
+def test_resumable_upload_fails_when_its_object_appears_meanwhile(objects: storage.Bucket) -> None:
+    """A resumable ``if_generation_match=0`` upload started before another writer made the object fails at its
+    last request (the preconditions travel with every request of the session), leaving the other's object."""
+    with (
+        pytest.raises(InvalidResponse) as refused,
+        objects.blob("raced.bin", chunk_size=256 * 1024).open("wb", if_generation_match=0, retry=None) as handle,
+    ):
+        handle.write(b"a" * 300 * 1024)  # the session starts and its first chunk is sent
+        objects.blob("raced.bin").upload_from_string(b"the other writer")
+    assert refused.value.response.status_code == 412
+    assert objects.blob("raced.bin").download_as_bytes() == b"the other writer"
+
+
 def test_generation_and_metageneration_preconditions(objects: storage.Bucket) -> None:
     """Writes, deletes and reads hold only when the named generation (or metageneration) does."""
     blob = objects.get_blob("hello.txt")
