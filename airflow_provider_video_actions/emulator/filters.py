@@ -46,6 +46,8 @@ _ORDERINGS: dict[str, Callable[[datetime, datetime], bool]] = {
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)?")
 _BARE_VALUE = re.compile(r"[^\s()\"']+")
 _KEYWORDS = frozenset({"AND", "OR", "NOT"})
+#: How deep parentheses and negations may nest.
+MAX_NESTING = 32
 _FILTERABLE = "display_name, model_display_name, state, create_time, labels.KEY"
 
 
@@ -65,6 +67,7 @@ class _Parser:
     def __init__(self, text: str, model_display_name: ModelDisplayName) -> None:
         """Start at the first character."""
         self.text, self.position, self.model_display_name = text, 0, model_display_name
+        self.depth = 0
 
     def parse(self) -> Predicate:
         """The whole filter: an expression, then nothing."""
@@ -100,18 +103,29 @@ class _Parser:
     def _term(self) -> Predicate:
         """A simple term, negated by a leading NOT or ``-``."""
         if self._keyword("NOT") or self._symbol("-"):
-            inner = self._term()
+            inner = self._nested(self._term)
             return lambda job: not inner(job)
         return self._simple()
 
     def _simple(self) -> Predicate:
         """A parenthesised expression or one restriction."""
         if self._symbol("("):
-            inner = self._expression()
+            inner = self._nested(self._expression)
             if not self._symbol(")"):
                 self._refuse("expected ')'")
             return inner
         return self._restriction()
+
+    def _nested(self, rule: Callable[[], Predicate]) -> Predicate:
+        """One nested rule (inside parentheses or a negation); deeper than :data:`MAX_NESTING` is refused, so a
+        hostile filter cannot exhaust the stack."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            self._refuse(f"nested deeper than {MAX_NESTING} levels")
+        try:
+            return rule()
+        finally:
+            self.depth -= 1
 
     def _restriction(self) -> Predicate:
         """``field comparator value``, checked against what the field supports."""

@@ -130,6 +130,8 @@ def test_the_providers_own_poll_filter_is_served(listed) -> None:
         ("display_name", 12, "expected an operator"),
         ('display_name="a")', 16, "unexpected"),
         ("labels.k=", 9, "expected a value"),
+        ("(" * 40 + 'state="JOB_STATE_FAILED"' + ")" * 40, 33, "nested deeper than 32 levels"),
+        ("NOT " * 40 + 'state="JOB_STATE_FAILED"', 131, "nested deeper than 32 levels"),
     ],
 )
 def test_refused_filter_names_the_position(listed, filter_: str, position: int, why: str) -> None:
