@@ -31,6 +31,8 @@ GEMINI_MODELS = (
     "gemini-2.5-pro",
 )
 GLOBAL = "global"
+#: An action recognition model's display name is this prefix and its ID.
+MODEL_DISPLAY_PREFIX = "video-action-recognition-"
 PUBLISHER_PREFIX = "publishers/google/models/"
 
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -116,6 +118,15 @@ class ModelCatalog:
             f"Model `{model}` was not found or your project does not have access to it "
             f"(the emulator serves {self._hint()})",
         )
+
+    def display_name(self, model: str) -> str:
+        """A model's display name, as GetModel reports it and its jobs' output folders are named.
+
+        ``video-action-recognition-<ID>`` for an action recognition model, the model ID for a Gemini model.
+        """
+        if gemini := publisher_model(model):
+            return gemini
+        return f"{MODEL_DISPLAY_PREFIX}{model.split('@', 1)[0].rstrip('/').rsplit('/', 1)[-1]}"
 
     def _hint(self) -> str:
         """The served models and how to add one, for NOT_FOUND messages."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
-import operator
 import random
 import re
 import threading
@@ -29,6 +28,8 @@ from airflow_provider_video_actions.emulator import runner
 from airflow_provider_video_actions.emulator.catalog import ModelCatalog, check_location
 from airflow_provider_video_actions.emulator.errors import AbortError
 from airflow_provider_video_actions.emulator.families.dispatch import default_settings, family_for_job
+from airflow_provider_video_actions.emulator.filters import parse_filter
+from airflow_provider_video_actions.emulator.operations import OperationStore
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +74,6 @@ _OUTPUT_ONLY_FIELDS = (
 _PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
 _ID_BASE = 5_000_000_000_000_000_000
 _TICK_SECONDS = 0.01
-_FILTER_TERMS = {
-    "label_eq": re.compile(r'^labels\.([a-z0-9_-]+)\s*=\s*"([^"]*)"$'),
-    "label_any": re.compile(r"^labels\.([a-z0-9_-]+)\s*:\s*\*$"),
-    "display_name": re.compile(r'^display_name\s*=\s*"([^"]*)"$'),
-    "state": re.compile(r'^state\s*(=|!=)\s*"?(JOB_STATE_[A-Z_]+)"?$'),
-    "create_time": re.compile(r'^create_time\s*(>=|<=|>|<)\s*"([^"]+)"$'),
-}
-_COMPARISONS: dict[str, Callable[[datetime, datetime], bool]] = {
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
-}
 
 
 @dataclass
@@ -158,41 +146,14 @@ def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
         raise AbortError(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(problems))
 
 
-def output_directory(job: aiplatform_v1.BatchPredictionJob) -> str:
-    """``{prefix}/prediction-{model id, or "model" for Gemini}-{create time}Z``, where the run writes its files."""
+def output_directory(job: aiplatform_v1.BatchPredictionJob, model_display_name: str) -> str:
+    """``{prefix}/prediction-{model display name, or "model" for Gemini}-{create time}``, where the run writes.
+
+    As Vertex AI names it: the create time in RFC 3339 with microseconds (``2026-02-28T08:22:20.427871Z``).
+    """
     prefix = job.output_config.gcs_destination.output_uri_prefix.rstrip("/")
-    model_id = family_for_job(job).output_model_id(job)
-    return f"{prefix}/prediction-{model_id}-{job.create_time:%Y_%m_%dT%H_%M_%S_%f}Z"
-
-
-def parse_filter(text: str) -> list[Callable[[aiplatform_v1.BatchPredictionJob], bool]]:
-    """Predicates for the supported filter subset, joined by `` AND ``; INVALID_ARGUMENT otherwise."""
-    return [_filter_term(term.strip()) for term in text.split(" AND ")] if text.strip() else []
-
-
-def _filter_term(term: str) -> Callable[[aiplatform_v1.BatchPredictionJob], bool]:
-    """One predicate for one filter term."""
-    if match := _FILTER_TERMS["label_eq"].match(term):
-        key, value = match.groups()
-        return lambda job: job.labels.get(key) == value
-    if match := _FILTER_TERMS["label_any"].match(term):
-        key = match.group(1)
-        return lambda job: key in job.labels
-    if match := _FILTER_TERMS["display_name"].match(term):
-        name = match.group(1)
-        return lambda job: job.display_name == name
-    if match := _FILTER_TERMS["create_time"].match(term):
-        compare, since = _COMPARISONS[match.group(1)], datetime.fromisoformat(match.group(2).replace("Z", "+00:00"))
-        return lambda job: compare(job.create_time, since)
-    if (match := _FILTER_TERMS["state"].match(term)) and match.group(2) in JobState.__members__:
-        operator, state = match.group(1), JobState[match.group(2)]
-        return lambda job: (job.state == state) == (operator == "=")
-    raise AbortError(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        f'Unsupported filter term {term!r}: the emulator supports labels.KEY="V", labels.KEY:*, '
-        'display_name="X", state="JOB_STATE_X", state!="JOB_STATE_X" and create_time>="RFC 3339" '
-        "(also >, <, <=), joined with AND",
-    )
+    folder_model = family_for_job(job).output_folder_model(model_display_name)
+    return f"{prefix}/prediction-{folder_model}-{job.create_time:%Y-%m-%dT%H:%M:%S.%f}Z"
 
 
 def apply_read_mask(job: aiplatform_v1.BatchPredictionJob, paths: Iterable[str]) -> aiplatform_v1.BatchPredictionJob:
@@ -239,6 +200,8 @@ class JobServiceServicer:
         #: filter string -> list calls made with it, so tests can tell one caller's lists from another's.
         self.list_filters: collections.Counter[str] = collections.Counter()
         self.created: list[str] = []
+        #: The long-running operations deletes returned, served as ``google.longrunning.Operations``.
+        self.operations = OperationStore()
         #: ``x-goog-api-client`` headers seen (the client library's user agent), for tests.
         self.api_clients: set[str] = set()
         self._lock = threading.RLock()
@@ -466,11 +429,9 @@ class JobServiceServicer:
         """Jobs under the parent matching the filter, one page at a time, honouring read_mask."""
         _location(request.parent)
         self.list_filters[request.filter] += 1
-        predicates = parse_filter(request.filter)
+        selected = parse_filter(request.filter, self.models.display_name)
         prefix = f"{request.parent}/batchPredictionJobs/"
-        matching = [
-            r.job for r in self._jobs.values() if r.job.name.startswith(prefix) and all(p(r.job) for p in predicates)
-        ]
+        matching = [r.job for r in self._jobs.values() if r.job.name.startswith(prefix) and selected(r.job)]
         start, size = self._page(request)
         page = matching[start : start + size]
         paths = list(request.read_mask.paths) if "read_mask" in request else []
@@ -514,7 +475,7 @@ class JobServiceServicer:
         operation = operations_pb2.Operation(name=f"{request.name}/operations/{next(self._ids)}", done=True)
         operation.metadata.Pack(aiplatform_v1.DeleteOperationMetadata.pb(metadata))
         operation.response.CopyFrom(_packed(empty_pb2.Empty()))
-        return operation
+        return self.operations.add(operation)
 
     def _record(self, name: str) -> _Record:
         """The record for a job name, or NOT_FOUND."""
@@ -580,7 +541,7 @@ class JobServiceServicer:
         family = family_for_job(record.job)
         spec = runner.BatchSpec(
             instances_uris=list(record.job.input_config.gcs_source.uris),
-            output_directory=output_directory(record.job),
+            output_directory=self._output_directory(record.job),
             lines_per_file=self.timeline.lines_per_file,
             parameters=family.parameters(record.job)[0],
             settings=self.family_settings.get(family.NAME),
@@ -596,6 +557,10 @@ class JobServiceServicer:
         except Exception as exc:  # any crash of the emulated backend fails only this job
             log.exception("batch run crashed")
             return runner.RunResult(error=(code_pb2.INTERNAL, f"Internal error while running the job: {exc}"))
+
+    def _output_directory(self, job: aiplatform_v1.BatchPredictionJob) -> str:
+        """Where this job's run writes, named after its model's display name."""
+        return output_directory(job, self.models.display_name(job.model))
 
     def _forced_state(self, record: _Record) -> JobState | None:
         """The forced outcome for this job, if a rule applies (display name rule first)."""
@@ -621,7 +586,7 @@ class JobServiceServicer:
             )
             if result.error is None:
                 job.output_info = aiplatform_v1.BatchPredictionJob.OutputInfo(
-                    gcs_output_directory=output_directory(job)
+                    gcs_output_directory=self._output_directory(job)
                 )
         if error:
             job.error = _status(*error)

@@ -20,6 +20,7 @@ from google.cloud.aiplatform_v1.services.job_service.transports import JobServic
 from airflow_provider_video_actions.emulator import runner, storage_layer
 from airflow_provider_video_actions.emulator.catalog import ModelCatalog
 from airflow_provider_video_actions.emulator.job_service import JobServiceServicer, JobTimeline
+from airflow_provider_video_actions.emulator.model_service import ModelServiceServicer
 
 log = logging.getLogger(__name__)
 
@@ -222,13 +223,14 @@ class Emulator:
             client.create_bucket(bucket)
 
     def _start_vertex(self) -> None:
-        """Serve the JobService on a plain-text port with a 16-thread pool."""
+        """Serve the JobService, its Operations and the ModelService on a plain-text port with a 16-thread pool."""
         server = grpc.server(
             ThreadPoolExecutor(max_workers=16, thread_name_prefix="vertex-emulator-grpc"),
             interceptors=[self.call_log],
             options=[("grpc.so_reuseport", 0)],  # a taken port must fail, not be shared with another server
         )
-        server.add_generic_rpc_handlers((self.service.generic_handler(),))
+        services = (self.service, self.service.operations, ModelServiceServicer(self.service.models))
+        server.add_generic_rpc_handlers(tuple(service.generic_handler() for service in services))
         self._vertex_port = server.add_insecure_port(f"{self.host}:{self._vertex_port}")
         server.start()
         self._grpc_server = server

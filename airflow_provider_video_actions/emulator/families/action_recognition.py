@@ -36,9 +36,9 @@ def claims(job: aiplatform_v1.BatchPredictionJob) -> bool:
     return True
 
 
-def output_model_id(job: aiplatform_v1.BatchPredictionJob) -> str:
-    """The model's ID, as in ``prediction-<model id>-<time>``."""
-    return job.model.rstrip("/").rsplit("/", 1)[-1]
+def output_folder_model(model_display_name: str) -> str:
+    """The model's display name, as in ``prediction-<model-display-name>-<time>`` (the API reference)."""
+    return model_display_name
 
 
 def default_settings() -> None:
@@ -93,6 +93,14 @@ def predict_line(client: storage.Client, instance: dict, spec: BatchSpec) -> lis
     return model.predict(video, start, end, float(params["confidenceThreshold"]), int(params["maxPredictions"]))
 
 
+def failed_line(instance: object, error: dict) -> dict:
+    """An errors-file line as documented: the instance's own fields followed by ``error`` (google.rpc.Status).
+
+    A line that is not a JSON object has no fields to spread; it is kept whole under ``instance``.
+    """
+    return {**instance, "error": error} if isinstance(instance, dict) else {"instance": instance, "error": error}
+
+
 def run_lines(client: storage.Client, lines: list[str], spec: BatchSpec, cancelled: threading.Event) -> RunResult:
     """Predict every instance, writing predictions and errors files; stop early when cancelled."""
     result = RunResult()
@@ -121,7 +129,7 @@ def _run_line(
         prediction = predict_line(client, instance, spec)
     except InstanceError as exc:
         log.debug("instance failed: %s", exc.message)
-        errors.add({"instance": instance, "error": {"code": exc.code, "message": exc.message}})
+        errors.add(failed_line(instance, {"code": exc.code, "message": exc.message}))
         result.failed += 1
         return
     predictions.add({"instance": instance, "prediction": prediction})

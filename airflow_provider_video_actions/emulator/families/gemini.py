@@ -97,8 +97,8 @@ def claims(job: aiplatform_v1.BatchPredictionJob) -> bool:
     return job.model.startswith(("publishers/google/models/gemini-", "projects/")) and model_id.startswith("gemini")
 
 
-def output_model_id(job: aiplatform_v1.BatchPredictionJob) -> str:
-    """Gemini output directories are ``prediction-model-<time>``."""
+def output_folder_model(model_display_name: str) -> str:
+    """Gemini output directories are ``prediction-model-<time>``, whatever the model."""
     return "model"
 
 
