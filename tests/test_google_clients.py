@@ -57,15 +57,6 @@ FILTER_EXAMPLES = {
     "labels.keyA=valueA": set(),
     "labels.keyB:*": set(),
 }
-#: The examples the emulator's filter grammar (issue 19 item 1) does not read yet.
-NEEDS_EMU19 = {
-    'state="JOB_STATE_RUNNING" OR display_name="my_job"',
-    'NOT display_name="my_job"',
-    'state="JOB_STATE_SUCCEEDED" AND display_name:"my_job_*"',
-    'state!="JOB_STATE_FAILED" OR display_name="my_job"',
-    "labels.keyA=valueA",
-    "labels.keyB:*",
-}
 
 
 def point_google_clients_at(emulator, mp: pytest.MonkeyPatch) -> None:
@@ -441,13 +432,7 @@ def lists_run(airflow_db, emulator_session) -> Iterator[tuple[object, dict[str, 
         yield run_dag("google_lists"), jobs
 
 
-@pytest.mark.parametrize(
-    "example",
-    [
-        pytest.param(text, marks=pytest.mark.xfail(strict=True, reason="needs emu19")) if text in NEEDS_EMU19 else text
-        for text in FILTER_EXAMPLES
-    ],
-)
+@pytest.mark.parametrize("example", FILTER_EXAMPLES)
 def test_google_list_operator_reads_each_documented_filter_example(lists_run, example):
     run, _ = lists_run
     task_id = f"list_{list(FILTER_EXAMPLES).index(example)}"
@@ -500,7 +485,6 @@ def test_sdk_batch_prediction_job_create_list_and_iter_outputs(sdk):
     assert [name.rsplit("/", 1)[1] for name in outputs] == ["predictions_00001.jsonl"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs emu19")
 def test_sdk_model_batch_predict(sdk):
     """Google's model-builder sample: ``aiplatform.Model(name).batch_predict`` reads the model first (GetModel)."""
     from google.cloud import aiplatform
@@ -553,7 +537,6 @@ def test_published_sample_flows_create_get_cancel_delete(sample_client, emulator
         emulator.job(name)
 
 
-@pytest.mark.xfail(strict=True, reason="needs emu19")
 def test_get_operation_reads_the_operation_a_delete_returned(sample_client, emulator, submit_job):
     name = submit_job("delete-operation")
     wait_finished(emulator, [name])
