@@ -7,12 +7,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_video_actions.errors import VideoActionsValueError
 from airflow_provider_video_actions.families.action_recognition import ACTION_RECOGNITION
 from airflow_provider_video_actions.families.base import AnswerDecoder, ModelFamily, OpenRead
 from airflow_provider_video_actions.families.gemini.family import GEMINI
 from airflow_provider_video_actions.families.gemini.request import GeminiSummary
 from airflow_provider_video_actions.gcs import GEMINI_OUTPUT_FILE, LINES_CHUNK_BYTES
-from airflow_provider_video_actions.job import VideoActionsValueError
 
 if TYPE_CHECKING:
     from airflow_provider_video_actions.predictions import DecodedChunk
