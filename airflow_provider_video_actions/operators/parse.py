@@ -11,29 +11,32 @@ errors never pass silently.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
 from airflow_provider_video_actions import shards
-from airflow_provider_video_actions.families.dispatch import OutputDecoder, family_for, output_family
-from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
+from airflow_provider_video_actions.families.dispatch import family_for, output_family
 from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
+from airflow_provider_video_actions.parse.chunks import DEFAULT_MAX_LINE_BYTES, LongLine, iter_chunks, prefetched
+from airflow_provider_video_actions.parse.count import ParseStats, shorten
+from airflow_provider_video_actions.parse.decode import OutputDecoder
+from airflow_provider_video_actions.parse.keep import PredictionFilter
+from airflow_provider_video_actions.parse.run import DEFAULT_PROGRESS_INTERVAL, ParseProgress, counted
+from airflow_provider_video_actions.parse.sinks import _ErrorsFile, _XComBudget, _XComSink
+from airflow_provider_video_actions.parse.source import output_files
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.predictions import (
     MALFORMED,
-    Columns,
     ErrorRecord,
     PredictionRecord,
     error_columns,
     gc_paused,
 )
-from airflow_provider_video_actions.tallies import ParseStats, PredictionFilter, shorten
 from airflow_provider_video_actions.validators import check_fraction, check_positive
 from airflow_provider_video_actions.writers import CONTENT_TYPES, WRITER_FORMATS, RecordWriter, compact_arrow_memory
 
@@ -44,42 +47,6 @@ if TYPE_CHECKING:
 
 #: Default XCom budget: the metadata database is no place for bulk data.
 DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
-#: Seconds between the progress lines of a long parse.
-DEFAULT_PROGRESS_INTERVAL = 30.0
-
-
-def counted(count: int, noun: str) -> str:
-    """``1 error``, ``2,000 errors``: a count with its noun in the right number (the nouns logged here take an s)."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
-class ParseProgress:
-    """Logs how far a parse has got, at most once per ``interval`` seconds: bytes read, rows, rate, files left."""
-
-    def __init__(self, log: Any, interval: float, total_bytes: int, files: int) -> None:
-        self.log, self.interval, self.total_bytes, self.files = log, interval, total_bytes, files
-        self.started = self._logged = time.monotonic()
-        self.bytes_read, self.files_started, self._file = 0, 0, None
-
-    def read(self, uri: str, size: int, rows: int) -> None:
-        """Count a chunk of ``size`` bytes of ``uri``; log a line if ``interval`` has passed since the last one."""
-        if uri != self._file:
-            self._file, self.files_started = uri, self.files_started + 1
-        self.bytes_read += size
-        now = time.monotonic()
-        if now - self._logged >= self.interval:
-            self._logged = now
-            self.log.info("%s", self.line(now, rows))
-
-    def line(self, now: float, rows: int) -> str:
-        """The progress line: ``Progress: 1,024 of 4,096 bytes read (25%), 12 rows, 0.3 MB/s; 3 of 4 files left``."""
-        share = 100 * self.bytes_read // self.total_bytes if self.total_bytes else 100
-        rate = self.bytes_read / max(now - self.started, 1e-6) / 1e6
-        left = self.files - self.files_started + 1  # the file being read is not done yet
-        return (
-            f"Progress: {self.bytes_read:,} of {counted(self.total_bytes, 'byte')} read ({share}%), "
-            f"{counted(rows, 'row')}, {rate:.1f} MB/s; {left:,} of {counted(self.files, 'file')} left"
-        )
 
 
 def check_location(uri: Any, param: str, *, want_object: bool, allow_other_schemes: bool = False) -> str:
@@ -119,66 +86,6 @@ def destination_format(destination: str) -> str:
             "the predictions in XCom."
         )
     return fmt
-
-
-class _XComBudget:
-    """The byte budget of the whole return value: predictions, error records and the summary."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes, self.used = max_bytes, 0
-
-    def charge(self, size: int) -> None:
-        """Count bytes, failing with the fix as soon as the budget is passed."""
-        self.used += size
-        if self.used > self.max_bytes:
-            raise AirflowFailException(
-                f"The parse result passes max_xcom_bytes={self.max_bytes}: XCom lives in the metadata "
-                "database. Set destination='gs://bucket/path/predictions.parquet' (or .jsonl, .csv) to write "
-                "them to GCS, narrow them with min_confidence, labels or top_k, or raise max_xcom_bytes."
-            )
-
-
-class _XComSink:
-    """Collects records of one type as dicts for the return value, within a shared budget."""
-
-    def __init__(self, budget: _XComBudget, record_type: type[msgspec.Struct]) -> None:
-        self.budget, self.items, self._type = budget, [], record_type
-        self._encode = msgspec.json.Encoder().encode
-
-    def write(self, columns: Columns) -> None:
-        """Charge each record to the budget and keep it as a dict."""
-        for record in map(self._type, *columns):
-            self.budget.charge(len(self._encode(record)) + 2)
-            self.items.append(msgspec.structs.asdict(record))
-
-    def write_table(self, table: Any) -> None:
-        """Charge and keep records given as an Arrow table."""
-        self.write(tuple(column.to_pylist() for column in table.columns))
-
-    def close(self) -> None:
-        """Nothing to finish: the records go out with the return value."""
-
-
-class _ErrorsFile:
-    """Error records as JSONL beside the destination, created only if there is an error."""
-
-    def __init__(self, stack: ExitStack, client: Any, uri: str) -> None:
-        self._stack, self._client, self.uri = stack, client, uri
-        self._writer: RecordWriter | None = None
-
-    def write(self, columns: Columns) -> None:
-        """Write error records, creating the file on the first call."""
-        if self._writer is None:
-            from airflow_provider_video_actions import gcs
-
-            handle = self._stack.enter_context(gcs.open_write(self._client, self.uri, CONTENT_TYPES[".jsonl"]))
-            self._writer = RecordWriter(handle, ".jsonl", ErrorRecord)
-            self._stack.callback(self._writer.stop)
-        self._writer.write(columns)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
 
 
 class JobOutputMixin:
@@ -227,9 +134,8 @@ class JobOutputMixin:
     def _output_files(self, client: Any, source: str) -> tuple[list[str], list[str], dict[str, int]]:
         """The job's predictions and errors files with their sizes; fails (without retries) on a folder of several
         jobs, and (with retries: the job may still be writing) on a folder without them."""
-        from airflow_provider_video_actions import gcs
 
-        predictions, errors, sizes = gcs.output_files(client, source)  # a VideoActionsValueError fails, no retry
+        predictions, errors, sizes = output_files(client, source)  # a VideoActionsValueError fails, no retry
         if not predictions and not errors:
             raise AirflowException(
                 f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job finished, and is "
@@ -464,11 +370,10 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         One pipeline over all files (a reader thread, the fast path's threads), so it never drains between files.
         ``sinks`` are where records and error records go; ``progress`` logs how far it has got.
         """
-        from airflow_provider_video_actions import gcs
 
         records, errors = sinks
         first_line, previous = 1, None
-        for uri, chunk, fast in self.decoder.read_ahead(gcs.prefetched(self._chunks(client, uris)), keep):
+        for uri, chunk, fast in self.decoder.read_ahead(prefetched(self._chunks(client, uris)), keep):
             if uri != previous:  # the next file: lines count from 1
                 first_line, previous = 1, uri
             if isinstance(chunk, LongLine):
@@ -491,7 +396,7 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
 
         for uri in uris:
             with gcs.open_read(client, uri) as handle:
-                for chunk in gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes):
+                for chunk in iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes):
                     yield uri, chunk
 
     def _parse_chunk(
