@@ -11,34 +11,25 @@ errors never pass silently.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
 from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.families.dispatch import family_for, output_family
 from airflow_provider_video_actions.job import FAILURE_STATES, VideoActionsValueError, split_gcs_uri
-from airflow_provider_video_actions.parse.chunks import DEFAULT_MAX_LINE_BYTES, LongLine, iter_chunks, prefetched
-from airflow_provider_video_actions.parse.count import ParseStats, shorten
+from airflow_provider_video_actions.parse.chunks import DEFAULT_MAX_LINE_BYTES
+from airflow_provider_video_actions.parse.count import shorten
 from airflow_provider_video_actions.parse.decode import OutputDecoder
 from airflow_provider_video_actions.parse.keep import PredictionFilter
-from airflow_provider_video_actions.parse.run import DEFAULT_PROGRESS_INTERVAL, ParseProgress, counted
-from airflow_provider_video_actions.parse.sinks import _ErrorsFile, _XComBudget, _XComSink
+from airflow_provider_video_actions.parse.run import DEFAULT_PROGRESS_INTERVAL, Parse, ParseProgress, counted
+from airflow_provider_video_actions.parse.sinks import Sinks
 from airflow_provider_video_actions.parse.source import output_files
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
-from airflow_provider_video_actions.predictions import (
-    MALFORMED,
-    ErrorRecord,
-    PredictionRecord,
-    error_columns,
-    gc_paused,
-)
 from airflow_provider_video_actions.validators import check_fraction, check_positive
-from airflow_provider_video_actions.writers import CONTENT_TYPES, WRITER_FORMATS, RecordWriter, compact_arrow_memory
+from airflow_provider_video_actions.writers import WRITER_FORMATS
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -250,19 +241,19 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         self.asset_alias = asset_alias
         self._add_alias_outlet()
 
-    def _check_destination(self, source: str) -> str | None:
+    def _check_destination(self, destination: str | None, source: str) -> str | None:
         """The destination's format (None for XCom); a destination inside the job's output directory is refused.
 
         There, the next try would read it back as output, or overwrite one of the job's own files.
         """
-        if self.destination is None:
+        if destination is None:
             return None
-        fmt = destination_format(self._location(self.destination, "destination", want_object=True))
+        fmt = destination_format(self._location(destination, "destination", want_object=True))
         from airflow_provider_video_actions import gcs
 
-        if gcs.same_or_inside(self.destination, source):  # its errors file is beside it: inside too, or not
+        if gcs.same_or_inside(destination, source):  # its errors file is beside it: inside too, or not
             raise VideoActionsValueError(
-                f"destination {self.destination!r} is inside the job's output directory {source!r}, where the "
+                f"destination {destination!r} is inside the job's output directory {source!r}, where the "
                 "next try would read it back as output (or it would overwrite the job's own files): choose a "
                 "destination outside that directory."
             )
@@ -277,15 +268,13 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
     def execute(self, context: Any) -> dict[str, Any]:
         """Stream the output files through the filter into XCom or the destination."""
         # Rendered parameters are checked first: a VideoActionsValueError fails the task without a retry.
-        self.destination, shard = shards.plan(self.destination, self.shard, self.max_shards)  # this try's copy
+        destination, shard = shards.plan(self.destination, self.shard, self.max_shards)
         source, keep = self._source(), self._filter()
-        fmt = self._check_destination(source)
-        from airflow_provider_video_actions import gcs
-
-        client = self._client_for(source, self.destination)
+        fmt = self._check_destination(destination, source)
+        client = self._client_for(source, destination)
         predictions, errors, sizes = self._output_files(client, source)
         family = output_family(self.model_family, self.job, predictions)
-        self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
+        decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
         if shard is not None:
             digest = shards.listing_digest(sizes)
             predictions, errors = shards.shard_files(shard, predictions, errors, sizes)
@@ -297,35 +286,27 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             family.name,
             source,
         )
-        stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
-        progress = ParseProgress(self.log, self.progress_interval, sum(sizes[uri] for uri in files), len(files))
-        with ExitStack() as stack:
-            stack.enter_context(gc_paused())
-            stack.enter_context(compact_arrow_memory())
-            records, error_records = self._sinks(stack, fmt, client, budget)
-            self._parse_files(client, files, keep, stats, (records, error_records), progress)
-            records.close()
-            error_records.close()
-        result = stats.summary()
-        budget.charge(len(msgspec.json.encode(result)))
-        if fmt is None:
-            result["predictions"], result["error_records"] = records.items, error_records.items
-        else:
-            result["uri"] = self.destination
-            result["errors_uri"] = self._errors_uri() if stats.errors else None
-            if not stats.errors:
-                gcs.delete(client, self._errors_uri())  # an earlier run's errors are not this run's
+        parse = Parse(
+            client,
+            decoder,
+            keep,
+            Sinks(client, destination, fmt, self.max_xcom_bytes),
+            ParseProgress(self.log, self.progress_interval, sum(sizes[uri] for uri in files), len(files)),
+            max_line_bytes=self.max_line_bytes,
+            max_malformed_lines=self.max_malformed_lines,
+        )
+        result = parse.run(files)
         if shard is not None:
-            result["shard"] = shards.shard_summary(shard, self.destination, digest)
+            result["shard"] = shards.shard_summary(shard, destination, digest)
         self.log.info(
             "Parsed %s from %s; %s",
-            counted(stats.rows, "moment"),
+            counted(result["rows"], "moment"),
             counted(result["videos"], "video"),
-            counted(stats.errors, "error"),
+            counted(result["errors"], "error"),
         )
-        if stats.errors:
-            self.log.warning("Error samples: %s", stats.error_samples)
-        self._emit_asset_event(context, result)
+        if result["errors"]:
+            self.log.warning("Error samples: %s", result["error_samples"])
+        self._emit_asset_event(context, destination, result)
         return result
 
     def _open_instances(self, uri: str) -> Any:
@@ -333,105 +314,6 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         from airflow_provider_video_actions import gcs
 
         return gcs.open_read(self._client_for(uri), uri)
-
-    def _long_line(self, uri: str, line: int, long_line: LongLine) -> ErrorRecord:
-        """The error record of a line skipped unread for its length."""
-        message = (
-            f"output line of {long_line.length} bytes is longer than max_line_bytes={self.max_line_bytes}; "
-            "skipped unread"
-        )
-        return ErrorRecord(None, None, None, None, message, uri, line, MALFORMED)
-
-    def _sinks(self, stack: ExitStack, fmt: str | None, client: Any, budget: _XComBudget) -> tuple[Any, Any]:
-        """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
-        if fmt is None:
-            return _XComSink(budget, PredictionRecord), _XComSink(budget, ErrorRecord)
-        from airflow_provider_video_actions import gcs
-
-        handle = stack.enter_context(gcs.open_write(client, self.destination, CONTENT_TYPES[fmt]))
-        writer = RecordWriter(handle, fmt, PredictionRecord)
-        stack.callback(writer.stop)  # before the handle closes, if the parse fails half way
-        return writer, _ErrorsFile(stack, client, self._errors_uri())
-
-    def _errors_uri(self) -> str:
-        return os.path.splitext(self.destination)[0] + ".errors.jsonl"
-
-    def _parse_files(
-        self,
-        client: Any,
-        uris: list[str],
-        keep: PredictionFilter,
-        stats: ParseStats,
-        sinks: tuple[Any, Any],
-        progress: ParseProgress,
-    ) -> None:
-        """Every line of the output files: chunks through the fast path where it vouches for them, else exactly.
-
-        One pipeline over all files (a reader thread, the fast path's threads), so it never drains between files.
-        ``sinks`` are where records and error records go; ``progress`` logs how far it has got.
-        """
-
-        records, errors = sinks
-        first_line, previous = 1, None
-        for uri, chunk, fast in self.decoder.read_ahead(prefetched(self._chunks(client, uris)), keep):
-            if uri != previous:  # the next file: lines count from 1
-                first_line, previous = 1, uri
-            if isinstance(chunk, LongLine):
-                stats.add_lines(1)
-                self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, errors)
-                first_line += 1
-            elif fast is not None:
-                stats.add_lines(fast.lines)
-                kept = fast.records.num_rows
-                stats.add_kept(fast.instances, fast.moments, fast.video_hashes, kept, fast.label_counts())
-                records.write_table(fast.records)
-                first_line += fast.lines
-            else:
-                first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, errors)
-            progress.read(uri, chunk.length if isinstance(chunk, LongLine) else len(chunk), stats.rows)
-
-    def _chunks(self, client: Any, uris: list[str]) -> Iterator[tuple[str, bytes | LongLine]]:
-        """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""
-        from airflow_provider_video_actions import gcs
-
-        for uri in uris:
-            with gcs.open_read(client, uri) as handle:
-                for chunk in iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes):
-                    yield uri, chunk
-
-    def _parse_chunk(
-        self,
-        uri: str,
-        first_line: int,
-        chunk: bytes,
-        keep: PredictionFilter,
-        stats: ParseStats,
-        records: Any,
-        errors: Any,
-    ) -> int:
-        """Decode a chunk of one output file's lines exactly, sending kept records and every error to their sinks.
-
-        Returns the chunk's line count.
-        """
-        decoded = self.decoder.decode(chunk, uri, first_line)
-        stats.add_lines(decoded.lines - decoded.blank_lines)
-        self._add_errors(uri, decoded.errors, stats, errors)
-        columns = keep.columns(decoded)
-        stats.add_records(columns, decoded)
-        records.write(columns)
-        return decoded.lines
-
-    def _add_errors(self, uri: str, found: list[ErrorRecord], stats: ParseStats, errors: Any) -> None:
-        """Count error records and send them to their sink, failing past ``max_malformed_lines``."""
-        for error in found:
-            stats.add_error(error)
-            if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:
-                raise AirflowException(
-                    f"More than max_malformed_lines={self.max_malformed_lines} output lines could not be read; "
-                    f"the last at {uri} line {error.line}: {shorten(error.message)}"
-                )
-        if found:
-            errors.write(error_columns(found))
 
     def _add_alias_outlet(self) -> None:
         """Declare ``asset_alias`` as an outlet; it needs a destination, since XCom is not an asset."""
@@ -445,18 +327,18 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
 
         self.outlets = [*self.outlets, AssetAlias(self.asset_alias)]
 
-    def _emit_asset_event(self, context: Any, result: dict[str, Any]) -> None:
+    def _emit_asset_event(self, context: Any, destination: str | None, result: dict[str, Any]) -> None:
         """Emit the written destination through ``asset_alias``, with the parse counts as the event's extra."""
         if self.asset_alias is None:
             return
         from airflow_provider_video_actions.lineage import emit_asset_event
 
         extra = {key: result[key] for key in ("rows", "videos", "errors", "label_counts")}
-        emit_asset_event(context, self.asset_alias, self.destination, extra)
-        self.log.info("Asset event: %s through alias %r %s", self.destination, self.asset_alias, extra)
+        emit_asset_event(context, self.asset_alias, destination, extra)
+        self.log.info("Asset event: %s through alias %r %s", destination, self.asset_alias, extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the job's output directory in; the parsed destination out (nothing for XCom)."""
         from airflow_provider_video_actions.lineage import parse_lineage
 
-        return parse_lineage(self._source(), self.destination)
+        return parse_lineage(self._source(), shards.plan(self.destination, self.shard, self.max_shards)[0])

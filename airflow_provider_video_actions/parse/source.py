@@ -1,12 +1,15 @@
-"""The source stage: which files of a job's output directory are its output, as Vertex AI names them."""
+"""The source stage: which files of a job's output directory are its output (as Vertex AI names them), and their
+chunks of whole lines, read one file after another."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from airflow_provider_video_actions import gcs
 from airflow_provider_video_actions.errors import VideoActionsValueError
-from airflow_provider_video_actions.gcs import list_folder
+from airflow_provider_video_actions.parse.chunks import LongLine, iter_chunks
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -29,7 +32,7 @@ def output_files(client: storage.Client, output_directory: str) -> tuple[list[st
     prefix, not one job's directory: it is refused, listing them.
     """
     directory = output_directory.rstrip("/")
-    names, folders = list_folder(client, directory)
+    names, folders = gcs.list_folder(client, directory)
     if jobs := [name for name in folders if name.startswith(JOB_FOLDER_PREFIX)]:
         shown = ", ".join(jobs[:10]) + (f" and {len(jobs) - 10} more" if len(jobs) > 10 else "")
         raise VideoActionsValueError(
@@ -42,3 +45,13 @@ def output_files(client: storage.Client, output_directory: str) -> tuple[list[st
     errors = [f"{directory}/{name}" for name, match in matches if match and match["kind"] == "errors"]
     sizes = {f"{directory}/{name}": names[name] for name, match in matches if match}
     return predictions, errors, sizes
+
+
+def file_chunks(
+    client: storage.Client | None, uris: list[str], chunk_bytes: int, max_line_bytes: int
+) -> Iterator[tuple[str, bytes | LongLine]]:
+    """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""
+    for uri in uris:
+        with gcs.open_read(client, uri) as handle:
+            for chunk in iter_chunks(handle, chunk_bytes, max_line_bytes=max_line_bytes):
+                yield uri, chunk
