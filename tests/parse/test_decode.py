@@ -26,3 +26,13 @@ def test_the_exact_decoder_numbers_lines_from_the_first():
     decoded = OutputDecoder.for_job(ACTION_RECOGNITION, None).decode(GOOD + b"\n" + b"[1]\n", "f.jsonl", 10)
     assert (decoded.lines, decoded.blank_lines, len(decoded.instances)) == (3, 1, 1)
     assert [(error.line, error.kind) for error in decoded.errors] == [(12, "malformed")]
+
+
+def test_a_typed_line_and_the_same_line_read_field_by_field_give_the_same_records():
+    from airflow_provider_video_actions.families.action_recognition_answers import decode_exactly
+
+    nested = served(moment(id=7), moment(confidence=1))  # read in one typed decode
+    flattened = {**nested["instance"], "prediction": nested["prediction"]}  # read field by field
+    typed, by_field = (decode_exactly(json.dumps(line).encode(), "f.jsonl", 1) for line in (nested, flattened))
+    assert (typed.instances, typed.moments, typed.errors) == (by_field.instances, by_field.moments, [])
+    assert [m.id for m in typed.moments[0]] == ["7", "7"] and typed.moments[0][1].confidence == 1.0
