@@ -749,9 +749,9 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
 
     def _failed_sample(self, summary: dict[str, Any]) -> list[str]:
         """A few failed videos of a finished job, read from its own output (best effort: it only adds to a message)."""
-        from airflow_provider_video_actions import gcs
+        from airflow_provider_video_actions.parse import source
 
-        return gcs.failed_sample(self.hook.storage_client, summary, self.log)
+        return source.failed_sample(self.hook.storage_client, summary, self.log)
 
     def _on_timeout(self, event: dict[str, Any]) -> dict[str, Any]:
         """Cancel a job that outlived the timeout; one that finished meanwhile is a normal ``done`` event."""
