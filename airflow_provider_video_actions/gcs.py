@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import os
 import posixpath
-import queue
-import re
 import secrets
-import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_video_actions.job import VideoActionsValueError, split_gcs_uri
 
@@ -32,19 +28,6 @@ if TYPE_CHECKING:
 
 #: Read and upload in chunks of this size: large enough for throughput, small enough for memory.
 CHUNK_BYTES = 4 * 1024 * 1024
-#: Parse output files this many bytes of whole lines at a time: decoded, a chunk takes several times its size
-#: (1 MiB measured as fast as 4 MiB, with ~20 MB less peak RSS).
-LINES_CHUNK_BYTES = 1024 * 1024
-#: A longer output line is skipped unread and reported as an error record (real lines are a few kB).
-DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024
-#: The names Vertex AI gives a job's output files (Gemini jobs write one ``predictions.jsonl``).
-OUTPUT_FILE_NAME = re.compile(r"(?P<kind>predictions|errors)_\d+\.jsonl|(?P<gemini>predictions)\.jsonl")
-#: The one predictions file of a Gemini job.
-GEMINI_OUTPUT_FILE = "predictions.jsonl"
-#: The folder Vertex AI creates for each job under the destination prefix.
-JOB_FOLDER_PREFIX = "prediction-"
-_BOM = b"\xef\xbb\xbf"
-T = TypeVar("T")
 
 
 def local_path(uri: str) -> str | None:
@@ -122,31 +105,6 @@ def list_folder(client: storage.Client, folder_uri: str) -> tuple[dict[str, int]
         found += [(sub[len(prefix) :].rstrip("/"), True, 0) for sub in listing.prefixes]
     files = {name: int(size or 0) for name, is_dir, size in sorted(found) if not is_dir}
     return files, sorted(name for name, is_dir, _ in found if is_dir)
-
-
-def output_files(client: storage.Client, output_directory: str) -> tuple[list[str], list[str], dict[str, int]]:
-    """The job's own ``predictions_<n>.jsonl`` (or Gemini's ``predictions.jsonl``) and ``errors_<n>.jsonl``, and
-    their sizes in bytes (URI -> size, for sharded parses), from one listing.
-
-    Only files directly in the directory and named as Vertex AI names them: an editor backup, a
-    ``predictions.parquet`` or a subfolder (Gemini's ``incremental_predictions/`` repeats lines) is
-    not the job's output. A directory holding jobs' ``prediction-*`` folders is the destination
-    prefix, not one job's directory: it is refused, listing them.
-    """
-    directory = output_directory.rstrip("/")
-    names, folders = list_folder(client, directory)
-    if jobs := [name for name in folders if name.startswith(JOB_FOLDER_PREFIX)]:
-        shown = ", ".join(jobs[:10]) + (f" and {len(jobs) - 10} more" if len(jobs) > 10 else "")
-        raise VideoActionsValueError(
-            f"{output_directory} holds the output folders of {len(jobs)} jobs ({shown}), not one job's output: "
-            f"give one job's directory, e.g. {directory}/{jobs[0]} (its output_info.gcs_output_directory), "
-            "or the submit task's result as job."
-        )
-    matches = [(name, OUTPUT_FILE_NAME.fullmatch(name)) for name in names]
-    predictions = [f"{directory}/{name}" for name, match in matches if match and match["kind"] != "errors"]
-    errors = [f"{directory}/{name}" for name, match in matches if match and match["kind"] == "errors"]
-    sizes = {f"{directory}/{name}": names[name] for name, match in matches if match}
-    return predictions, errors, sizes
 
 
 def same_or_inside(uri: str, directory_uri: str) -> bool:
@@ -236,123 +194,6 @@ def _fsspec_write(fs: Any, path: str) -> Iterator[IO[bytes]]:
             fs.rm(temporary)
 
 
-@dataclass(frozen=True)
-class LongLine:
-    """An output line longer than the line limit, skipped unread: only its length in bytes is known."""
-
-    length: int
-
-
-def iter_chunks(
-    handle: IO[bytes], size: int = LINES_CHUNK_BYTES, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-) -> Iterator[bytes | LongLine]:
-    """Split a binary stream into chunks of whole lines (about ``size`` bytes) and :class:`LongLine` items.
-
-    Each item stands for its lines in order, so line numbers stay exact. A line longer than
-    ``max_line_bytes`` is never held whole: it becomes a :class:`LongLine`. A UTF-8 byte order mark
-    opening the stream is dropped. Lines end at ``\\n`` only (U+2028 inside a JSON string is data).
-    """
-    lines = _LineSplitter(max_line_bytes)
-    block = handle.read(min(size, max_line_bytes))
-    if block.startswith(_BOM):
-        block = block[len(_BOM) :]
-    while block:
-        yield from lines.feed(block)
-        block = handle.read(min(size, max_line_bytes))
-    yield from lines.finish()
-
-
-def prefetched(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """The items, produced on a background thread up to ``depth`` ahead: a GCS read overlaps parsing the last chunk.
-
-    When the caller stops early, the thread stops, closes ``items`` (a generator's open files with it) and is
-    joined before this generator returns.
-    """
-    ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    with suppress(queue.Full):
-                        ahead.put((True, item), timeout=0.1)
-                        break
-                if stop.is_set():
-                    return
-            ahead.put((False, None))
-        except BaseException as exc:  # handed to the caller
-            ahead.put((False, exc))
-        finally:
-            if hasattr(items, "close"):
-                items.close()
-
-    thread = threading.Thread(target=produce, name="video-actions-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            more, item = ahead.get()
-            if not more:
-                if item is not None:
-                    raise item
-                return
-            yield item
-    finally:
-        stop.set()
-        with suppress(queue.Empty):
-            while True:
-                ahead.get_nowait()
-        thread.join()
-
-
-class _LineSplitter:
-    """Turns blocks of bytes into chunks of whole lines, keeping the unfinished line as a list of pieces.
-
-    Pieces are joined once, when the line ends (not on every block, which would be quadratic), and
-    dropped as soon as the line passes the limit, so memory stays bounded whatever the line length.
-    """
-
-    def __init__(self, max_line_bytes: int) -> None:
-        self.max_line_bytes = max_line_bytes
-        self._pieces: list[bytes] = []
-        self._length = 0  # of the unfinished line, pieces kept or not
-        self._too_long = False
-
-    def feed(self, block: bytes) -> Iterator[bytes | LongLine]:
-        """The items ending in this block; blocks are at most ``max_line_bytes``, so only its first line can pass it."""
-        last = block.rfind(b"\n")
-        if last < 0:
-            self._extend(block)
-            return
-        first = block.find(b"\n")
-        if self._too_long or self._length + first > self.max_line_bytes:
-            yield LongLine(self._length + first)
-            whole = block[first + 1 : last + 1]
-        else:
-            whole = b"".join([*self._pieces, memoryview(block)[: last + 1]])  # one copy, not a slice's and a join's
-        self._pieces, self._length, self._too_long = [], 0, False
-        if whole:
-            yield whole
-        self._extend(block[last + 1 :])
-
-    def finish(self) -> Iterator[bytes | LongLine]:
-        """The last line, when the stream does not end with a newline."""
-        if self._too_long:
-            yield LongLine(self._length)
-        elif self._length:
-            yield b"".join(self._pieces)
-
-    def _extend(self, piece: bytes) -> None:
-        """Add a piece to the unfinished line, dropping the line's bytes once it passes the limit."""
-        if not piece:
-            return
-        self._length += len(piece)
-        if self._length > self.max_line_bytes:
-            self._pieces, self._too_long = [], True
-        elif not self._too_long:
-            self._pieces.append(piece)
-
-
 def delete(client: storage.Client, uri: str) -> None:
     """Remove an object if it exists (an earlier run's file that no longer describes this run)."""
     if (path := local_path(uri)) is not None:
@@ -402,8 +243,6 @@ def object_version(client: storage.Client, uri: str) -> str | None:
     return None if blob is None else f"{blob.generation}:{blob.crc32c}"
 
 
-#: At most this many bytes of a finished job's output are read to name a few failed instances.
-FAILED_SAMPLE_BYTES = 16 * 1024
 #: A folder holding at most this many of the listed videos is checked with one GET per video, else listed once.
 GET_PER_VIDEO_LIMIT = 20
 #: Concurrent GCS requests while checking that listed videos exist.
@@ -420,73 +259,6 @@ def read_head(client: storage.Client, uri: str, max_bytes: int) -> bytes:
         return fs.cat_file(path, start=0, end=max_bytes)
     with open_read(client, uri) as handle:
         return handle.read(max_bytes)
-
-
-def failed_instances(client: storage.Client, output_directory: str, limit: int = 5) -> list[str]:
-    """Up to ``limit`` failed instances of a finished job, as ``video: message``, from the head of its own output
-    files (``errors_*.jsonl``; Gemini's failed lines carry a ``status`` in ``predictions.jsonl``)."""
-    predictions, errors, sizes = output_files(client, output_directory)
-    found: list[str] = []
-    for uri in errors or predictions:
-        if sizes.get(uri):
-            head = read_head(client, uri, FAILED_SAMPLE_BYTES)
-            lines = head.split(b"\n")
-            found += filter(None, map(_failed_instance, lines if len(head) < FAILED_SAMPLE_BYTES else lines[:-1]))
-        if len(found) >= limit:
-            break
-    return found[:limit]
-
-
-def failed_sample(client: storage.Client, summary: Mapping[str, Any], log: Any) -> list[str]:
-    """:func:`failed_instances` of a job summary's output directory; best effort (it only adds to a failure message):
-    a directory that cannot be read gives none, logged."""
-    from google.api_core.exceptions import GoogleAPICallError
-
-    directory = summary.get("output_directory")
-    if not isinstance(directory, str) or not directory:
-        return []
-    try:
-        return failed_instances(client, directory)
-    except (GoogleAPICallError, OSError, ValueError) as exc:
-        log.warning("Could not read failed instances from %s: %s", directory, exc)
-        return []
-
-
-def _failed_instance(line: bytes) -> str | None:
-    """``video: message`` for an output line that records a failure, else None (any shape of line is survived)."""
-    import json
-
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
-        return None
-    error = record.get("error")
-    message = error.get("message") if isinstance(error, dict) else record.get("status")
-    if not message:
-        return None
-    return f"{_video_of(record)}: {str(message)[:200]}"
-
-
-def _video_of(record: dict[str, Any]) -> str:
-    """The video a failed output line names: ``instance.content`` (or flattened), or Gemini's ``fileData.fileUri``."""
-    instance = record.get("instance", record)
-    if isinstance(instance, dict) and isinstance(instance.get("content"), str):
-        return instance["content"][:300]
-    request = record.get("request")
-    for part in _items(_items([request], "contents"), "parts"):
-        data = part.get("fileData") or part.get("file_data")
-        uri = (data.get("fileUri") or data.get("file_uri")) if isinstance(data, dict) else None
-        if isinstance(uri, str):
-            return uri[:300]
-    return "(unnamed instance)"
-
-
-def _items(objects: list[Any], key: str) -> list[dict[str, Any]]:
-    """The dicts listed under ``key`` of each dict in ``objects`` (anything else skipped)."""
-    lists = [obj.get(key) for obj in objects if isinstance(obj, dict)]
-    return [item for items in lists if isinstance(items, list) for item in items if isinstance(item, dict)]
 
 
 def bucket_exists(client: storage.Client, bucket: str) -> bool | None:

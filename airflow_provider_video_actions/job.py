@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+# The error types live in their own module; imported here too, where users have always imported them.
+from airflow_provider_video_actions.errors import JobFailedError as JobFailedError
+from airflow_provider_video_actions.errors import VideoActionsValueError as VideoActionsValueError
+
 if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import BatchPredictionJob
 
@@ -51,14 +55,6 @@ _REGION_RE = re.compile(r"[a-z]+(?:-[a-z0-9]+)+")
 _PROJECT_PART = re.compile(r"^projects/[^/]+/")
 _SECONDS_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 _PROJECT_RE = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]{1,20}")
-
-
-class VideoActionsValueError(AirflowFailException, ValueError):
-    """A parameter is invalid; the message names the parameter, what was wrong and how to fix it.
-
-    An AirflowFailException, so it fails the task without a retry wherever Airflow meets it: in execute, and in
-    the constructor of a mapped instance, which Airflow (2 and 3) runs while rendering templates, inside the try.
-    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,10 +87,6 @@ ACTIVE_STATES = WAITING_STATES - {"JOB_STATE_CANCELLING"}
 REATTACH_STATES = ACTIVE_STATES | SUCCESS_STATES
 #: States of a job someone asked to cancel: never re-attached to (it will not write its whole output).
 CANCELLED_STATES = frozenset({"JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED"})
-
-
-class JobFailedError(RuntimeError):
-    """The job ended in a state that fails the task; the message names the job, its state and why."""
 
 
 def failure_for(summary: Mapping[str, Any]) -> type[AirflowException]:

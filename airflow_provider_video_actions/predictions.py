@@ -5,7 +5,7 @@ become :class:`PredictionRecord` rows, unless a moment breaks the value rules or
 drop it), or an :class:`ErrorRecord` of one of :data:`ERROR_KINDS`. A moment that breaks the rules
 becomes an ``invalid_moment`` error record of its own. Decoding lives with each family
 (:mod:`.families.action_recognition_answers`, :mod:`.families.gemini.answers`), filters and counts in
-:mod:`.tallies`, writers in :mod:`.writers`.
+:mod:`.parse.keep` and :mod:`.parse.count`, writers in :mod:`.writers`.
 """
 
 from __future__ import annotations

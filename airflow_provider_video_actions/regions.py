@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 
-from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.errors import VideoActionsValueError
 
 #: Vertex AI's regional endpoints, from Google's "Vertex AI locations" page.
 VERTEX_AI_REGIONS = frozenset(

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_video_actions.job import VideoActionsValueError
-from airflow_provider_video_actions.tallies import ERROR_SAMPLES, SUMMARY_LABELS, ParseStats, shorten
+from airflow_provider_video_actions.errors import VideoActionsValueError
+from airflow_provider_video_actions.parse.count import ERROR_SAMPLES, SUMMARY_LABELS, ParseStats, shorten
 from airflow_provider_video_actions.validators import is_template
 
 #: Parquet unless the destination names another format (``.../part.jsonl``).

@@ -12,7 +12,7 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.errors import VideoActionsValueError
 
 #: The shortest poll interval the operators accept by default (``min_poll_interval``): one list call
 #: per second per region is a tenth of Vertex AI's read quota (600 per minute per project and region).

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.errors import VideoActionsValueError
 
 #: ``videos_created_in=DATA_INTERVAL``: the run's data interval, ``[data_interval_start, data_interval_end)``.
 DATA_INTERVAL = "data_interval"

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import msgspec
 
-from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.errors import VideoActionsValueError
 from airflow_provider_video_actions.predictions import Columns
 
 WRITER_FORMATS = (".jsonl", ".csv", ".parquet")

@@ -8,11 +8,11 @@ import threading
 import msgspec
 import pytest
 
-from airflow_provider_video_actions import gcs
 from airflow_provider_video_actions.families.action_recognition_answers import decode_exactly
 from airflow_provider_video_actions.families.action_recognition_arrow import read_fast
+from airflow_provider_video_actions.parse import chunks
+from airflow_provider_video_actions.parse.keep import PredictionFilter
 from airflow_provider_video_actions.predictions import RECORD_FIELDS
-from airflow_provider_video_actions.tallies import PredictionFilter
 from tests.benchmarks.bench_parse import _Generator
 
 
@@ -128,14 +128,14 @@ def test_exact_path_numbers_lines_across_blank_ones():
 
 
 def test_prefetched_yields_everything_in_order_and_hands_errors_over():
-    assert list(gcs.prefetched(iter(range(100)))) == list(range(100))
+    assert list(chunks.prefetched(iter(range(100)))) == list(range(100))
 
     def failing():
         yield 1
         raise OSError("read failed")
 
     with pytest.raises(OSError, match="read failed"):
-        list(gcs.prefetched(failing()))
+        list(chunks.prefetched(failing()))
 
 
 def test_prefetched_stops_its_reader_when_the_caller_stops():
@@ -155,7 +155,7 @@ def test_prefetched_stops_its_reader_when_the_caller_stops():
             closed.append(True)  # as a file opened in the generator closes
 
     threads, source = set(threading.enumerate()), endless_file()
-    items = gcs.prefetched(source, depth=2)
+    items = chunks.prefetched(source, depth=2)
     assert next(items) == 0
     items.close()  # joins the reader thread
     assert set(threading.enumerate()) <= threads and closed == [True]  # the reader is gone and closed its source

@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_video_actions import gcs
 from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.parse import chunks
 from tests.conftest import BUCKET
 from tests.test_parse import instance, moment, output_dir, parse  # noqa: F401 - output_dir is a fixture
 
@@ -158,11 +159,11 @@ def test_a_long_line_is_never_held_whole(ends_with_newline):
     stream = io.BytesIO(body)
     tracemalloc.start()
     try:
-        items = list(gcs.iter_chunks(stream, size=MB, max_line_bytes=4 * MB))
+        items = list(chunks.iter_chunks(stream, size=MB, max_line_bytes=4 * MB))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert items[:2] == [b'{"a": 1}\n', gcs.LongLine(40 * MB)]
+    assert items[:2] == [b'{"a": 1}\n', chunks.LongLine(40 * MB)]
     assert items[2:] == ([b'{"b": 2}\n'] if ends_with_newline else [])
     assert peak < 12 * MB
 
@@ -171,7 +172,7 @@ def test_lines_are_cut_at_newlines_only_and_joined_once():
     """Lines across many blocks come out whole; U+2028 and a CR inside a line do not cut it."""
     lines = [json.dumps({"n": n, "text": "a\u2028b\u2029c" * n}, ensure_ascii=False).encode() for n in range(200)]
     body = b"\n".join(lines) + b"\n"
-    items = list(gcs.iter_chunks(io.BytesIO(body), size=7, max_line_bytes=10 * MB))
+    items = list(chunks.iter_chunks(io.BytesIO(body), size=7, max_line_bytes=10 * MB))
     assert b"".join(items) == body and all(item.endswith(b"\n") for item in items)
 
 
@@ -186,7 +187,7 @@ def test_bom_and_line_separators(tmp_path):
 
 
 def test_videos_seen_in_many_chunks_take_memory_once_and_are_counted_exactly():
-    from airflow_provider_video_actions.tallies import ParseStats, video_hashes
+    from airflow_provider_video_actions.parse.count import ParseStats, video_hashes
 
     stats, videos = ParseStats(), video_hashes(f"gs://b/{n}.mp4" for n in range(1000))
     for _ in range(100):  # every chunk holds the same 1000 videos

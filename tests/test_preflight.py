@@ -21,6 +21,7 @@ from airflow_provider_video_actions.emulator import PlantedAction, make_video
 from airflow_provider_video_actions.hooks.batch_prediction import explain_api_error, is_transient, transient_retry
 from airflow_provider_video_actions.job import VideoActionsValueError
 from airflow_provider_video_actions.operators.submit import VideoActionBatchPredictionOperator
+from airflow_provider_video_actions.parse import source
 from airflow_provider_video_actions.window import creation_window
 from tests.conftest import BUCKET, run_dag, task_states, write_dag, xcom_value
 
@@ -100,7 +101,7 @@ def test_failed_instances_reads_a_bounded_head_of_the_errors_file(emulator, stor
     line = json.dumps({"instance": {"content": "gs://b/v.mp4"}, "error": {"code": 5, "message": "not found"}})
     bucket.blob("preflight/job/errors_00001.jsonl").upload_from_string((line + "\n") * 100_000)
     bucket.blob("preflight/job/predictions_00001.jsonl").upload_from_string("")
-    assert gcs.failed_instances(storage_client, f"{PREFIX}/job", limit=3) == ["gs://b/v.mp4: not found"] * 3
+    assert source.failed_instances(storage_client, f"{PREFIX}/job", limit=3) == ["gs://b/v.mp4: not found"] * 3
     assert len(gcs.read_head(storage_client, f"{PREFIX}/job/errors_00001.jsonl", 4096)) == 4096
 
 
@@ -117,7 +118,7 @@ def test_failed_instances_reads_a_bounded_head_of_the_errors_file(emulator, stor
     ],
 )
 def test_odd_errors_lines_give_no_sample_and_no_crash(line):
-    assert gcs._failed_instance(line) in (None, "(unnamed instance): 3")
+    assert source._failed_instance(line) in (None, "(unnamed instance): 3")
 
 
 # Issue 17 item 4 and issue 18 item 3: buckets and listed videos checked before any job or lookup.

@@ -208,7 +208,7 @@ def test_a_folder_needs_a_shard_and_a_shard_needs_a_destination():
 
 def summary(index: int, count: int, folder: str = "gs://b/m", **fields) -> dict:
     """A shard's summary as the parse returns it: one moment of one video, no errors."""
-    from airflow_provider_video_actions.tallies import ParseStats
+    from airflow_provider_video_actions.parse.count import ParseStats
 
     shard = {
         "index": index,

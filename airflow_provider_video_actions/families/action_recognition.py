@@ -16,8 +16,8 @@ from airflow_provider_video_actions.job import VideoActionsValueError, VideoInst
 
 if TYPE_CHECKING:
     from airflow_provider_video_actions.families.action_recognition_arrow import FastChunk
+    from airflow_provider_video_actions.parse.keep import PredictionFilter
     from airflow_provider_video_actions.predictions import DecodedChunk
-    from airflow_provider_video_actions.tallies import PredictionFilter
 
 
 class _Decoder:

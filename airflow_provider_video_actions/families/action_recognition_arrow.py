@@ -23,8 +23,9 @@ import pyarrow.json as pj
 from airflow_provider_video_actions.families.action_recognition_answers import DURATION_RE
 from airflow_provider_video_actions.families.base import TIME_TOLERANCE
 from airflow_provider_video_actions.job import MAX_DURATION_SECONDS
+from airflow_provider_video_actions.parse.count import video_hashes
+from airflow_provider_video_actions.parse.keep import PredictionFilter
 from airflow_provider_video_actions.predictions import PredictionRecord, line_count
-from airflow_provider_video_actions.tallies import PredictionFilter, video_hashes
 from airflow_provider_video_actions.writers import arrow_array, arrow_schema
 
 #: ``DURATION_RE`` of the exact decoder, anchored for RE2.
@@ -73,7 +74,7 @@ class FastChunk:
     instances: int
     moments: int
     records: Any
-    #: The chunk's distinct videos, as :func:`~airflow_provider_video_actions.tallies.video_hashes`.
+    #: The chunk's distinct videos, as :func:`~airflow_provider_video_actions.parse.count.video_hashes`.
     video_hashes: array.array
 
     def label_counts(self) -> Iterator[tuple[str, int]]:

@@ -55,8 +55,8 @@ class AnswerDecoder(Protocol):
     """Decodes a chunk of whole output lines of one family into the shared records, exactly, line by line.
 
     A decoder may also offer ``read_fast(chunk, keep)`` (the chunk's kept records as an Arrow table, or None when
-    it cannot vouch for every line) and ``chunk_bytes`` (its chunk size); :class:`.dispatch.OutputDecoder` uses
-    them when present.
+    it cannot vouch for every line) and ``chunk_bytes`` (its chunk size);
+    :class:`~airflow_provider_video_actions.parse.decode.OutputDecoder` uses them when present.
     """
 
     def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:

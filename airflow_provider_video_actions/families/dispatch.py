@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_video_actions.errors import VideoActionsValueError
 from airflow_provider_video_actions.families.action_recognition import ACTION_RECOGNITION
-from airflow_provider_video_actions.families.base import AnswerDecoder, ModelFamily, OpenRead
+from airflow_provider_video_actions.families.base import ModelFamily
 from airflow_provider_video_actions.families.gemini.family import GEMINI
 from airflow_provider_video_actions.families.gemini.request import GeminiSummary
-from airflow_provider_video_actions.gcs import GEMINI_OUTPUT_FILE, LINES_CHUNK_BYTES
-from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.parse.source import GEMINI_OUTPUT_FILE
 
 if TYPE_CHECKING:
-    from airflow_provider_video_actions.predictions import DecodedChunk
-    from airflow_provider_video_actions.tallies import PredictionFilter
+    pass
 
-#: Chunks read by a family's fast path at once (the benchmark's DuckDB runs on 2 threads too).
-PARSE_THREADS = 2
-T = TypeVar("T")
 #: Every family, the default (claims any model no other family claims) last.
 FAMILIES: tuple[ModelFamily, ...] = (GEMINI, ACTION_RECOGNITION)
 FAMILY_NAMES = tuple(family.name for family in FAMILIES)
@@ -73,54 +67,3 @@ def output_family(model_family: str | None, job: Mapping[str, Any] | None, predi
             "(or pass the submit task's result as job)."
         )
     return GEMINI if GEMINI_OUTPUT_FILE in names else ACTION_RECOGNITION
-
-
-class OutputDecoder:
-    """Decodes one job's output chunks with its family's decoder: fast where it can vouch for a chunk, else exactly."""
-
-    def __init__(self, decoder: AnswerDecoder) -> None:
-        self._decoder = decoder
-
-    @classmethod
-    def for_job(
-        cls,
-        family: ModelFamily,
-        job: Mapping[str, Any] | None,
-        action_labels: Any = None,
-        open_read: OpenRead | None = None,
-    ) -> OutputDecoder:
-        """The family's decoder, set up from the submit summary (or nothing, for a bare output directory)."""
-        return cls(family.answer_decoder(job, action_labels, open_read))
-
-    @property
-    def chunk_bytes(self) -> int:
-        """How many bytes of whole lines to decode at a time."""
-        return getattr(self._decoder, "chunk_bytes", LINES_CHUNK_BYTES)
-
-    def decode(self, chunk: bytes, file: str, first_line: int) -> DecodedChunk:
-        """Decode a chunk of whole output lines, line by line, into served instances, moments and errors."""
-        return self._decoder.decode(chunk, file, first_line)
-
-    def read_ahead(self, items: Iterable[tuple[T, Any]], keep: PredictionFilter) -> Iterator[tuple[T, Any, Any]]:
-        """Each ``(tag, item)`` with its fast read (a ``FastChunk``, or None: :meth:`decode` it), in order.
-
-        Chunks (``bytes`` items) are read on :data:`PARSE_THREADS` threads, at most one more ahead: Arrow releases
-        the GIL, so they overlap each other and the caller's work on the chunk before.
-        """
-        read_fast = getattr(self._decoder, "read_fast", None)
-        if read_fast is None:
-            yield from ((tag, item, None) for tag, item in items)
-            return
-        with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="video-actions-parse") as pool:
-            pending: deque[tuple[T, Any, Future[Any] | None]] = deque()
-            for tag, item in items:
-                pending.append((tag, item, pool.submit(read_fast, item, keep) if isinstance(item, bytes) else None))
-                if len(pending) > PARSE_THREADS:
-                    yield _done(*pending.popleft())
-            while pending:
-                yield _done(*pending.popleft())
-
-
-def _done(tag: T, item: Any, read: Future[Any] | None) -> tuple[T, Any, Any]:
-    """The tagged item with its fast read's result (None when it had none)."""
-    return tag, item, read.result() if read is not None else None

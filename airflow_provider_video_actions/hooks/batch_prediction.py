@@ -29,7 +29,16 @@ from google.cloud.aiplatform_v1.services.job_service.transports import (
     JobServiceGrpcTransport,
 )
 
-from airflow_provider_video_actions.job import JobSpec, parse_job_name
+from airflow_provider_video_actions.job import (
+    ACTIVE_STATES,
+    CANCELLED_STATES,
+    LEGACY_TASK_LABEL,
+    REATTACH_STATES,
+    TASK_LABEL,
+    JobSpec,
+    parse_job_name,
+    state_name,
+)
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -258,6 +267,72 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
             timeout=CALL_SECONDS,
         )
         return list(pages)
+
+    def find_job(self, spec: JobSpec, retry_seconds: float = RETRY_SECONDS) -> BatchPredictionJob | None:
+        """The newest job labelled for the spec's task instance that provably was asked for its request.
+
+        Jobs of the previous release (hyphenated label keys, no request label) are looked up too, for
+        one release, and re-attached only while still running, on their resource fields alone. A job
+        for this request that is being cancelled (or was) is named in the log, never re-attached.
+        """
+        task_label = spec.labels[TASK_LABEL]
+        jobs = self._labelled(spec, TASK_LABEL, task_label, REATTACH_STATES | CANCELLED_STATES, retry_seconds)
+        for job in jobs:
+            if state_name(job) in CANCELLED_STATES and not spec.mismatch(job):
+                self.log.info(
+                    "Not re-attaching to %s, an earlier try's job for this request: it is %s (cancelled by that "
+                    "try's kill or timeout, or by hand)",
+                    job.name,
+                    state_name(job),
+                )
+        candidates = [job for job in jobs if state_name(job) in REATTACH_STATES]
+        legacy = self._labelled(spec, LEGACY_TASK_LABEL, task_label, ACTIVE_STATES, retry_seconds)
+        for job, is_legacy in [*((j, False) for j in candidates), *((j, True) for j in legacy)]:
+            if why := spec.mismatch(job, legacy=is_legacy):
+                self.log.info("Not re-attaching to %s (%s): %s", job.name, state_name(job), why)
+                if state_name(job) in ACTIVE_STATES:
+                    self.log.warning(
+                        "%s carries this task instance's label and is still %s, but was asked for other work: "
+                        "it is not awaited and keeps running (and billing). Cancel it if it is not wanted.",
+                        job.name,
+                        state_name(job),
+                    )
+                continue
+            return job
+        return None
+
+    def _labelled(
+        self, spec: JobSpec, key: str, value: str, states: frozenset[str], retry_seconds: float
+    ) -> list[BatchPredictionJob]:
+        """Jobs with ``labels.<key>=value`` in one of ``states``, newest first.
+
+        The legacy key has a hyphen, which Vertex AI's filter syntax may refuse: then there is nothing to find.
+        """
+        from google.api_core.exceptions import InvalidArgument
+
+        try:
+            jobs = self.list_jobs(spec.project_id, spec.region, f'labels.{key}="{value}"', retry_seconds)
+        except InvalidArgument:
+            if key != LEGACY_TASK_LABEL:
+                raise
+            return []
+        return sorted((j for j in jobs if state_name(j) in states), key=lambda j: j.create_time, reverse=True)
+
+    def create_job_once(self, spec: JobSpec, retry_seconds: float = RETRY_SECONDS) -> BatchPredictionJob:
+        """Create the job once; after a non-transient error, look whether it was made anyway before failing."""
+        from google.api_core.exceptions import GoogleAPICallError
+
+        try:
+            job = self.create_job(spec)
+        except GoogleAPICallError as exc:
+            if isinstance(exc, TRANSIENT_ERRORS) or not (job := self.find_job(spec, retry_seconds)):
+                raise
+            self.log.warning(
+                "Creating the job answered %s, but it was made: using %s", describe_api_error(exc), job.name
+            )
+        else:
+            self.log.info("Created %s reading %s", job.name, ", ".join(spec.instances_uris))
+        return job
 
     def cancel_job(self, name: str) -> None:
         """Ask Vertex AI to cancel a job (best effort: it passes through CANCELLING), retrying transient errors."""

@@ -11,18 +11,14 @@ errors never pass silently.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperator
+from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
 from airflow_provider_video_actions import shards
-from airflow_provider_video_actions.families.dispatch import OutputDecoder, family_for, output_family
-from airflow_provider_video_actions.gcs import DEFAULT_MAX_LINE_BYTES, LongLine
+from airflow_provider_video_actions.families.dispatch import family_for, output_family
 from airflow_provider_video_actions.job import (
     FAILURE_STATES,
     WAITING_STATES,
@@ -30,18 +26,16 @@ from airflow_provider_video_actions.job import (
     job_from_xcom,
     split_gcs_uri,
 )
+from airflow_provider_video_actions.parse.chunks import DEFAULT_MAX_LINE_BYTES
+from airflow_provider_video_actions.parse.count import shorten
+from airflow_provider_video_actions.parse.decode import OutputDecoder
+from airflow_provider_video_actions.parse.keep import PredictionFilter
+from airflow_provider_video_actions.parse.run import DEFAULT_PROGRESS_INTERVAL, Parse, ParseProgress, counted
+from airflow_provider_video_actions.parse.sinks import Sinks
+from airflow_provider_video_actions.parse.source import output_files
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
-from airflow_provider_video_actions.predictions import (
-    MALFORMED,
-    Columns,
-    ErrorRecord,
-    PredictionRecord,
-    error_columns,
-    gc_paused,
-)
-from airflow_provider_video_actions.tallies import ParseStats, PredictionFilter, shorten
 from airflow_provider_video_actions.validators import check_fraction, check_positive
-from airflow_provider_video_actions.writers import CONTENT_TYPES, WRITER_FORMATS, RecordWriter, compact_arrow_memory
+from airflow_provider_video_actions.writers import WRITER_FORMATS
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -50,42 +44,6 @@ if TYPE_CHECKING:
 
 #: Default XCom budget: the metadata database is no place for bulk data.
 DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
-#: Seconds between the progress lines of a long parse.
-DEFAULT_PROGRESS_INTERVAL = 30.0
-
-
-def counted(count: int, noun: str) -> str:
-    """``1 error``, ``2,000 errors``: a count with its noun in the right number (the nouns logged here take an s)."""
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
-class ParseProgress:
-    """Logs how far a parse has got, at most once per ``interval`` seconds: bytes read, rows, rate, files left."""
-
-    def __init__(self, log: Any, interval: float, total_bytes: int, files: int) -> None:
-        self.log, self.interval, self.total_bytes, self.files = log, interval, total_bytes, files
-        self.started = self._logged = time.monotonic()
-        self.bytes_read, self.files_started, self._file = 0, 0, None
-
-    def read(self, uri: str, size: int, rows: int) -> None:
-        """Count a chunk of ``size`` bytes of ``uri``; log a line if ``interval`` has passed since the last one."""
-        if uri != self._file:
-            self._file, self.files_started = uri, self.files_started + 1
-        self.bytes_read += size
-        now = time.monotonic()
-        if now - self._logged >= self.interval:
-            self._logged = now
-            self.log.info("%s", self.line(now, rows))
-
-    def line(self, now: float, rows: int) -> str:
-        """The progress line: ``Progress: 1,024 of 4,096 bytes read (25%), 12 rows, 0.3 MB/s; 3 of 4 files left``."""
-        share = 100 * self.bytes_read // self.total_bytes if self.total_bytes else 100
-        rate = self.bytes_read / max(now - self.started, 1e-6) / 1e6
-        left = self.files - self.files_started + 1  # the file being read is not done yet
-        return (
-            f"Progress: {self.bytes_read:,} of {counted(self.total_bytes, 'byte')} read ({share}%), "
-            f"{counted(rows, 'row')}, {rate:.1f} MB/s; {left:,} of {counted(self.files, 'file')} left"
-        )
 
 
 def check_location(uri: Any, param: str, *, want_object: bool, allow_other_schemes: bool = False) -> str:
@@ -125,66 +83,6 @@ def destination_format(destination: str) -> str:
             "the predictions in XCom."
         )
     return fmt
-
-
-class _XComBudget:
-    """The byte budget of the whole return value: predictions, error records and the summary."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes, self.used = max_bytes, 0
-
-    def charge(self, size: int) -> None:
-        """Count bytes, failing with the fix as soon as the budget is passed."""
-        self.used += size
-        if self.used > self.max_bytes:
-            raise AirflowFailException(
-                f"The parse result passes max_xcom_bytes={self.max_bytes}: XCom lives in the metadata "
-                "database. Set destination='gs://bucket/path/predictions.parquet' (or .jsonl, .csv) to write "
-                "them to GCS, narrow them with min_confidence, labels or top_k, or raise max_xcom_bytes."
-            )
-
-
-class _XComSink:
-    """Collects records of one type as dicts for the return value, within a shared budget."""
-
-    def __init__(self, budget: _XComBudget, record_type: type[msgspec.Struct]) -> None:
-        self.budget, self.items, self._type = budget, [], record_type
-        self._encode = msgspec.json.Encoder().encode
-
-    def write(self, columns: Columns) -> None:
-        """Charge each record to the budget and keep it as a dict."""
-        for record in map(self._type, *columns):
-            self.budget.charge(len(self._encode(record)) + 2)
-            self.items.append(msgspec.structs.asdict(record))
-
-    def write_table(self, table: Any) -> None:
-        """Charge and keep records given as an Arrow table."""
-        self.write(tuple(column.to_pylist() for column in table.columns))
-
-    def close(self) -> None:
-        """Nothing to finish: the records go out with the return value."""
-
-
-class _ErrorsFile:
-    """Error records as JSONL beside the destination, created only if there is an error."""
-
-    def __init__(self, stack: ExitStack, client: Any, uri: str) -> None:
-        self._stack, self._client, self.uri = stack, client, uri
-        self._writer: RecordWriter | None = None
-
-    def write(self, columns: Columns) -> None:
-        """Write error records, creating the file on the first call."""
-        if self._writer is None:
-            from airflow_provider_video_actions import gcs
-
-            handle = self._stack.enter_context(gcs.open_write(self._client, self.uri, CONTENT_TYPES[".jsonl"]))
-            self._writer = RecordWriter(handle, ".jsonl", ErrorRecord)
-            self._stack.callback(self._writer.stop)
-        self._writer.write(columns)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
 
 
 class JobOutputMixin:
@@ -240,9 +138,8 @@ class JobOutputMixin:
     def _output_files(self, client: Any, source: str) -> tuple[list[str], list[str], dict[str, int]]:
         """The job's predictions and errors files with their sizes; fails (without retries) on a folder of several
         jobs, and (with retries: the job may still be writing) on a folder without them."""
-        from airflow_provider_video_actions import gcs
 
-        predictions, errors, sizes = gcs.output_files(client, source)  # a VideoActionsValueError fails, no retry
+        predictions, errors, sizes = output_files(client, source)  # a VideoActionsValueError fails, no retry
         if not predictions and not errors:
             raise AirflowException(
                 f"No predictions_<n>.jsonl or errors_<n>.jsonl files in {source}: is the job finished, and is "
@@ -357,19 +254,19 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         self.asset_alias = asset_alias
         self._add_alias_outlet()
 
-    def _check_destination(self, source: str) -> str | None:
+    def _check_destination(self, destination: str | None, source: str) -> str | None:
         """The destination's format (None for XCom); a destination inside the job's output directory is refused.
 
         There, the next try would read it back as output, or overwrite one of the job's own files.
         """
-        if self.destination is None:
+        if destination is None:
             return None
-        fmt = destination_format(self._location(self.destination, "destination", want_object=True))
+        fmt = destination_format(self._location(destination, "destination", want_object=True))
         from airflow_provider_video_actions import gcs
 
-        if gcs.same_or_inside(self.destination, source):  # its errors file is beside it: inside too, or not
+        if gcs.same_or_inside(destination, source):  # its errors file is beside it: inside too, or not
             raise VideoActionsValueError(
-                f"destination {self.destination!r} is inside the job's output directory {source!r}, where the "
+                f"destination {destination!r} is inside the job's output directory {source!r}, where the "
                 "next try would read it back as output (or it would overwrite the job's own files): choose a "
                 "destination outside that directory."
             )
@@ -384,15 +281,13 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
     def execute(self, context: Any) -> dict[str, Any]:
         """Stream the output files through the filter into XCom or the destination."""
         # Rendered parameters are checked first: a VideoActionsValueError fails the task without a retry.
-        self.destination, shard = shards.plan(self.destination, self.shard, self.max_shards)  # this try's copy
+        destination, shard = shards.plan(self.destination, self.shard, self.max_shards)
         source, keep = self._source(), self._filter()
-        fmt = self._check_destination(source)
-        from airflow_provider_video_actions import gcs
-
-        client = self._client_for(source, self.destination)
+        fmt = self._check_destination(destination, source)
+        client = self._client_for(source, destination)
         predictions, errors, sizes = self._output_files(client, source)
         family = output_family(self.model_family, self.job, predictions)
-        self.decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
+        decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
         if shard is not None:
             digest = shards.listing_digest(sizes)
             predictions, errors = shards.shard_files(shard, predictions, errors, sizes)
@@ -404,35 +299,27 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             family.name,
             source,
         )
-        stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
-        progress = ParseProgress(self.log, self.progress_interval, sum(sizes[uri] for uri in files), len(files))
-        with ExitStack() as stack:
-            stack.enter_context(gc_paused())
-            stack.enter_context(compact_arrow_memory())
-            records, error_records = self._sinks(stack, fmt, client, budget)
-            self._parse_files(client, files, keep, stats, (records, error_records), progress)
-            records.close()
-            error_records.close()
-        result = stats.summary()
-        budget.charge(len(msgspec.json.encode(result)))
-        if fmt is None:
-            result["predictions"], result["error_records"] = records.items, error_records.items
-        else:
-            result["uri"] = self.destination
-            result["errors_uri"] = self._errors_uri() if stats.errors else None
-            if not stats.errors:
-                gcs.delete(client, self._errors_uri())  # an earlier run's errors are not this run's
+        parse = Parse(
+            client,
+            decoder,
+            keep,
+            Sinks(client, destination, fmt, self.max_xcom_bytes),
+            ParseProgress(self.log, self.progress_interval, sum(sizes[uri] for uri in files), len(files)),
+            max_line_bytes=self.max_line_bytes,
+            max_malformed_lines=self.max_malformed_lines,
+        )
+        result = parse.run(files)
         if shard is not None:
-            result["shard"] = shards.shard_summary(shard, self.destination, digest)
+            result["shard"] = shards.shard_summary(shard, destination, digest)
         self.log.info(
             "Parsed %s from %s; %s",
-            counted(stats.rows, "moment"),
+            counted(result["rows"], "moment"),
             counted(result["videos"], "video"),
-            counted(stats.errors, "error"),
+            counted(result["errors"], "error"),
         )
-        if stats.errors:
-            self.log.warning("Error samples: %s", stats.error_samples)
-        self._emit_asset_event(context, result)
+        if result["errors"]:
+            self.log.warning("Error samples: %s", result["error_samples"])
+        self._emit_asset_event(context, destination, result)
         return result
 
     def _open_instances(self, uri: str) -> Any:
@@ -440,106 +327,6 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         from airflow_provider_video_actions import gcs
 
         return gcs.open_read(self._client_for(uri), uri)
-
-    def _long_line(self, uri: str, line: int, long_line: LongLine) -> ErrorRecord:
-        """The error record of a line skipped unread for its length."""
-        message = (
-            f"output line of {long_line.length} bytes is longer than max_line_bytes={self.max_line_bytes}; "
-            "skipped unread"
-        )
-        return ErrorRecord(None, None, None, None, message, uri, line, MALFORMED)
-
-    def _sinks(self, stack: ExitStack, fmt: str | None, client: Any, budget: _XComBudget) -> tuple[Any, Any]:
-        """Where records and error records go: XCom lists, or streaming writers (errors as JSONL)."""
-        if fmt is None:
-            return _XComSink(budget, PredictionRecord), _XComSink(budget, ErrorRecord)
-        from airflow_provider_video_actions import gcs
-
-        handle = stack.enter_context(gcs.open_write(client, self.destination, CONTENT_TYPES[fmt]))
-        writer = RecordWriter(handle, fmt, PredictionRecord)
-        stack.callback(writer.stop)  # before the handle closes, if the parse fails half way
-        return writer, _ErrorsFile(stack, client, self._errors_uri())
-
-    def _errors_uri(self) -> str:
-        return os.path.splitext(self.destination)[0] + ".errors.jsonl"
-
-    def _parse_files(
-        self,
-        client: Any,
-        uris: list[str],
-        keep: PredictionFilter,
-        stats: ParseStats,
-        sinks: tuple[Any, Any],
-        progress: ParseProgress,
-    ) -> None:
-        """Every line of the output files: chunks through the fast path where it vouches for them, else exactly.
-
-        One pipeline over all files (a reader thread, the fast path's threads), so it never drains between files.
-        ``sinks`` are where records and error records go; ``progress`` logs how far it has got.
-        """
-        from airflow_provider_video_actions import gcs
-
-        records, errors = sinks
-        first_line, previous = 1, None
-        for uri, chunk, fast in self.decoder.read_ahead(gcs.prefetched(self._chunks(client, uris)), keep):
-            if uri != previous:  # the next file: lines count from 1
-                first_line, previous = 1, uri
-            if isinstance(chunk, LongLine):
-                stats.add_lines(1)
-                self._add_errors(uri, [self._long_line(uri, first_line, chunk)], stats, errors)
-                first_line += 1
-            elif fast is not None:
-                stats.add_lines(fast.lines)
-                kept = fast.records.num_rows
-                stats.add_kept(fast.instances, fast.moments, fast.video_hashes, kept, fast.label_counts())
-                records.write_table(fast.records)
-                first_line += fast.lines
-            else:
-                first_line += self._parse_chunk(uri, first_line, chunk, keep, stats, records, errors)
-            progress.read(uri, chunk.length if isinstance(chunk, LongLine) else len(chunk), stats.rows)
-
-    def _chunks(self, client: Any, uris: list[str]) -> Iterator[tuple[str, bytes | LongLine]]:
-        """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""
-        from airflow_provider_video_actions import gcs
-
-        for uri in uris:
-            with gcs.open_read(client, uri) as handle:
-                for chunk in gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes):
-                    yield uri, chunk
-
-    def _parse_chunk(
-        self,
-        uri: str,
-        first_line: int,
-        chunk: bytes,
-        keep: PredictionFilter,
-        stats: ParseStats,
-        records: Any,
-        errors: Any,
-    ) -> int:
-        """Decode a chunk of one output file's lines exactly, sending kept records and every error to their sinks.
-
-        Returns the chunk's line count.
-        """
-        decoded = self.decoder.decode(chunk, uri, first_line)
-        stats.add_lines(decoded.lines - decoded.blank_lines)
-        self._add_errors(uri, decoded.errors, stats, errors)
-        columns = keep.columns(decoded)
-        stats.add_records(columns, decoded)
-        records.write(columns)
-        return decoded.lines
-
-    def _add_errors(self, uri: str, found: list[ErrorRecord], stats: ParseStats, errors: Any) -> None:
-        """Count error records and send them to their sink, failing past ``max_malformed_lines``."""
-        for error in found:
-            stats.add_error(error)
-            if self.max_malformed_lines is not None and stats.malformed_lines > self.max_malformed_lines:
-                raise AirflowException(
-                    f"More than max_malformed_lines={self.max_malformed_lines} output lines could not be read; "
-                    f"the last at {uri} line {error.line}: {shorten(error.message)}"
-                )
-        if found:
-            errors.write(error_columns(found))
 
     def _add_alias_outlet(self) -> None:
         """Declare ``asset_alias`` as an outlet; it needs a destination, since XCom is not an asset."""
@@ -553,18 +340,18 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
 
         self.outlets = [*self.outlets, AssetAlias(self.asset_alias)]
 
-    def _emit_asset_event(self, context: Any, result: dict[str, Any]) -> None:
+    def _emit_asset_event(self, context: Any, destination: str | None, result: dict[str, Any]) -> None:
         """Emit the written destination through ``asset_alias``, with the parse counts as the event's extra."""
         if self.asset_alias is None:
             return
         from airflow_provider_video_actions.lineage import emit_asset_event
 
         extra = {key: result[key] for key in ("rows", "videos", "errors", "label_counts")}
-        emit_asset_event(context, self.asset_alias, self.destination, extra)
-        self.log.info("Asset event: %s through alias %r %s", self.destination, self.asset_alias, extra)
+        emit_asset_event(context, self.asset_alias, destination, extra)
+        self.log.info("Asset event: %s through alias %r %s", destination, self.asset_alias, extra)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
         """OpenLineage: the job's output directory in; the parsed destination out (nothing for XCom)."""
         from airflow_provider_video_actions.lineage import parse_lineage
 
-        return parse_lineage(self._source(), self.destination)
+        return parse_lineage(self._source(), shards.plan(self.destination, self.shard, self.max_shards)[0])

@@ -19,8 +19,9 @@ from typing import Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_video_actions import shards
-from airflow_provider_video_actions.job import VideoActionsValueError
-from airflow_provider_video_actions.operators.parse import JobOutputMixin, counted
+from airflow_provider_video_actions.errors import VideoActionsValueError
+from airflow_provider_video_actions.operators.parse import JobOutputMixin
+from airflow_provider_video_actions.parse.run import counted
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.validators import check_positive
 

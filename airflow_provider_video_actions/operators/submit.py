@@ -34,11 +34,8 @@ from airflow_provider_video_actions.families.dispatch import check_region_of_any
 from airflow_provider_video_actions.families.gemini.family import GLOBAL_REGION
 from airflow_provider_video_actions.job import (
     ACTIVE_STATES,
-    CANCELLED_STATES,
-    LEGACY_TASK_LABEL,
     PROVIDER_LABEL,
     PROVIDER_LABEL_VALUE,
-    REATTACH_STATES,
     REQUEST_LABEL,
     SUCCESS_STATES,
     TASK_LABEL,
@@ -584,77 +581,12 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
 
     def _find_or_create(self, spec: JobSpec) -> BatchPredictionJob:
         """This task instance's live or succeeded job for the same request, else a new job."""
-        if job := self._find(spec):
+        if job := self.hook.find_job(spec, self._remaining()):
             self.log.info("Re-attaching to %s (%s), created by an earlier try of this task", job.name, state_name(job))
             return job
         if self.gcs_source is None:
             self._write_instances(spec.instances_uris[0])
-        return self._create(spec)
-
-    def _find(self, spec: JobSpec) -> BatchPredictionJob | None:
-        """The newest job labelled for this task instance that provably was asked for this request.
-
-        Jobs of the previous release (hyphenated label keys, no request label) are looked up too, for
-        one release, and re-attached only while still running, on their resource fields alone. A job
-        for this request that is being cancelled (or was) is named in the log, never re-attached.
-        """
-        task_label = spec.labels[TASK_LABEL]
-        jobs = self._labelled(spec, TASK_LABEL, task_label, REATTACH_STATES | CANCELLED_STATES)
-        for job in jobs:
-            if state_name(job) in CANCELLED_STATES and not spec.mismatch(job):
-                self.log.info(
-                    "Not re-attaching to %s, an earlier try's job for this request: it is %s (cancelled by that "
-                    "try's kill or timeout, or by hand)",
-                    job.name,
-                    state_name(job),
-                )
-        candidates = [job for job in jobs if state_name(job) in REATTACH_STATES]
-        legacy = self._labelled(spec, LEGACY_TASK_LABEL, task_label, ACTIVE_STATES)
-        for job, is_legacy in [*((j, False) for j in candidates), *((j, True) for j in legacy)]:
-            if why := spec.mismatch(job, legacy=is_legacy):
-                self.log.info("Not re-attaching to %s (%s): %s", job.name, state_name(job), why)
-                if state_name(job) in ACTIVE_STATES:
-                    self.log.warning(
-                        "%s carries this task instance's label and is still %s, but was asked for other work: "
-                        "it is not awaited and keeps running (and billing). Cancel it if it is not wanted.",
-                        job.name,
-                        state_name(job),
-                    )
-                continue
-            return job
-        return None
-
-    def _labelled(self, spec: JobSpec, key: str, value: str, states: frozenset[str]) -> list[BatchPredictionJob]:
-        """Jobs with ``labels.<key>=value`` in one of ``states``, newest first.
-
-        The legacy key has a hyphen, which Vertex AI's filter syntax may refuse: then there is nothing to find.
-        """
-        from google.api_core.exceptions import InvalidArgument
-
-        try:
-            jobs = self.hook.list_jobs(spec.project_id, spec.region, f'labels.{key}="{value}"', self._remaining())
-        except InvalidArgument:
-            if key != LEGACY_TASK_LABEL:
-                raise
-            return []
-        return sorted((j for j in jobs if state_name(j) in states), key=lambda j: j.create_time, reverse=True)
-
-    def _create(self, spec: JobSpec) -> BatchPredictionJob:
-        """Create the job once; after a non-transient error, look whether it was made anyway before failing."""
-        from google.api_core.exceptions import GoogleAPICallError
-
-        from airflow_provider_video_actions.hooks.batch_prediction import TRANSIENT_ERRORS, describe_api_error
-
-        try:
-            job = self.hook.create_job(spec)
-        except GoogleAPICallError as exc:
-            if isinstance(exc, TRANSIENT_ERRORS) or not (job := self._find(spec)):
-                raise
-            self.log.warning(
-                "Creating the job answered %s, but it was made: using %s", describe_api_error(exc), job.name
-            )
-        else:
-            self.log.info("Created %s reading %s", job.name, ", ".join(spec.instances_uris))
+        job = self.hook.create_job_once(spec, self._remaining())
         self._created_job = job.name
         return job
 
@@ -818,9 +750,9 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
 
     def _failed_sample(self, summary: dict[str, Any]) -> list[str]:
         """A few failed videos of a finished job, read from its own output (best effort: it only adds to a message)."""
-        from airflow_provider_video_actions import gcs
+        from airflow_provider_video_actions.parse import source
 
-        return gcs.failed_sample(self.hook.storage_client, summary, self.log)
+        return source.failed_sample(self.hook.storage_client, summary, self.log)
 
     def _on_timeout(self, event: dict[str, Any]) -> dict[str, Any]:
         """Cancel a job that outlived the timeout; one that finished meanwhile is a normal ``done`` event."""

@@ -166,14 +166,14 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
 
     def _outcome(self, summary: dict[str, Any]) -> dict[str, Any]:
         """The summary of a job that passes, else an error naming the job (and a few failed videos)."""
-        from airflow_provider_video_actions import gcs
+        from airflow_provider_video_actions.parse import source
 
         try:
             outcome = job_outcome(
                 summary,
                 self.max_failed_ratio,
                 allow_all_failed=self.allow_all_failed,
-                failed_sample=lambda: gcs.failed_sample(self.hook.storage_client, summary, self.log),
+                failed_sample=lambda: source.failed_sample(self.hook.storage_client, summary, self.log),
             )
             self.log.info(outcome)
         except JobFailedError as exc:

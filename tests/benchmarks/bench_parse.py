@@ -235,8 +235,8 @@ def case_arrow_read(source: str) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.json as pj
 
-    from airflow_provider_video_actions import gcs
     from airflow_provider_video_actions.families.action_recognition_arrow import OUTPUT_LINE
+    from airflow_provider_video_actions.parse.chunks import iter_chunks
 
     options = pj.ParseOptions(explicit_schema=OUTPUT_LINE, unexpected_field_behavior="error")
 
@@ -248,7 +248,7 @@ def case_arrow_read(source: str) -> dict[str, Any]:
     with clock.running(), ThreadPoolExecutor(DUCKDB_THREADS) as pool:
         for path in sorted(Path(source.removeprefix("file://")).glob("predictions_*.jsonl")):
             with open(path, "rb") as handle:
-                lines += sum(pool.map(rows, gcs.iter_chunks(handle, ARROW_BLOCK_BYTES)))
+                lines += sum(pool.map(rows, iter_chunks(handle, ARROW_BLOCK_BYTES)))
     return {"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds, "lines": lines}
 
 
@@ -313,13 +313,13 @@ class _Line(msgspec.Struct, gc=False):
 
 def case_msgspec(source: str) -> dict[str, Any]:
     """msgspec decoding every file's bytes from memory, 1 MiB of whole lines at a time, into typed structs."""
-    from airflow_provider_video_actions import gcs
+    from airflow_provider_video_actions.parse.chunks import iter_chunks
 
     gc.disable()
     decode_lines, clock, lines = msgspec.json.Decoder(_Line).decode_lines, Stopwatch(), 0
     for path in sorted(Path(source.removeprefix("file://")).iterdir()):
         with open(path, "rb") as handle:
-            chunks = list(gcs.iter_chunks(handle))
+            chunks = list(iter_chunks(handle))
         with clock.running():
             for chunk in chunks:
                 lines += len(decode_lines(chunk))

@@ -104,9 +104,10 @@ def compare(root: Path, size_mb: int, count: int) -> None:
 
 def _sizes(summary: dict[str, Any], source: Path) -> list[int]:
     """Sizes of the files a shard parsed (recomputed from the same assignment)."""
-    from airflow_provider_video_actions import gcs, shards
+    from airflow_provider_video_actions import shards
+    from airflow_provider_video_actions.parse.source import output_files
 
-    predictions, errors, sizes = gcs.output_files(None, f"file://{source}")
+    predictions, errors, sizes = output_files(None, f"file://{source}")
     shard = shards.Shard.of({"index": summary["shard"]["index"], "count": summary["shard"]["count"]})
     mine = shards.shard_files(shard, predictions, errors, sizes)
     return [sizes[uri] for uri in mine[0] + mine[1]]
