@@ -34,6 +34,7 @@ from airflow_provider_video_actions.predictions import (
     gc_paused,
 )
 from airflow_provider_video_actions.tallies import ParseStats, PredictionFilter, shorten
+from airflow_provider_video_actions.ui.digest import MomentDigest, digest_uri, publish
 from airflow_provider_video_actions.validators import check_fraction, check_positive
 from airflow_provider_video_actions.writers import CONTENT_TYPES, WRITER_FORMATS, RecordWriter, compact_arrow_memory
 
@@ -391,12 +392,12 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             family.name,
             source,
         )
-        stats, budget = ParseStats(), _XComBudget(self.max_xcom_bytes)
+        stats, budget, moments = ParseStats(), _XComBudget(self.max_xcom_bytes), MomentDigest()
         progress = ParseProgress(self.log, self.progress_interval, sum(sizes[uri] for uri in files), len(files))
         with ExitStack() as stack:
             stack.enter_context(gc_paused())
             stack.enter_context(compact_arrow_memory())
-            records, error_records = self._sinks(stack, fmt, client, budget)
+            records, error_records = moments.tap(*self._sinks(stack, fmt, client, budget))
             self._parse_files(client, files, keep, stats, (records, error_records), progress)
             records.close()
             error_records.close()
@@ -411,6 +412,9 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
                 gcs.delete(client, self._errors_uri())  # an earlier run's errors are not this run's
         if shard is not None:
             result["shard"] = shards.shard_summary(shard, self.destination, digest)
+        self._publish_digest(
+            context, moments, client, None if fmt is None else digest_uri(self.destination), result["videos"]
+        )
         self.log.info(
             "Parsed %s from %s; %s",
             counted(stats.rows, "moment"),
@@ -421,6 +425,12 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             self.log.warning("Error samples: %s", stats.error_samples)
         self._emit_asset_event(context, result)
         return result
+
+    def _publish_digest(self, context: Any, moments: MomentDigest, client: Any, uri: str | None, videos: int) -> None:
+        """The per-video digest the UI's Moments tab reads: beside the destination, or in XCom with the records."""
+        conn = {"gcp_conn_id": self.gcp_conn_id, "impersonation_chain": self.impersonation_chain}
+        where = publish(context, moments.digest(videos), uri=uri, client=client, **conn)
+        self.log.info("Moment digest for the Moments tab: %s", where)
 
     def _open_instances(self, uri: str) -> Any:
         """Open the job's instances file (a family may join answers to instances through it)."""
