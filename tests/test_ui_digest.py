@@ -172,3 +172,34 @@ ParseVideoActionPredictionsOperator(task_id="parse_to_xcom", output_directory="f
         "gs://b/v1.mp4": ["wave"],
         "gs://b/v2.mp4": ["run"],
     }
+
+
+@pytest.mark.parametrize(
+    "pointer",
+    [
+        {"uri": "file:///etc/secrets.moments.json", "gcp_conn_id": "google_cloud_default"},
+        {"uri": "gs://b/moments.parquet", "gcp_conn_id": "google_cloud_default"},
+        {"uri": ["gs://b/x.moments.json"], "gcp_conn_id": "google_cloud_default"},
+        {"uri": "gs://b/x.moments.json"},
+    ],
+    ids=["local file", "not a digest file", "not a string", "no connection"],
+)
+def test_the_api_server_reads_no_file_a_digest_xcom_names_but_a_digest_on_gcs(pointer):
+    """Whoever can write a task's XCom cannot make the API server read its local files (or any non-digest)."""
+    from airflow_provider_video_actions.ui.plugin import has_task_instance_views
+
+    if not has_task_instance_views():
+        pytest.skip("the Moments tab's API needs Airflow 3.1+")
+    from airflow_provider_video_actions.ui import api
+
+    with pytest.raises(VideoActionsValueError, match=r"names no digest file|reads only gs:// digests"):
+        api._read_digest(pointer, "dag/run/parse[-1]")
+
+
+@pytest.mark.parametrize(
+    ("version", "shown"), [("2.11.1", False), ("3.0.6", False), ("3.1.0", True), ("3.1.0rc1", True), ("3.3.2", True)]
+)
+def test_the_tab_is_registered_from_airflow_3_1(version, shown):
+    from airflow_provider_video_actions.ui.plugin import has_task_instance_views
+
+    assert has_task_instance_views(version) is shown
