@@ -151,10 +151,9 @@ class MomentDigest:
         videos = table.column("video_uri")
         for uri in pc.unique(videos).to_pylist():
             self._video(uri)
-        self.moment_count += table.num_rows
         described = table.filter(pc.is_in(videos, value_set=pa.array(list(self.videos), pa.string())))
+        self.moment_count += table.num_rows - described.num_rows  # add_moments counts the described ones
         if described.num_rows:
-            self.moment_count -= described.num_rows  # add_moments counts them
             self.add_moments(tuple(described.column(name).to_pylist() for name in RECORD_FIELDS))
 
     def add_errors(self, columns: Columns) -> None:
