@@ -91,7 +91,12 @@ def _no_digest_reason(ti: TaskInstance) -> str:
             f"Not a parse task: {ti.task_id} is a {ti.operator}. The Moments tab shows the moments of "
             "ParseVideoActionPredictionsOperator and CombineParseShardsOperator tasks."
         )
-    return f"No moments yet: this {ti.operator} try is {ti.state or 'not run'}; the digest appears when it succeeds."
+    if ti.state == "success":
+        return (
+            f"No moments: this {ti.operator} succeeded without writing a moment digest (a provider version "
+            "without the Moments tab ran it); run it again to see its moments here."
+        )
+    return f"No moments yet: this {ti.operator} is {ti.state or 'not run'}; the digest appears when it succeeds."
 
 
 def _read_digest(pointer: dict[str, Any], where: str) -> digest.Digest | None:

@@ -132,16 +132,17 @@ class MomentDigest:
 
     def add_moments(self, columns: Columns) -> None:
         """Prediction records as columns (in :class:`~airflow_provider_video_actions.predictions.PredictionRecord`
-        field order)."""
+        field order). Once the digest describes :attr:`max_videos`, other videos' rows are only counted."""
         named = dict(zip(RECORD_FIELDS, columns, strict=True))
-        fields = ("video_uri", "label", "time_start", "time_end", "confidence")
-        rows = zip(*(named[field] for field in fields), strict=True)
-        for uri, label, start, end, confidence in rows:
-            self.moment_count += 1
-            if (video := self._video(uri)) is not None:
+        uris, labels, starts, ends = named["video_uri"], named["label"], named["time_start"], named["time_end"]
+        confidences, videos = named["confidence"], self.videos
+        self.moment_count += len(uris)
+        full = len(videos) >= self.max_videos
+        for row in [i for i, uri in enumerate(uris) if uri in videos] if full else range(len(uris)):
+            if (video := self._video(uris[row])) is not None:
                 video.count += 1
-                video.labels[label] += 1
-                video.keep((confidence, start, end, label), self.max_moments)
+                video.labels[labels[row]] += 1
+                video.keep((confidences[row], starts[row], ends[row], labels[row]), self.max_moments)
 
     def add_table(self, table: Any) -> None:
         """Prediction records as an Arrow table: only the rows of videos the digest describes become Python."""

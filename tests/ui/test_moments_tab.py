@@ -19,6 +19,8 @@ from tests.deployment.deployment import Deployment
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(900)]
 
 DAG_ID = "video_action_recognition"
+#: tests/ui/dags/ui_sharded.py: the same videos parsed in shards, then combined.
+SHARDED_DAG_ID = "ui_sharded"
 #: The example's samples (see emulator/samples.py): moments planted in the kitchen video, one missing video.
 KITCHEN = "gs://video-actions-demo/videos/kitchen.mp4"
 MISSING = "gs://video-actions-demo/videos/missing.mp4"
@@ -28,13 +30,22 @@ WAIT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
-def run_id(deployment: Deployment) -> str:
-    """A finished run of the example DAG: its parse tasks wrote their moment digests."""
-    deployment.wait_for_dags([DAG_ID])
-    run = deployment.trigger(DAG_ID)
-    state = deployment.wait_for_run(DAG_ID, run)
-    assert state == "success", deployment.task_states(DAG_ID, run)
-    return run
+def runs(deployment: Deployment) -> dict[str, str]:
+    """Finished runs of the example DAG and of the sharded one (one output line a file: several shards), run
+    side by side: their parse and combine tasks wrote their moment digests."""
+    deployment.wait_for_dags([DAG_ID, SHARDED_DAG_ID])
+    deployment.control.knob("timeline", lines_per_file=1)
+    started = {dag_id: deployment.trigger(dag_id) for dag_id in (DAG_ID, SHARDED_DAG_ID)}
+    for dag_id, run in started.items():
+        state = deployment.wait_for_run(dag_id, run)
+        assert state == "success", deployment.task_states(dag_id, run)
+    return started
+
+
+@pytest.fixture(scope="module")
+def run_id(runs: dict[str, str]) -> str:
+    """The example DAG's run."""
+    return runs[DAG_ID]
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +78,15 @@ def base_url(deployment: Deployment) -> str:
     return f"http://127.0.0.1:{deployment.port}"
 
 
-def task_page(run_id: str, task_id: str) -> str:
-    return f"/dags/{DAG_ID}/runs/{urllib.parse.quote(run_id)}/tasks/{task_id}"
+def task_page(run_id: str, task_id: str, dag_id: str = DAG_ID) -> str:
+    return f"/dags/{dag_id}/runs/{urllib.parse.quote(run_id)}/tasks/{task_id}"
 
 
-def open_tab(page: Any, run_id: str, task_id: str) -> Any:
+def open_tab(page: Any, run_id: str, task_id: str, dag_id: str = DAG_ID) -> Any:
     """Open the task instance's page, click its Moments tab; the tab's frame."""
     from playwright.sync_api import expect
 
-    page.goto(task_page(run_id, task_id))
+    page.goto(task_page(run_id, task_id, dag_id))
     tab = page.get_by_role("tab", name="Moments").or_(page.get_by_role("link", name="Moments")).first
     expect(tab).to_be_visible(timeout=WAIT_MS)
     tab.click()
@@ -144,3 +155,22 @@ def test_a_logged_in_user_reads_a_parse_to_xcom_digest_through_the_api(page, run
     videos = {video["video_uri"]: video for video in answer.json()["digest"]["videos"]}
     assert [moment[2] for moment in videos[KITCHEN]["moments"]] == ["wave", "clap"]
     assert videos[MISSING]["error_count"] == 1
+
+
+def test_the_combine_of_a_sharded_parse_shows_the_shards_combined(page, runs, deployment):
+    from playwright.sync_api import expect
+
+    run = runs[SHARDED_DAG_ID]
+    shards = len(deployment.mapped(SHARDED_DAG_ID, run, "parse"))
+    assert shards >= 2, deployment.task_states(SHARDED_DAG_ID, run)
+    frame = open_tab(page, run, "combine", SHARDED_DAG_ID)
+    expect(frame.locator("#totals")).to_contain_text(f"combined from {shards} shards", timeout=WAIT_MS)
+    kitchen = frame.locator(
+        f'section[data-video="{KITCHEN.replace("video-actions-demo", "video-actions-deployment")}"]'
+    )
+    expect(kitchen.locator(".timeline .moment")).to_have_count(2)
+    expect(frame.locator(".video-error")).to_contain_text("missing.mp4 not found (code 5)")
+    one = page.request.get(
+        f"/video-actions/api/moments/{SHARDED_DAG_ID}/{urllib.parse.quote(run)}/parse?map_index=0"
+    ).json()
+    assert one["digest"]["shards"] == 1 and one["digest"]["moments"] < 5  # a shard's own part
