@@ -80,15 +80,16 @@ def test_an_arrow_table_feeds_the_digest_as_its_records_do():
 
 
 def test_combining_shards_adds_their_counts_and_pools_their_moments(tmp_path):
-    parts = [f"file://{tmp_path}/part-0000{i}-of-00003.parquet" for i in range(3)]
+    parts = [f"file://{tmp_path}/part-0000{i}-of-00004.parquet" for i in range(4)]
     for index, part in enumerate(parts[:2]):
         built = digest.MomentDigest(max_moments=2)
         rows = [record("gs://b/shared.mp4", "wave", index * 10 + m, 0.5 + index * 0.3 + m / 100) for m in range(3)]
         built.add_moments(columns([*rows, record(f"gs://b/only-{index}.mp4", "run", 1.0, 0.7)]))
         built.add_errors(error_columns([error(f"gs://b/missing-{index}.mp4", f"reason {index}")]))
         digest.publish({}, built.digest(), uri=digest.digest_uri(part), client=None)
-    combined = digest.merge(None, parts)  # the third shard wrote no digest: counted, not fatal
-    assert combined.shards == 3 and combined.shards_without_digest == 1
+    (tmp_path / "part-00003-of-00004.moments.json").write_text('{"videos": "not a digest"}')
+    combined = digest.merge(None, parts)  # the third shard wrote no digest, the fourth a bad one: counted
+    assert combined.shards == 4 and combined.shards_without_digest == 2
     assert combined.moments == 8 and combined.errors_total == 2
     shared = next(video for video in combined.videos if video.video_uri == "gs://b/shared.mp4")
     assert shared.moment_count == 6 and shared.label_counts == {"wave": 6}

@@ -345,10 +345,14 @@ def publish(context: Mapping[str, Any], digest: Digest, *, uri: str | None, clie
 
 
 def merge(client: Any, part_uris: Iterable[str]) -> Digest:
-    """One digest from the digests beside a sharded parse's parts; a part without one is counted, not fatal."""
+    """One digest from the digests beside a sharded parse's parts. A part without one, or with a file that is not
+    one, is counted (the tab says how many), not fatal: the combine's summary does not depend on it."""
     merged = MomentDigest()
     for part in part_uris:
-        shard = read(client, digest_uri(part))
+        try:
+            shard = read(client, digest_uri(part))
+        except VideoActionsValueError:
+            shard = None
         if shard is None:
             merged.shards += 1
             merged.shards_without_digest += 1
