@@ -14,7 +14,7 @@ COMPAT_LINES := 2.11 3.1 3.2
 COMPAT := .venv-compat
 COMPAT_PACKAGES := apache-airflow apache-airflow-providers-google google-cloud-aiplatform apache-airflow-providers-common-compat
 
-.PHONY: demo test test-unit test-compat test-deployment lint bench dist dist-check docs newcomer clean venv-mismatch
+.PHONY: demo test test-unit test-compat test-deployment test-ui ui-screenshot lint bench dist dist-check docs newcomer clean venv-mismatch
 
 ifneq ($(VENV_VERSION),$(PYTHON_VERSION))
 $(STAMP): venv-mismatch
@@ -52,6 +52,16 @@ DEPLOYMENT := $(CURDIR)/.deployment
 test-deployment: $(STAMP)
 	@status=0; $(BIN)/python -m pytest -q -p no:cacheprovider -m deployment tests/deployment || status=$$?; \
 	$(BIN)/python -m tests.deployment.deployment; exit $$status
+
+# The Moments tab in headless Chromium (Debian's `chromium`), driven by Playwright, against the same kind of
+# deployment as test-deployment (one start, a few minutes); leftovers are killed the same way afterwards.
+test-ui: $(STAMP)
+	@status=0; $(BIN)/python -m pytest -q -p no:cacheprovider -m ui tests/ui || status=$$?; \
+	$(BIN)/python -m tests.deployment.deployment; exit $$status
+
+# The docs' picture of the Moments tab, taken by test-ui from the real view.
+ui-screenshot: $(STAMP)
+	UI_SCREENSHOT=$(CURDIR)/docs/images/moments-tab.png $(MAKE) test-ui
 
 # Rebuilt from nothing when pyproject.toml or the line's constraints change; uv's cache makes that ~20 s.
 $(COMPAT)/airflow-%/.installed: pyproject.toml constraints/airflow-%.txt | $(STAMP)

@@ -53,4 +53,12 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider_video_actions.links.VideoActionBatchPredictionJobLink"],
+        # The Moments tab (Airflow 3.1+; registers nothing before). Airflow loads providers' plugins only with
+        # [core] lazy_discover_providers = False.
+        "plugins": [
+            {
+                "name": "video_actions_moments",
+                "plugin-class": "airflow_provider_video_actions.ui.plugin.VideoActionsMomentsPlugin",
+            }
+        ],
     }

@@ -58,7 +58,7 @@ TEST_MODELS = ("42", "7", "1234", "projects/my-project/locations/us-central1/mod
 #: Fixtures that start a service or need Airflow's metadata database: a test using any of them is not a unit test.
 SERVICE_FIXTURES = frozenset({"airflow_db", "emulator", "emulator_session"})
 #: Folders whose tests start processes or servers themselves (the emulator's own tests, a real deployment).
-SERVICE_FOLDERS = ("emulator", "deployment")
+SERVICE_FOLDERS = ("emulator", "deployment", "ui")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

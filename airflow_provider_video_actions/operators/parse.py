@@ -34,6 +34,7 @@ from airflow_provider_video_actions.parse.run import DEFAULT_PROGRESS_INTERVAL, 
 from airflow_provider_video_actions.parse.sinks import Sinks
 from airflow_provider_video_actions.parse.source import output_files
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
+from airflow_provider_video_actions.ui.digest import MomentDigest, digest_uri, publish
 from airflow_provider_video_actions.validators import check_fraction, check_positive
 from airflow_provider_video_actions.writers import WRITER_FORMATS
 
@@ -299,11 +300,12 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             family.name,
             source,
         )
+        moments = MomentDigest()  # what the UI's Moments tab reads: fed by the sinks as they are written
         parse = Parse(
             client,
             decoder,
             keep,
-            Sinks(client, destination, fmt, self.max_xcom_bytes),
+            Sinks(client, destination, fmt, self.max_xcom_bytes, tap=moments.tap),
             ParseProgress(self.log, self.progress_interval, sum(sizes[uri] for uri in files), len(files)),
             max_line_bytes=self.max_line_bytes,
             max_malformed_lines=self.max_malformed_lines,
@@ -311,6 +313,9 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         result = parse.run(files)
         if shard is not None:
             result["shard"] = shards.shard_summary(shard, destination, digest)
+        self._publish_digest(
+            context, moments, client, None if fmt is None else digest_uri(destination), result["videos"]
+        )
         self.log.info(
             "Parsed %s from %s; %s",
             counted(result["rows"], "moment"),
@@ -321,6 +326,12 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             self.log.warning("Error samples: %s", result["error_samples"])
         self._emit_asset_event(context, destination, result)
         return result
+
+    def _publish_digest(self, context: Any, moments: MomentDigest, client: Any, uri: str | None, videos: int) -> None:
+        """The per-video digest the UI's Moments tab reads: beside the destination, or in XCom with the records."""
+        conn = {"gcp_conn_id": self.gcp_conn_id, "impersonation_chain": self.impersonation_chain}
+        where = publish(context, moments.digest(videos), uri=uri, client=client, **conn)
+        self.log.info("Moment digest for the Moments tab: %s", where)
 
     def _open_instances(self, uri: str) -> Any:
         """Open the job's instances file (a family may join answers to instances through it)."""

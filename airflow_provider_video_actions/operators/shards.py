@@ -93,14 +93,26 @@ class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
     :param summaries: the mapped parse task's results, ``parse.output``.
     :param asset_alias: name of an ``AssetAlias`` added to the outlets; the dataset's folder is emitted
         through it as one asset event (with the combined counts as its extra).
+    :param gcp_conn_id: the connection reading the shards' moment digests and writing the combined one (the
+        Moments tab's data, :mod:`airflow_provider_video_actions.ui.digest`), as the parse's.
+    :param impersonation_chain: as the parse's.
     """
 
-    template_fields: Sequence[str] = ("summaries",)
+    template_fields: Sequence[str] = ("summaries", "impersonation_chain")
     ui_color = "#e6f4ea"
 
-    def __init__(self, *, summaries: Any, asset_alias: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        summaries: Any,
+        asset_alias: str | None = None,
+        gcp_conn_id: str = "google_cloud_default",
+        impersonation_chain: str | Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.summaries, self.asset_alias = summaries, asset_alias
+        self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         if asset_alias is not None:
             from airflow.providers.common.compat.sdk import AssetAlias
 
@@ -117,12 +129,23 @@ class CombineParseShardsOperator(PathSegmentFilterMixin, BaseOperator):
             counted(combined["errors"], "error"),
             combined["uri"],
         )
+        self._publish_digest(context, combined)
         if self.asset_alias is not None:
             from airflow_provider_video_actions.lineage import emit_asset_event
 
             extra = {key: combined[key] for key in ("rows", "videos", "errors", "label_counts", "shards")}
             emit_asset_event(context, self.asset_alias, shards.dataset_folder(combined["uri"]), extra)
         return combined
+
+    def _publish_digest(self, context: Any, combined: dict[str, Any]) -> None:
+        """The shards' moment digests merged into one beside the dataset, for the Moments tab of this task."""
+        from airflow_provider_video_actions.ui import digest
+
+        uri = digest.combined_digest_uri(combined["uri"])
+        client = digest.storage_client(self.gcp_conn_id, self.impersonation_chain, uri)
+        conn = {"gcp_conn_id": self.gcp_conn_id, "impersonation_chain": self.impersonation_chain}
+        where = digest.publish(context, digest.merge(client, combined["parts"]), uri=uri, client=client, **conn)
+        self.log.info("Moment digest of the %s for the Moments tab: %s", counted(combined["shards"], "shard"), where)
 
 
 def _read_all(summaries: Any) -> Iterable[Any]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, Protocol
 
@@ -29,6 +30,10 @@ class RecordSink(ErrorSink, Protocol):
     """Takes prediction records as column batches (exact path) or Arrow tables (fast path)."""
 
     def write_table(self, table: Any) -> None: ...
+
+
+#: Wraps the opened pair, e.g. so that what they are sent also feeds the UI's moment digest.
+Tap = Callable[[RecordSink, ErrorSink], tuple[RecordSink, ErrorSink]]
 
 
 class XComBudget:
@@ -99,8 +104,10 @@ class Sinks:
     """Where one parse's records and error records go: XCom lists within ``max_xcom_bytes``, or the destination
     (written as it streams) with an errors file beside it."""
 
-    def __init__(self, client: Any, destination: str | None, fmt: str | None, max_xcom_bytes: int) -> None:
-        self.client, self.destination, self.fmt = client, destination, fmt
+    def __init__(
+        self, client: Any, destination: str | None, fmt: str | None, max_xcom_bytes: int, tap: Tap | None = None
+    ) -> None:
+        self.client, self.destination, self.fmt, self.tap = client, destination, fmt, tap
         self.errors_uri = None if destination is None else errors_uri(destination)
         self.budget = XComBudget(max_xcom_bytes)
         self._xcom: tuple[XComSink, XComSink] | None = None
@@ -112,11 +119,13 @@ class Sinks:
         if self.destination is None or self.errors_uri is None or self.fmt is None:
             self._xcom = XComSink(self.budget, PredictionRecord), XComSink(self.budget, ErrorRecord)
             self.records, self.errors = self._xcom
-            return
-        handle = stack.enter_context(gcs.open_write(self.client, self.destination, CONTENT_TYPES[self.fmt]))
-        writer = RecordWriter(handle, self.fmt, PredictionRecord)
-        stack.callback(writer.stop)  # before the handle closes, if the parse fails half way
-        self.records, self.errors = writer, ErrorsFile(stack, self.client, self.errors_uri)
+        else:
+            handle = stack.enter_context(gcs.open_write(self.client, self.destination, CONTENT_TYPES[self.fmt]))
+            writer = RecordWriter(handle, self.fmt, PredictionRecord)
+            stack.callback(writer.stop)  # before the handle closes, if the parse fails half way
+            self.records, self.errors = writer, ErrorsFile(stack, self.client, self.errors_uri)
+        if self.tap is not None:
+            self.records, self.errors = self.tap(self.records, self.errors)
 
     def close(self) -> None:
         """Finish both outputs."""

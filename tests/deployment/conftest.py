@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import signal
 from collections.abc import Iterator
 
@@ -19,10 +20,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@pytest.fixture(scope="session")
-def deployment() -> Iterator[Deployment]:
-    """Start the deployment; stop every process it started however the session ends (SIGTERM included)."""
-    running = Deployment()
+@contextlib.contextmanager
+def started(running: Deployment) -> Iterator[Deployment]:
+    """Start a deployment; stop every process it started however the session ends (SIGTERM included)."""
     atexit.register(running.stop)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -30,6 +30,13 @@ def deployment() -> Iterator[Deployment]:
     finally:
         running.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture(scope="session")
+def deployment() -> Iterator[Deployment]:
+    """The deployment of the session (see :func:`started`)."""
+    with started(Deployment()) as running:
+        yield running
 
 
 @pytest.fixture
