@@ -4,6 +4,9 @@ Ranged reads: GCS answers a range that starts at or past an object's end (every 
 with 416 and ``Content-Range: bytes */SIZE``, which the storage client turns into ``b""`` for an empty
 object; the package answers 206, which the client refuses. :func:`install` wraps the package's download
 handler once per process, wherever its routes reach it.
+
+Generations: GCS answers a download pinned to a generation (``?generation=``) that is no longer the object's
+with 404; the package ignores the parameter and serves whatever the object holds now.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ _package_download = objects.download
 
 
 def download(request: Any, response: Any, storage: Any, *args: Any, **kwargs: Any) -> None:
-    """The package's download, but 416 (as GCS) for a range starting at or past the object's end."""
+    """The package's download, but 416 (as GCS) for a range starting at or past the object's end, and 404 for a
+    generation that is not the object's."""
+    if _generation_gone(request, storage):
+        response.status = HTTPStatus.NOT_FOUND
+        return
     match = _RANGE_START.match(request.get_header("range", None) or "")
     if match:
         try:
@@ -35,6 +42,18 @@ def download(request: Any, response: Any, storage: Any, *args: Any, **kwargs: An
             response["Content-Range"] = f"bytes */{size}"
             return
     _package_download(request, response, storage, *args, **kwargs)
+
+
+def _generation_gone(request: Any, storage: Any) -> bool:
+    """Whether the download names a generation (``?generation=``) and the object has another (or is gone)."""
+    wanted = request.query.get("generation")
+    if not wanted:
+        return False
+    try:
+        found = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
+    except NotFound:
+        return True
+    return str(found.get("generation")) != wanted[0]
 
 
 def install() -> None:

@@ -489,10 +489,20 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""
         from airflow_provider_video_actions import gcs
 
+        for uri, handle in self._opened(client, uris):
+            for chunk in gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes):
+                yield uri, chunk
+
+    def _opened(self, client: Any, uris: list[str]) -> Iterator[tuple[str, Any]]:
+        """Each file open for reading in turn; gs:// objects read ahead by concurrent ranged GETs."""
+        from airflow_provider_video_actions import gcs, ranged_read
+
+        if uris and all(uri.startswith("gs://") for uri in uris):
+            yield from ranged_read.streams(client, uris)
+            return
         for uri in uris:
             with gcs.open_read(client, uri) as handle:
-                for chunk in gcs.iter_chunks(handle, self.decoder.chunk_bytes, max_line_bytes=self.max_line_bytes):
-                    yield uri, chunk
+                yield uri, handle
 
     def _parse_chunk(
         self,
