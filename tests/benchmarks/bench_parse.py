@@ -46,7 +46,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -456,6 +456,34 @@ def _fastest(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**min(runs, key=lambda run: run["seconds"]), "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
+def _in_turn(
+    cases: dict[str, tuple[str, ...]], repeat: int, run: Callable[[tuple[str, ...]], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each case's fastest run (see :func:`_fastest`), the cases run by ``run`` in turn ``repeat`` times."""
+    runs: dict[str, list[dict[str, Any]]] = {column: [] for column in cases}
+    for _ in range(repeat):
+        for column, args in cases.items():
+            runs[column].append(run(args))
+    return {column: _fastest(measured) for column, measured in runs.items()}
+
+
+def _measured(case: str, input_bytes: int, repeat: int, columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON line's head: each column's MB/s of input, CPU seconds, peak RSS (and GCS server CPU seconds)."""
+    result: dict[str, Any] = {
+        "benchmark": "parse",
+        "case": case,
+        "input_mb": round(input_bytes / MB, 1),
+        "runs": repeat,
+    }
+    for column, measured in columns.items():
+        result[f"{column}_mb_s"] = round(input_bytes / MB / measured["seconds"], 1)
+        result[f"{column}_cpu_s"] = round(measured["cpu_seconds"], 2)
+        result[f"{column}_peak_rss_mb"] = measured["peak_rss_mb"]
+        if "server_cpu_seconds" in measured:
+            result[f"{column}_server_cpu_s"] = round(measured["server_cpu_seconds"], 2)
+    return result
+
+
 def compare(
     name: str,
     source: str,
@@ -478,23 +506,10 @@ def compare(
             "arrow_read": ("arrow_read", source),
             "msgspec": ("msgspec", source),
         }
-    runs: dict[str, list[dict[str, Any]]] = {column: [] for column in cases}
-    for _ in range(repeat):
-        for column, args in cases.items():
-            runs[column].append(run_case(HERE, "--case", *args))
-    columns = {column: _fastest(measured) for column, measured in runs.items()}
+    columns = _in_turn(cases, repeat, lambda args: run_case(HERE, "--case", *args))
     if naive:
         columns["naive"] = run_case(HERE, "--case", "naive", source, f"{stem}-naive.parquet")
-    result: dict[str, Any] = {
-        "benchmark": "parse",
-        "case": name,
-        "input_mb": round(input_bytes / MB, 1),
-        "runs": repeat,
-    }
-    for column, measured in columns.items():
-        result[f"{column}_mb_s"] = round(input_bytes / MB / measured["seconds"], 1)
-        result[f"{column}_cpu_s"] = round(measured["cpu_seconds"], 2)
-        result[f"{column}_peak_rss_mb"] = measured["peak_rss_mb"]
+    result = _measured(name, input_bytes, repeat, columns)
     result["rows"], result["errors"] = columns["provider"]["rows"], columns["provider"]["errors"]
     if "duckdb" in columns:
         result["provider_vs_duckdb"] = round(columns["duckdb"]["seconds"] / columns["provider"]["seconds"], 2)
@@ -545,11 +560,8 @@ def run_gcs(root: Path, sizes: list[int], repeat: int) -> None:
                 "provider_gcs": ("provider", source, f"file://{root}/parsed-gcs-{size}.parquet"),
                 "provider_local": ("provider", f"file://{local}", f"file://{root}/parsed-local-{size}.parquet"),
             }
-            runs: dict[str, list[dict[str, Any]]] = {column: [] for column in cases}
-            for _ in range(repeat):
-                for column, args in cases.items():
-                    runs[column].append(_served(args, env))
-            emit(_gcs_result(size, input_bytes, repeat, {column: _fastest(m) for column, m in runs.items()}))
+            columns = _in_turn(cases, repeat, lambda args: _served(args, env))
+            emit(_gcs_result(size, input_bytes, repeat, columns))
             shutil.rmtree(local)
             for parsed in root.glob("parsed-*"):
                 parsed.unlink()
@@ -566,17 +578,7 @@ def _served(args: tuple[str, ...], env: dict[str, str]) -> dict[str, Any]:
 
 def _gcs_result(size: int, input_bytes: int, repeat: int, columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """One JSON line: each column's MB/s, CPU seconds and peak RSS; the gs:// parse against the local one."""
-    result: dict[str, Any] = {
-        "benchmark": "parse",
-        "case": f"gcs_emulator_vs_local_{size}mb",
-        "input_mb": round(input_bytes / MB, 1),
-        "runs": repeat,
-    }
-    for column, measured in columns.items():
-        result[f"{column}_mb_s"] = round(input_bytes / MB / measured["seconds"], 1)
-        result[f"{column}_cpu_s"] = round(measured["cpu_seconds"], 2)
-        result[f"{column}_peak_rss_mb"] = measured["peak_rss_mb"]
-        result[f"{column}_server_cpu_s"] = round(measured["server_cpu_seconds"], 2)
+    result = _measured(f"gcs_emulator_vs_local_{size}mb", input_bytes, repeat, columns)
     gcs, local = columns["provider_gcs"], columns["provider_local"]
     result["gcs_vs_local"] = round(local["seconds"] / gcs["seconds"], 2)
     result["gcs_extra_rss_mb"] = round(gcs["peak_rss_mb"] - local["peak_rss_mb"], 1)
