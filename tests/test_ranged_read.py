@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import uuid
+from pathlib import Path
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowException
 from google.cloud import storage
 
 from airflow_provider_video_actions import ranged_read
 from airflow_provider_video_actions.job import VideoActionsValueError
+from tests.benchmarks.bench_parse import generate
 from tests.conftest import BUCKET
+from tests.test_parse import parse
 
 
 def _upload(client: storage.Client, contents: list[bytes]) -> list[str]:
@@ -44,8 +49,9 @@ def test_bytes_in_order_across_ranges_and_objects(storage_client, concurrency: i
     contents = [_content(size, seed) for seed, size in enumerate([0, 1, 3000, 3001, 10_007, 999, 0])]
     uris = _upload(storage_client, contents)
     reads = list(ranged_read.read_ahead(storage_client, uris, 1000, concurrency, max_buffered))
-    assert [uri for uri in dict.fromkeys(uri for uri, _ in reads)] == [u for u, c in zip(uris, contents) if c]
-    assert _objects_read(reads) == {uri: data for uri, data in zip(uris, contents) if data}
+    expected = {uri: data for uri, data in zip(uris, contents, strict=True) if data}
+    assert list(dict.fromkeys(uri for uri, _ in reads)) == list(expected)
+    assert _objects_read(reads) == expected
     sizes = [len(data) for _, data in reads]
     assert max(sizes) == 1000
     assert sizes[:8] == [1, 1000, 1000, 1000, 1000, 1000, 1000, 1]  # each range whole, the last one short
@@ -71,7 +77,7 @@ def test_a_vanished_object_fails_in_its_turn(storage_client) -> None:
     missing = f"gs://{BUCKET}/ranged/{uuid.uuid4().hex}/gone.jsonl"
     reads = ranged_read.read_ahead(storage_client, [*first, missing], 1000, 2, 4)
     assert b"".join(data for _, data in (next(reads), next(reads), next(reads))) == _content(2500, 1)
-    with pytest.raises(ranged_read.ObjectReadError, match="gone.jsonl was listed but no longer exists"):
+    with pytest.raises(ranged_read.ObjectReadError, match=r"gone\.jsonl was listed but no longer exists"):
         next(reads)
 
 
@@ -138,3 +144,38 @@ def test_bad_read_parameters_are_refused(name: str, value: object) -> None:
     """A read-ahead parameter that is not a positive integer is refused, named."""
     with pytest.raises(VideoActionsValueError, match=f"{name} must be a positive integer"):
         next(ranged_read.read_ahead(None, [], **{name: value}))  # type: ignore[arg-type]
+
+
+def _upload_folder(client: storage.Client, folder: Path, prefix: str) -> str:
+    """Every file of a local folder as an object under ``prefix``; the gs:// folder."""
+    for path in sorted(folder.iterdir()):
+        client.bucket(BUCKET).blob(f"{prefix}/{path.name}").upload_from_filename(str(path))
+    return f"gs://{BUCKET}/{prefix}"
+
+
+def test_a_parse_from_gcs_reads_what_the_local_parse_reads(storage_client, tmp_path: Path) -> None:
+    """Lines cut by range boundaries (9 MB: three ranges) and several files parse from gs:// exactly as from disk."""
+    import pyarrow.parquet as pq
+
+    generate(tmp_path / "output", 9)
+    source = _upload_folder(storage_client, tmp_path / "output", f"ranged/{uuid.uuid4().hex}")
+    results, tables = [], []
+    for name, directory in (("gcs", source), ("local", f"file://{tmp_path}/output")):
+        result = parse(output_directory=directory, destination=f"file://{tmp_path}/{name}.parquet")
+        text = json.dumps({key: value for key, value in result.items() if not key.endswith("uri")}, sort_keys=True)
+        results.append(json.loads(text.replace(directory, "SOURCE")))  # error samples name their file
+        tables.append(pq.read_table(tmp_path / f"{name}.parquet"))
+    assert results[0] == results[1] and results[0]["rows"] > 40_000 and results[0]["errors"] > 0
+    assert tables[0].equals(tables[1])
+
+
+def test_a_parse_that_fails_part_way_leaves_no_read_running(storage_client, tmp_path: Path) -> None:
+    """A parse stopped by a bad line while later ranges and files are read ahead joins every reading thread."""
+    generate(tmp_path / "output", 9)
+    first = tmp_path / "output" / "predictions_00001.jsonl"
+    first.write_bytes(b"not json\n" + first.read_bytes())
+    (tmp_path / "output" / "predictions_00002.jsonl").write_bytes(first.read_bytes())
+    source = _upload_folder(storage_client, tmp_path / "output", f"ranged/{uuid.uuid4().hex}")
+    with pytest.raises(AirflowException, match="More than max_malformed_lines=0"):
+        parse(output_directory=source, max_malformed_lines=0)
+    assert not [thread.name for thread in threading.enumerate() if thread.name.startswith("video-actions-")]
