@@ -11,6 +11,9 @@ a range's checksum, then drops it unchecked for a 206 answer). Ranges are read w
 each object's CRC32C is computed over its bytes in order and compared with the one in its metadata at its
 end. Each range is pinned to the generation the metadata named, so the ranges of one object are never of
 two versions: an object replaced or deleted while it is read fails with :class:`ObjectReadError`.
+
+Ranges are of the stored bytes (``raw_download``: nothing decompressed); an object stored gzip-encoded is
+refused, since its byte ranges are of the compressed stream (Vertex AI writes its output uncompressed).
 """
 
 from __future__ import annotations
