@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
 import os
 import random
 import shutil
@@ -545,6 +546,7 @@ def run_gcs(root: Path, sizes: list[int], repeat: int) -> None:
 
     if not sizes:
         return
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)  # a line per request would bury the results
     with Emulator(buckets=[GCS_BUCKET]) as emulator:
         bucket = emulator.storage_client().bucket(GCS_BUCKET)
         env = emulator.env()  # both emulator variables: the hook then needs no Airflow connection
