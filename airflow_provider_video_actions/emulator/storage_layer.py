@@ -11,6 +11,8 @@
 - Ranged reads: a range that starts at or past an object's end (every range of an empty object) is 416
   with ``Content-Range: bytes */SIZE``, which the storage client turns into ``b""`` for an empty object;
   the package answers 206, which the client refuses.
+- Generations: a download pinned to a generation (``?generation=``) the object no longer has is 404, as on
+  GCS; the package ignores the parameter and serves whatever the object holds now.
 
 :func:`install` routes the package's handlers through these once per process, wherever its routes reach them.
 """
@@ -143,7 +145,11 @@ def _object_target(request: Any, storage: Any) -> tuple[str, str | None]:
 
 
 def download(request: Any, response: Any, storage: Any, *args: Any, **kwargs: Any) -> None:
-    """The package's download, but 416 (as GCS) for a range starting at or past the object's end."""
+    """The package's download, but 416 (as GCS) for a range starting at or past the object's end, and 404 for a
+    generation that is not the object's."""
+    if _generation_gone(request, storage):
+        response.status = HTTPStatus.NOT_FOUND
+        return
     match = _RANGE_START.match(request.get_header("range", None) or "")
     if match:
         try:
@@ -214,6 +220,18 @@ _LAYER: dict[str, Handler] = {
     "delete": _checked_write(_PACKAGE["delete"], _object_target),
     "ls": ls,
 }
+
+
+def _generation_gone(request: Any, storage: Any) -> bool:
+    """Whether the download names a generation (``?generation=``) and the object has another (or is gone)."""
+    wanted = request.query.get("generation")
+    if not wanted:
+        return False
+    try:
+        found = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
+    except NotFound:
+        return True
+    return str(found.get("generation")) != wanted[0]
 
 
 def install() -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_video_actions import gcs
 from airflow_provider_video_actions.errors import VideoActionsValueError
+from airflow_provider_video_actions.parse import ranged_read
 from airflow_provider_video_actions.parse.chunks import LongLine, iter_chunks
 
 if TYPE_CHECKING:
@@ -121,7 +122,16 @@ def file_chunks(
     client: storage.Client | None, uris: list[str], chunk_bytes: int, max_line_bytes: int
 ) -> Iterator[tuple[str, bytes | LongLine]]:
     """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""
+    for uri, handle in _opened(client, uris):
+        for chunk in iter_chunks(handle, chunk_bytes, max_line_bytes=max_line_bytes):
+            yield uri, chunk
+
+
+def _opened(client: storage.Client | None, uris: list[str]) -> Iterator[tuple[str, Any]]:
+    """Each file open for reading in turn; gs:// objects read ahead by concurrent ranged GETs (:mod:`.ranged_read`)."""
+    if uris and all(uri.startswith("gs://") for uri in uris):
+        yield from ranged_read.streams(client, uris)
+        return
     for uri in uris:
         with gcs.open_read(client, uri) as handle:
-            for chunk in iter_chunks(handle, chunk_bytes, max_line_bytes=max_line_bytes):
-                yield uri, chunk
+            yield uri, handle

@@ -20,11 +20,19 @@ fastest run and its highest peak RSS), measures input MB/s and peak RSS of:
 - ``naive``: ``json.loads`` per line into dicts, a list of every record, one ``pyarrow`` write (the
   Vertex SDK's way); it holds every record in memory, so it runs only up to ``--naive-max-mb``.
 
-``--gcs`` adds the provider and the naive way through the in-memory GCS emulator (it holds every
-object in the benchmark's memory and serves HTTP from Python). One JSON line per size.
+Then, at each ``--gcs-sizes`` (env ``BENCH_GCS_SIZES_MB``, default 200 and 1000 MB), the same files
+uploaded to the bundled GCS emulator (it holds every object in the benchmark's memory and serves HTTP
+from Python), side by side in the same run:
 
-Run: ``.venv/bin/python -m tests.benchmarks.bench_parse [--sizes 100 1000]`` (``make bench`` runs
-every benchmark).
+- ``download_as_bytes`` and ``blob_open``: the raw read by the storage client, each file in turn
+  (``blob.download_as_bytes()``, ``blob.open("rb")`` read 1 MiB at a time): the user's alternative, and
+  what the emulator can serve;
+- ``ranged_read``: the provider's reader alone (:func:`ranged_read.read_ahead`), nothing parsed;
+- ``provider_gcs``: the operator parsing from ``gs://`` to a local Parquet file;
+- ``provider_local``: the operator parsing the same files from local disk to a local Parquet file.
+
+One JSON line per size. Run: ``.venv/bin/python -m tests.benchmarks.bench_parse [--sizes 100 1000]
+[--gcs-sizes 200 1000]`` (an empty list skips that part; ``make bench`` runs every benchmark).
 """
 
 from __future__ import annotations
@@ -32,25 +40,32 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import logging
+import os
 import random
 import shutil
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from airflow_provider_video_actions.families.action_recognition import ACTION_RECOGNITION
-from tests.benchmarks.common import Stopwatch, child_result, emit, run_case
+from tests.benchmarks.common import Stopwatch, child_result, emit, peak_rss_mb, run_case
 
 MB = 1_000_000
 FILE_MB = 25
 LOCAL_SIZES_MB = (100, 1000)
 NAIVE_MAX_MB = 1000
-GCS_SIZE_MB = 200
+GCS_SIZES_MB = (200, 1000)
 GCS_BUCKET = "bench-parse"
+#: The storage client's raw reads of the same files, beside the operator's.
+RAW_READS = ("download_as_bytes", "blob_open")
+#: Bytes asked of ``blob.open("rb")`` at a time (the size of the operator's chunks of lines).
+READ_BYTES = 1024 * 1024
 DUCKDB_THREADS = 2
 #: pyarrow's JSON reader parses blocks of this size side by side (the operator parses 2 MiB chunks).
 ARROW_BLOCK_BYTES = 2 * 1024 * 1024
@@ -160,16 +175,52 @@ def case_provider(source: str, destination: str) -> dict[str, Any]:
     import airflow_provider_video_actions.families.action_recognition_arrow  # noqa: F401 - the fast path
     from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
 
+    if source.startswith("gs://"):  # the hook's module imports the Vertex AI client: ~4 CPU s, not the parse's
+        from airflow_provider_video_actions.hooks import batch_prediction  # noqa: F401
     operator = ParseVideoActionPredictionsOperator(task_id="parse", output_directory=source, destination=destination)
-    clock = Stopwatch()
+    clock, rss_before = Stopwatch(), peak_rss_mb()
     with clock.running():
         result = operator.execute({})
     return {
         "seconds": clock.seconds,
         "cpu_seconds": clock.cpu_seconds,
+        "rss_before_mb": rss_before,
         "rows": result["rows"],
         "errors": result["errors"],
     }
+
+
+def case_raw_read(source: str, method: str) -> dict[str, Any]:
+    """The storage client reading every object under a ``gs://`` prefix in turn, whole or through ``blob.open``."""
+    from google.cloud import storage
+
+    bucket, _, prefix = source.removeprefix("gs://").partition("/")
+    blobs = list(storage.Client(project="bench").list_blobs(bucket, prefix=prefix))
+    clock, read = Stopwatch(), 0
+    with clock.running():
+        for blob in blobs:
+            if method == "download_as_bytes":
+                read += len(blob.download_as_bytes())
+                continue
+            with blob.open("rb") as handle:
+                while block := handle.read(READ_BYTES):
+                    read += len(block)
+    return {"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds, "bytes": read}
+
+
+def case_ranged_read(source: str) -> dict[str, Any]:
+    """The operator's reader alone: every object under a ``gs://`` prefix read ahead by ranged GETs."""
+    from google.cloud import storage
+
+    from airflow_provider_video_actions.parse import ranged_read
+
+    client = storage.Client(project="bench")
+    bucket, _, prefix = source.removeprefix("gs://").partition("/")
+    uris = sorted(f"gs://{bucket}/{blob.name}" for blob in client.list_blobs(bucket, prefix=prefix))
+    clock, read = Stopwatch(), 0
+    with clock.running():
+        read = sum(len(data) for _, data in ranged_read.read_ahead(client, uris))
+    return {"seconds": clock.seconds, "cpu_seconds": clock.cpu_seconds, "bytes": read}
 
 
 _INSTANCE = "STRUCT(content VARCHAR, mimeType VARCHAR, timeSegmentStart VARCHAR, timeSegmentEnd VARCHAR)"
@@ -406,13 +457,40 @@ def _fastest(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**min(runs, key=lambda run: run["seconds"]), "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
+def _in_turn(
+    cases: dict[str, tuple[str, ...]], repeat: int, run: Callable[[tuple[str, ...]], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each case's fastest run (see :func:`_fastest`), the cases run by ``run`` in turn ``repeat`` times."""
+    runs: dict[str, list[dict[str, Any]]] = {column: [] for column in cases}
+    for _ in range(repeat):
+        for column, args in cases.items():
+            runs[column].append(run(args))
+    return {column: _fastest(measured) for column, measured in runs.items()}
+
+
+def _measured(case: str, input_bytes: int, repeat: int, columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON line's head: each column's MB/s of input, CPU seconds, peak RSS (and GCS server CPU seconds)."""
+    result: dict[str, Any] = {
+        "benchmark": "parse",
+        "case": case,
+        "input_mb": round(input_bytes / MB, 1),
+        "runs": repeat,
+    }
+    for column, measured in columns.items():
+        result[f"{column}_mb_s"] = round(input_bytes / MB / measured["seconds"], 1)
+        result[f"{column}_cpu_s"] = round(measured["cpu_seconds"], 2)
+        result[f"{column}_peak_rss_mb"] = measured["peak_rss_mb"]
+        if "server_cpu_seconds" in measured:
+            result[f"{column}_server_cpu_s"] = round(measured["server_cpu_seconds"], 2)
+    return result
+
+
 def compare(
     name: str,
     source: str,
     stem: str,
     input_bytes: int,
     naive: bool,
-    env: dict[str, str] | None = None,
     repeat: int = 1,
 ) -> None:
     """Run each column in its own interpreter, the columns in turn ``repeat`` times, and print one JSON line.
@@ -429,23 +507,10 @@ def compare(
             "arrow_read": ("arrow_read", source),
             "msgspec": ("msgspec", source),
         }
-    runs: dict[str, list[dict[str, Any]]] = {column: [] for column in cases}
-    for _ in range(repeat):
-        for column, args in cases.items():
-            runs[column].append(run_case(HERE, "--case", *args, env=env))
-    columns = {column: _fastest(measured) for column, measured in runs.items()}
+    columns = _in_turn(cases, repeat, lambda args: run_case(HERE, "--case", *args))
     if naive:
-        columns["naive"] = run_case(HERE, "--case", "naive", source, f"{stem}-naive.parquet", env=env)
-    result: dict[str, Any] = {
-        "benchmark": "parse",
-        "case": name,
-        "input_mb": round(input_bytes / MB, 1),
-        "runs": repeat,
-    }
-    for column, measured in columns.items():
-        result[f"{column}_mb_s"] = round(input_bytes / MB / measured["seconds"], 1)
-        result[f"{column}_cpu_s"] = round(measured["cpu_seconds"], 2)
-        result[f"{column}_peak_rss_mb"] = measured["peak_rss_mb"]
+        columns["naive"] = run_case(HERE, "--case", "naive", source, f"{stem}-naive.parquet")
+    result = _measured(name, input_bytes, repeat, columns)
     result["rows"], result["errors"] = columns["provider"]["rows"], columns["provider"]["errors"]
     if "duckdb" in columns:
         result["provider_vs_duckdb"] = round(columns["duckdb"]["seconds"] / columns["provider"]["seconds"], 2)
@@ -474,33 +539,76 @@ def run_local(root: Path, sizes: list[int], naive_max_mb: int, repeat: int) -> N
             parsed.unlink()
 
 
-def run_gcs(root: Path) -> None:
-    """One source uploaded to the in-memory GCS emulator, parsed to Parquet in it (provider and naive)."""
+def run_gcs(root: Path, sizes: list[int], repeat: int) -> None:
+    """At each size: the files in the GCS emulator read raw by the storage client, read by the operator's reader,
+    parsed from gs:// and parsed from local disk (both to a local Parquet file), in turn, ``repeat`` times."""
     from airflow_provider_video_actions.emulator import Emulator
 
-    source = root / f"output-{GCS_SIZE_MB}mb"
-    input_bytes = generate(source, GCS_SIZE_MB)
+    if not sizes:
+        return
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)  # a line per request would bury the results
     with Emulator(buckets=[GCS_BUCKET]) as emulator:
         bucket = emulator.storage_client().bucket(GCS_BUCKET)
-        for path in sorted(source.iterdir()):
-            bucket.blob(f"output/{path.name}").upload_from_filename(str(path))
         env = emulator.env()  # both emulator variables: the hook then needs no Airflow connection
-        compare(
-            f"gcs_emulator_parquet_{GCS_SIZE_MB}mb",
-            f"gs://{GCS_BUCKET}/output",
-            f"gs://{GCS_BUCKET}/parsed",
-            input_bytes,
-            True,
-            env,
+        for size in sizes:
+            local = root / f"output-{size}mb"
+            input_bytes = generate(local, size)
+            for path in sorted(local.iterdir()):
+                bucket.blob(f"output-{size}mb/{path.name}").upload_from_filename(str(path))
+            source = f"gs://{GCS_BUCKET}/output-{size}mb"
+            cases = {
+                **{method: ("raw_read", source, method) for method in RAW_READS},
+                "ranged_read": ("ranged_read", source),
+                "provider_gcs": ("provider", source, f"file://{root}/parsed-gcs-{size}.parquet"),
+                "provider_local": ("provider", f"file://{local}", f"file://{root}/parsed-local-{size}.parquet"),
+            }
+            columns = _in_turn(cases, repeat, lambda args: _served(args, env))
+            emit(_gcs_result(size, input_bytes, repeat, columns))
+            shutil.rmtree(local)
+            for parsed in root.glob("parsed-*"):
+                parsed.unlink()
+            for blob in list(bucket.list_blobs(prefix=f"output-{size}mb/")):
+                blob.delete()
+
+
+def _served(args: tuple[str, ...], env: dict[str, str]) -> dict[str, Any]:
+    """One case's run, with the CPU seconds this process (the emulator's GCS server, on the same cores) spent."""
+    cpu = time.process_time()
+    run = run_case(HERE, "--case", *args, env=env)
+    return {**run, "server_cpu_seconds": time.process_time() - cpu}
+
+
+def _gcs_result(size: int, input_bytes: int, repeat: int, columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One JSON line: each column's MB/s, CPU seconds and peak RSS; the gs:// parse against the local one."""
+    result = _measured(f"gcs_emulator_vs_local_{size}mb", input_bytes, repeat, columns)
+    gcs, local = columns["provider_gcs"], columns["provider_local"]
+    result["gcs_vs_local"] = round(local["seconds"] / gcs["seconds"], 2)
+    result["gcs_extra_rss_mb"] = round(gcs["peak_rss_mb"] - local["peak_rss_mb"], 1)
+    for column in ("provider_gcs", "provider_local"):  # what the parse itself adds, imports and clients aside
+        result[f"{column}_parse_adds_rss_mb"] = round(
+            columns[column]["peak_rss_mb"] - columns[column]["rss_before_mb"], 1
         )
+    result["rows"], result["errors"] = gcs["rows"], gcs["errors"]
+    if (local["rows"], local["errors"]) != (gcs["rows"], gcs["errors"]):
+        result["count_mismatch (rows, errors)"] = {"provider_local": (local["rows"], local["errors"])}
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=["provider", "duckdb", "pyarrow", "arrow_read", "msgspec", "naive"])
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(LOCAL_SIZES_MB), help="file:// sizes in MB")
+    parser.add_argument(
+        "--case",
+        choices=["provider", "duckdb", "pyarrow", "arrow_read", "msgspec", "naive", "raw_read", "ranged_read"],
+    )
+    parser.add_argument("--sizes", type=int, nargs="*", default=list(LOCAL_SIZES_MB), help="file:// sizes in MB")
     parser.add_argument("--naive-max-mb", type=int, default=NAIVE_MAX_MB, help="largest size the naive way runs at")
-    parser.add_argument("--gcs", action="store_true", help=f"also {GCS_SIZE_MB} MB through the GCS emulator")
+    parser.add_argument(
+        "--gcs-sizes",
+        type=int,
+        nargs="*",
+        default=[int(size) for size in os.environ.get("BENCH_GCS_SIZES_MB", "").split()] or list(GCS_SIZES_MB),
+        help="sizes in MB read through the GCS emulator and from local disk, side by side (env BENCH_GCS_SIZES_MB)",
+    )
     parser.add_argument("--repeat", type=int, default=REPEAT, help="runs per column (its fastest is reported)")
     parser.add_argument("args", nargs="*")
     options = parser.parse_args()
@@ -510,8 +618,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-data-"))
     try:
         run_local(root, options.sizes, options.naive_max_mb, options.repeat)
-        if options.gcs:
-            run_gcs(root)
+        run_gcs(root, options.gcs_sizes, options.repeat)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

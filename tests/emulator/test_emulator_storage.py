@@ -128,3 +128,13 @@ def test_listing_pages_and_offsets(gcs: storage.Client) -> None:
     assert folders.prefixes == {"list/sub/"}
     with pytest.raises(exceptions.BadRequest):
         list(gcs.list_blobs(BUCKET, page_token="not-ours!"))
+
+
+def test_a_download_pinned_to_a_replaced_generation_is_404_as_on_gcs(objects: storage.Bucket) -> None:
+    """A read of a generation the object no longer has is NotFound; its current generation still reads."""
+    old = objects.get_blob("hello.txt")
+    objects.blob("hello.txt").upload_from_string(b"hello again")
+    with pytest.raises(exceptions.NotFound):
+        objects.blob("hello.txt", generation=old.generation).download_as_bytes(start=0, end=2)
+    current = objects.get_blob("hello.txt")
+    assert objects.blob("hello.txt", generation=current.generation).download_as_bytes(start=0, end=4) == b"hello"
