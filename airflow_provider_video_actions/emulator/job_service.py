@@ -200,6 +200,8 @@ class JobServiceServicer:
         #: filter string -> list calls made with it, so tests can tell one caller's lists from another's.
         self.list_filters: collections.Counter[str] = collections.Counter()
         self.created: list[str] = []
+        #: Deleted jobs as they were when deleted: gone from the service, still readable by :meth:`job`.
+        self._deleted: dict[str, aiplatform_v1.BatchPredictionJob] = {}
         #: The long-running operations deletes returned, served as ``google.longrunning.Operations``.
         self.operations = OperationStore()
         #: ``x-goog-api-client`` headers seen (the client library's user agent), for tests.
@@ -301,10 +303,12 @@ class JobServiceServicer:
             self._lose_next[method].extend([code] * count)
 
     def job(self, name: str) -> aiplatform_v1.BatchPredictionJob:
-        """A copy of a job, for tests; KeyError if unknown."""
+        """A copy of a job, for tests (a deleted one as it was deleted, so ``created`` stays readable); KeyError if
+        never created."""
         with self._lock:
             self._advance_all()
-            return copy_job(self._jobs[name].job)
+            record = self._jobs.get(name)
+            return copy_job(record.job if record is not None else self._deleted[name])
 
     def jobs(self) -> list[aiplatform_v1.BatchPredictionJob]:
         """Copies of every job, in creation order."""
@@ -468,7 +472,7 @@ class JobServiceServicer:
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"Job {request.name} is {record.job.state.name}; only finished jobs can be deleted",
             )
-        del self._jobs[request.name]
+        self._deleted[request.name] = self._jobs.pop(request.name).job
         metadata = aiplatform_v1.DeleteOperationMetadata(
             generic_metadata=aiplatform_v1.GenericOperationMetadata(create_time=_now(), update_time=_now())
         )

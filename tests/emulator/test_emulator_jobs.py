@@ -223,6 +223,9 @@ def test_delete_only_finished_jobs(
 
     with pytest.raises(exceptions.NotFound):
         job_client.get_batch_prediction_job(name=job.name)
+    # Gone from the service, but a test reading what was created (emulator.created) still can.
+    assert job.name not in {j.name for j in emulator.jobs()} and job.name in emulator.created
+    assert emulator.job(job.name).state.name == "JOB_STATE_SUCCEEDED"
 
 
 def test_get_unknown_job_is_not_found(job_client: aiplatform_v1.JobServiceClient) -> None:
