@@ -127,7 +127,7 @@ def shard_files(
 ) -> tuple[list[str], list[str]]:
     """This shard's predictions and errors files, each in the listing's order (so samples merge back in order).
 
-    ``sizes`` holds the size of each of those files, from the same listing (``gcs.output_files``).
+    ``sizes`` holds the size of each of those files, from the same listing (``parse.source.output_files``).
     """
     assigned = assign(sizes, shard.count)
     mine = set(assigned[shard.index]) if shard.index < len(assigned) else set()

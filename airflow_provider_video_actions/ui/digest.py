@@ -21,8 +21,8 @@ from urllib.parse import quote
 import msgspec
 
 from airflow_provider_video_actions.job import VideoActionsValueError
+from airflow_provider_video_actions.parse.count import shorten
 from airflow_provider_video_actions.predictions import RECORD_FIELDS, Columns, ErrorRecord
-from airflow_provider_video_actions.tallies import shorten
 
 #: The XCom key of a parse or combine task instance saying where its digest is (or holding it).
 DIGEST_XCOM_KEY = "video_actions_moments"
