@@ -204,3 +204,28 @@ def test_the_tab_is_registered_from_airflow_3_1(version, shown):
     from airflow_provider_video_actions.ui.plugin import has_task_instance_views
 
     assert has_task_instance_views(version) is shown
+
+
+PARSE_WITHOUT_PANDAS = """
+import pathlib, sys, tempfile
+from tests.benchmarks.bench_parse import generate
+from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
+
+folder = pathlib.Path(tempfile.mkdtemp())
+generate(folder / "in", 1)
+ParseVideoActionPredictionsOperator(
+    task_id="parse", output_directory=f"file://{folder}/in/", destination=f"file://{folder}/out.parquet"
+).execute({})
+assert (folder / "out.moments.json").exists()
+print("pandas" in sys.modules)
+"""
+
+
+def test_the_digest_does_not_import_pandas():
+    """A Python value handed to pyarrow (``pa.array``, a scalar in a kernel) imports pandas: 0.8 CPU s a parse."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PARSE_WITHOUT_PANDAS], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
