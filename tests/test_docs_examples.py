@@ -150,9 +150,10 @@ def test_google_provider_dag_creates_with_googles_operator_and_parses(
     from tests.test_google_clients import point_google_clients_at
 
     point_google_clients_at(emulator, monkeypatch)
+    monkeypatch.setenv("VIDEO_ACTIONS_BUCKET", bucket)  # the example's GCS paths are plain strings (see there)
     lines = [json.dumps({"content": f"gs://{bucket}/{path}", "mimeType": "video/mp4"}) for path in VIDEOS]
     storage_client.bucket(bucket).blob("instances.jsonl").upload_from_string("\n".join(lines) + "\n")
-    run = run_example("google_provider_dag.py", "google_provider_dag", bucket=bucket)
+    run = run_example("google_provider_dag.py", "google_provider_dag")
     assert set(task_states(run).values()) == {"success"}
     parsed = xcom_value(run, "parse")
     assert sorted((p["label"], p["time_start"]) for p in parsed["predictions"]) == [("jump", 2.25), ("wave", 1.25)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from airflow.providers.common.compat.sdk import dag
 from airflow.providers.google.cloud.operators.vertex_ai.batch_prediction_job import CreateBatchPredictionJobOperator
 
@@ -14,7 +16,11 @@ use_emulator_for_google_clients()  # does nothing while VERTEX_AI_EMULATOR_HOST 
 # [END emulator]
 
 
-@dag(schedule=None, catchup=False, params={"project": "my-project", "bucket": "my-videos"})
+# Plain strings, not templates: Google provider 22.2.2 (Cloud Composer's) templates neither GCS path.
+BUCKET = os.environ.get("VIDEO_ACTIONS_BUCKET", "my-videos")
+
+
+@dag(schedule=None, catchup=False, params={"project": "my-project"})
 def google_provider_dag() -> None:
     # [START create]
     create = CreateBatchPredictionJobOperator(  # the Google provider's operator, as it is
@@ -23,8 +29,8 @@ def google_provider_dag() -> None:
         region="us-central1",
         job_display_name="video-actions",
         model_name="1234567890",
-        gcs_source="gs://{{ params.bucket }}/instances.jsonl",
-        gcs_destination_prefix="gs://{{ params.bucket }}/predictions",
+        gcs_source=f"gs://{BUCKET}/instances.jsonl",
+        gcs_destination_prefix=f"gs://{BUCKET}/predictions",
         deferrable=True,
     )
     # Its XCom (deferrable or not) is the parse's job: no hand-written parsing of the output files.
