@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # explicit re-exports (``X as X``), read by type checkers onl
     from airflow_provider_video_actions.hooks.batch_prediction import (
         VideoActionBatchPredictionHook as VideoActionBatchPredictionHook,
     )
+    from airflow_provider_video_actions.hooks.storage import VideoActionStorageHook as VideoActionStorageHook
     from airflow_provider_video_actions.job import JobSpec as JobSpec
     from airflow_provider_video_actions.links import (
         VideoActionBatchPredictionJobLink as VideoActionBatchPredictionJobLink,
@@ -49,6 +50,7 @@ _EXPORTS = {
     "VideoActionBatchPredictionSensor": "airflow_provider_video_actions.sensors.wait",
     "VideoActionBatchPredictionHook": "airflow_provider_video_actions.hooks.batch_prediction",
     "VideoActionBatchPredictionAsyncHook": "airflow_provider_video_actions.hooks.batch_prediction",
+    "VideoActionStorageHook": "airflow_provider_video_actions.hooks.storage",
     "VideoActionBatchPredictionJobLink": "airflow_provider_video_actions.links",
     "PredictionRecord": "airflow_provider_video_actions.predictions",
     "ErrorRecord": "airflow_provider_video_actions.predictions",

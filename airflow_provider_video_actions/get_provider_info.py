@@ -43,7 +43,10 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Vertex AI video action recognition",
-                "python-modules": ["airflow_provider_video_actions.hooks.batch_prediction"],
+                "python-modules": [
+                    "airflow_provider_video_actions.hooks.batch_prediction",
+                    "airflow_provider_video_actions.hooks.storage",
+                ],
             }
         ],
         "triggers": [

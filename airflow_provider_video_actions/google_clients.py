@@ -43,7 +43,7 @@ def _routed(create_channel: Any, plain_channel: Any) -> Any:
     @functools.wraps(create_channel)
     def create(target: str, *args: Any, **kwargs: Any) -> Any:
         # Imported here: a DAG file calling use_emulator_for_google_clients() stays cheap to parse.
-        from airflow_provider_video_actions.hooks.batch_prediction import vertex_emulator_host
+        from airflow_provider_video_actions.hooks.storage import vertex_emulator_host
 
         host = vertex_emulator_host() if _is_vertex_ai(target) else None
         if host is None:

@@ -46,7 +46,7 @@ def video_actions_hourly() -> None:
     def land_samples() -> None:
         """On the emulator, the sample videos land under the prefix now; on Google Cloud, uploaders land them."""
         from airflow_provider_video_actions.emulator.samples import example_videos
-        from airflow_provider_video_actions.hooks.batch_prediction import vertex_emulator_host
+        from airflow_provider_video_actions.hooks.storage import vertex_emulator_host
 
         if vertex_emulator_host():
             example_videos(BUCKET)

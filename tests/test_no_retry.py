@@ -83,6 +83,10 @@ VideoActionBatchPredictionOperator(
             "more than max_shards=1024",
         ),
         (
+            "ParseVideoActionPredictionsOperator.partial(**PARSE).expand(gcs_read_concurrency=[0])",
+            "gcs_read_concurrency must be a positive integer",
+        ),
+        (
             f'VideoActionBatchPredictionOperator.partial(task_id="predict", {SUBMIT}, {RETRIES})'
             '.expand(gcs_destination_prefix=["gs:/video-bucket"])',
             "gcs_destination_prefix must be a gs:// URI like gs://my-bucket/videos/a.mp4, got 'gs:/video-bucket'",
@@ -98,7 +102,7 @@ VideoActionBatchPredictionOperator(
         ),
     ],
     ids=["parse-shard", "parse-folder-without-shard", "parse-shard-without-destination", "parse-huge-count",
-         "submit-prefix", "propose-max-shards", "sensor-job-name"],
+         "parse-read-concurrency", "submit-prefix", "propose-max-shards", "sensor-job-name"],
 )  # fmt: skip
 def test_a_mapped_bad_value_fails_without_a_retry(airflow_db, capfd, request, task, message):
     """Airflow builds a mapped instance's operator while rendering its templates, inside the task's try."""

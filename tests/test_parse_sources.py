@@ -194,3 +194,35 @@ def test_videos_seen_in_many_chunks_take_memory_once_and_are_counted_exactly():
         stats.add_kept(1000, 0, videos, 0, [])
     assert stats.videos == 1000
     assert sum(len(bucket) for bucket in stats.video_buckets) < 4 * 1000  # not one hash per video per chunk
+
+
+PARSE_FROM_GCS = """
+import pathlib, sys, tempfile
+from google.cloud import storage
+from tests.benchmarks.bench_parse import generate
+from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
+
+folder = pathlib.Path(tempfile.mkdtemp())
+generate(folder / "in", 1)
+bucket = storage.Client(project="test").bucket(sys.argv[1])
+for path in (folder / "in").iterdir():
+    bucket.blob(f"no-vertex/{path.name}").upload_from_filename(str(path))
+result = ParseVideoActionPredictionsOperator(
+    task_id="parse", output_directory=f"gs://{sys.argv[1]}/no-vertex", destination=f"file://{folder}/out.parquet"
+).execute({})
+assert result["rows"] > 0, result
+print(sorted(name for name in sys.modules if name.startswith("google.cloud.aiplatform")))
+"""
+
+
+def test_a_parse_from_gcs_imports_no_vertex_ai_client(emulator):
+    """Reading files needs the storage client only: the Vertex AI client's imports cost ~75 MB and ~3 CPU s."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", PARSE_FROM_GCS, BUCKET], capture_output=True, text=True, timeout=600, env=os.environ
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -48,7 +48,7 @@ def test_bytes_in_order_across_ranges_and_objects(storage_client, concurrency: i
     a multiple of the range, one byte more, and a size that is none of these."""
     contents = [_content(size, seed) for seed, size in enumerate([0, 1, 3000, 3001, 10_007, 999, 0])]
     uris = _upload(storage_client, contents)
-    reads = list(ranged_read.read_ahead(storage_client, uris, 1000, concurrency, max_buffered))
+    reads = list(ranged_read.read_ahead(storage_client, uris, ranged_read.ReadAhead(concurrency, 1000, max_buffered)))
     expected = {uri: data for uri, data in zip(uris, contents, strict=True) if data}
     assert list(dict.fromkeys(uri for uri, _ in reads)) == list(expected)
     assert _objects_read(reads) == expected
@@ -62,7 +62,7 @@ def test_streams_read_across_range_boundaries(storage_client) -> None:
     contents = [_content(2500, 1), b"", _content(700, 2)]
     uris = _upload(storage_client, contents)
     found = {}
-    for uri, stream in ranged_read.streams(storage_client, uris, range_bytes=1000):
+    for uri, stream in ranged_read.streams(storage_client, uris, ranged_read.ReadAhead(range_bytes=1000)):
         pieces = [stream.read(333), stream.read(1000), stream.read(-1)]
         while piece := stream.read(333):
             pieces.append(piece)
@@ -75,7 +75,7 @@ def test_a_vanished_object_fails_in_its_turn(storage_client) -> None:
     """An object gone before it is read raises, after every byte of the objects before it."""
     first = _upload(storage_client, [_content(2500, 1)])
     missing = f"gs://{BUCKET}/ranged/{uuid.uuid4().hex}/gone.jsonl"
-    reads = ranged_read.read_ahead(storage_client, [*first, missing], 1000, 2, 4)
+    reads = ranged_read.read_ahead(storage_client, [*first, missing], ranged_read.ReadAhead(2, 1000, 4))
     assert b"".join(data for _, data in (next(reads), next(reads), next(reads))) == _content(2500, 1)
     with pytest.raises(ranged_read.ObjectReadError, match=r"gone\.jsonl was listed but no longer exists"):
         next(reads)
@@ -84,7 +84,7 @@ def test_a_vanished_object_fails_in_its_turn(storage_client) -> None:
 def test_a_generation_change_between_ranges_fails(storage_client) -> None:
     """An object replaced while it is read fails with the generation named, never mixing two versions."""
     (uri,) = _upload(storage_client, [_content(10_000, 1)])
-    reads = ranged_read.read_ahead(storage_client, [uri], 1000, concurrency=1, max_buffered=1)
+    reads = ranged_read.read_ahead(storage_client, [uri], ranged_read.ReadAhead(1, 1000, 1))
     assert next(reads)[1] == _content(10_000, 1)[:1000]
     storage_client.bucket(BUCKET).blob(uri.split("/", 3)[3]).upload_from_string(_content(10_000, 2))
     with pytest.raises(ranged_read.ObjectReadError, match=r"changed while it was read: generation \d+ was replaced"):
@@ -95,9 +95,9 @@ def test_ranges_in_flight_and_waiting_stay_bounded(storage_client, monkeypatch: 
     """No more than ``max_buffered`` ranges are fetched ahead of the consumer, ``concurrency`` at once."""
     started, running, most = [0], [0], [0]
     lock = threading.Lock()
-    download = storage.Blob.download_as_bytes
+    download = storage.Blob.download_to_file
 
-    def counted(blob: storage.Blob, *args: object, **kwargs: object) -> bytes:
+    def counted(blob: storage.Blob, *args: object, **kwargs: object) -> None:
         with lock:
             started[0] += 1
             running[0] += 1
@@ -108,10 +108,10 @@ def test_ranges_in_flight_and_waiting_stay_bounded(storage_client, monkeypatch: 
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(storage.Blob, "download_as_bytes", counted)
+    monkeypatch.setattr(storage.Blob, "download_to_file", counted)
     uris = _upload(storage_client, [_content(3000, 1), _content(2000, 2)])
     taken = 0
-    for _ in ranged_read.read_ahead(storage_client, uris, 100, concurrency=2, max_buffered=3):
+    for _ in ranged_read.read_ahead(storage_client, uris, ranged_read.ReadAhead(2, 100, 3)):
         taken += 1
         assert started[0] <= taken + 3
     assert (taken, started[0]) == (50, 50)
@@ -121,7 +121,7 @@ def test_ranges_in_flight_and_waiting_stay_bounded(storage_client, monkeypatch: 
 def test_a_consumer_that_stops_early_leaves_no_thread(storage_client) -> None:
     """Closing the reader part way cancels what is queued and joins the fetching threads."""
     uris = _upload(storage_client, [_content(5000, 1), _content(5000, 2)])
-    reads = ranged_read.read_ahead(storage_client, uris, 500, concurrency=3, max_buffered=6)
+    reads = ranged_read.read_ahead(storage_client, uris, ranged_read.ReadAhead(3, 500, 6))
     next(reads)
     assert any(thread.name.startswith("video-actions-range") for thread in threading.enumerate())
     reads.close()
@@ -138,12 +138,21 @@ def test_a_gzip_encoded_object_is_refused(storage_client) -> None:
         list(ranged_read.read_ahead(storage_client, [uri]))
 
 
-@pytest.mark.parametrize("name", ["range_bytes", "concurrency", "max_buffered"])
-@pytest.mark.parametrize("value", [0, -1, 1.5, "4", None])
-def test_bad_read_parameters_are_refused(name: str, value: object) -> None:
-    """A read-ahead parameter that is not a positive integer is refused, named."""
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [("range_bytes", "range_bytes"), ("concurrency", "gcs_read_concurrency"), ("max_buffered", "max_buffered")],
+)
+@pytest.mark.parametrize("value", [0, -1, 1.5, "4"])
+def test_bad_read_parameters_are_refused(field: str, name: str, value: object) -> None:
+    """A read-ahead parameter that is not a positive integer is refused, named as the user gave it."""
     with pytest.raises(VideoActionsValueError, match=f"{name} must be a positive integer"):
-        next(ranged_read.read_ahead(None, [], **{name: value}))  # type: ignore[arg-type]
+        ranged_read.ReadAhead(**{field: value})  # type: ignore[arg-type]
+
+
+def test_the_window_defaults_to_two_ranges_beyond_the_reads() -> None:
+    """Each read stays busy while the parse takes a range, and one more waits: the memory bound follows."""
+    assert ranged_read.ReadAhead(3).window == 5
+    assert ranged_read.ReadAhead(3, max_buffered=4).window == 4
 
 
 def _upload_folder(client: storage.Client, folder: Path, prefix: str) -> str:

@@ -403,10 +403,10 @@ def test_emulator_host_off_this_machine_is_refused(monkeypatch):
 
 
 def test_emulator_host_is_announced_loudly(monkeypatch, caplog):
-    from airflow_provider_video_actions.hooks import batch_prediction
+    from airflow_provider_video_actions.hooks import batch_prediction, storage
 
     monkeypatch.setenv("VERTEX_AI_EMULATOR_HOST", "127.0.0.1:59999")
-    monkeypatch.setattr(batch_prediction, "_announced", set())
+    monkeypatch.setattr(storage, "_announced", set())
     with caplog.at_level(logging.WARNING):
         batch_prediction.VideoActionBatchPredictionHook()
         batch_prediction.VideoActionBatchPredictionHook()

@@ -28,12 +28,9 @@ def example_videos(bucket: str) -> list[str]:
     from airflow_provider_video_actions import gcs
     from airflow_provider_video_actions.families.action_recognition import ActionRecognitionFamily
     from airflow_provider_video_actions.families.gemini.family import GeminiFamily
-    from airflow_provider_video_actions.hooks.batch_prediction import (
-        VideoActionBatchPredictionHook,
-        vertex_emulator_host,
-    )
+    from airflow_provider_video_actions.hooks.storage import VideoActionStorageHook, vertex_emulator_host
 
-    client = VideoActionBatchPredictionHook().storage_client
+    client = VideoActionStorageHook().storage_client
     if vertex_emulator_host():
         return upload_samples(client, bucket)
     # Videos both families read: the example DAGs send the same list to each.

@@ -1,4 +1,4 @@
-"""Hooks for Vertex AI batch prediction jobs and the GCS objects around them.
+"""Hooks for Vertex AI batch prediction jobs, on top of the GCS hook (:mod:`.storage`) for the objects around them.
 
 Credentials, key files, ADC and impersonation come from the Google provider's ``GoogleBaseHook``
 (connection ``google_cloud_default``). When ``VERTEX_AI_EMULATOR_HOST=host:port`` is set, the job
@@ -10,16 +10,11 @@ ones either way.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import os
-import urllib.parse
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook
-from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook, GoogleBaseHook
+from airflow.providers.google.common.hooks.base_google import GoogleBaseAsyncHook
 
 # Imported with the module (which triggers import in a thread, see triggers.job_poll.hooks_module), not
 # inside async methods, where their seconds-long first import would stall the triggerer's event loop.
@@ -29,6 +24,11 @@ from google.cloud.aiplatform_v1.services.job_service.transports import (
     JobServiceGrpcTransport,
 )
 
+from airflow_provider_video_actions.hooks.storage import (
+    VideoActionStorageHook,
+    client_info,
+    vertex_emulator_host,
+)
 from airflow_provider_video_actions.job import (
     ACTIVE_STATES,
     CANCELLED_STATES,
@@ -41,16 +41,9 @@ from airflow_provider_video_actions.job import (
 )
 
 if TYPE_CHECKING:
-    from google.cloud import storage
     from google.cloud.aiplatform_v1 import BatchPredictionJob
 
-VERTEX_EMULATOR_ENV = "VERTEX_AI_EMULATOR_HOST"
-STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
-ALLOW_REMOTE_EMULATOR_ENV = "VIDEO_ACTIONS_ALLOW_REMOTE_EMULATOR"
-
 log = logging.getLogger(__name__)
-#: Emulator hosts already announced by this process (one warning each, not one per hook).
-_announced: set[str] = set()
 
 
 def _transient_errors() -> tuple[type[Exception], ...]:
@@ -143,75 +136,16 @@ def describe_api_error(exc: BaseException) -> str:
     return f"{code.name if code is not None else type(exc).__name__}: {message}"
 
 
-def vertex_emulator_host() -> str | None:
-    """The ``host:port`` of a local job service emulator, if one is configured, checked and announced.
-
-    The emulator gets plain-text gRPC and no credentials, so a host off this machine is refused unless
-    ``VIDEO_ACTIONS_ALLOW_REMOTE_EMULATOR=1``: job requests (service accounts, KMS key names) would cross
-    the network unencrypted. A loud warning names the host once per process, so nobody mistakes it for Google.
-    """
-    host = os.environ.get(VERTEX_EMULATOR_ENV) or None
-    if host and host not in _announced:
-        if not _is_loopback(host) and os.environ.get(ALLOW_REMOTE_EMULATOR_ENV) != "1":
-            raise ValueError(
-                f"{VERTEX_EMULATOR_ENV}={host!r} is not on this machine: the emulator speaks plain-text gRPC with "
-                f"no credentials. Point it at 127.0.0.1, or set {ALLOW_REMOTE_EMULATOR_ENV}=1 if you mean it."
-            )
-        log.warning(
-            "%s=%s is set: Vertex AI calls go to that local emulator, NOT to Google Cloud, over plain-text gRPC; "
-            "the Airflow connection is not used. Unset it to use Vertex AI.",
-            VERTEX_EMULATOR_ENV,
-            host,
-        )
-        _announced.add(host)
-    return host
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether ``host:port`` names this machine (localhost, 127.0.0.0/8, ::1)."""
-    name = urllib.parse.urlsplit(f"//{host}").hostname or ""
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
 def _api_endpoint(region: str) -> str:
     """Vertex AI serves each region from its own endpoint, and ``global`` from the plain one (as Google's provider)."""
     return "aiplatform.googleapis.com:443" if region == "global" else f"{region}-aiplatform.googleapis.com:443"
 
 
-def _client_info() -> Any:
-    """The Google provider's ``client_info``: its user agent on every request, as its own clients send it."""
-    from airflow.providers.google.common.consts import CLIENT_INFO
+class VideoActionBatchPredictionHook(VideoActionStorageHook):
+    """Create, read, list and cancel batch prediction jobs; read and write their GCS files (the storage hook's)."""
 
-    return CLIENT_INFO
-
-
-class VideoActionBatchPredictionHook(GoogleBaseHook):
-    """Create, read, list and cancel batch prediction jobs; read and write their GCS files."""
-
-    conn_name_attr = "gcp_conn_id"
-    default_conn_name = "google_cloud_default"
-    conn_type = "google_cloud_platform"
-    hook_name = "Google Cloud (video actions)"
-
-    def __init__(
-        self,
-        gcp_conn_id: str = "google_cloud_default",
-        impersonation_chain: str | Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if vertex_emulator_host():
-            # The emulator is anonymous: skip GoogleBaseHook's connection lookup entirely.
-            BaseHook.__init__(self, **kwargs)
-            self.gcp_conn_id, self.impersonation_chain, self.extras = gcp_conn_id, impersonation_chain, {}
-            self.quota_project_id = None
-            self._cached_credentials, self._cached_project_id = None, None
-        else:
-            super().__init__(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._job_clients: dict[str, JobServiceClient] = {}
 
     def job_client(self, region: str) -> JobServiceClient:
@@ -220,29 +154,15 @@ class VideoActionBatchPredictionHook(GoogleBaseHook):
             if host := vertex_emulator_host():
                 import grpc
 
-                transport = JobServiceGrpcTransport(channel=grpc.insecure_channel(host), client_info=_client_info())
+                transport = JobServiceGrpcTransport(channel=grpc.insecure_channel(host), client_info=client_info())
                 self._job_clients[region] = JobServiceClient(transport=transport)
             else:
                 self._job_clients[region] = JobServiceClient(
                     credentials=self.get_credentials(),
-                    client_info=_client_info(),
+                    client_info=client_info(),
                     client_options=self.get_client_options(api_endpoint_override=_api_endpoint(region)),
                 )
         return self._job_clients[region]
-
-    @cached_property
-    def storage_client(self) -> storage.Client:
-        """A GCS client: anonymous against ``STORAGE_EMULATOR_HOST``, else this connection's credentials."""
-        from google.cloud import storage
-
-        if os.environ.get(STORAGE_EMULATOR_ENV):
-            return storage.Client(project="emulator")
-        if vertex_emulator_host():
-            raise RuntimeError(
-                f"{VERTEX_EMULATOR_ENV} is set but {STORAGE_EMULATOR_ENV} is not: set both to use the emulator, "
-                "or neither to use Google Cloud."
-            )
-        return storage.Client(credentials=self.get_credentials(), project=self.project_id, client_info=_client_info())
 
     def create_job(self, spec: JobSpec) -> BatchPredictionJob:
         """Submit the job described by ``spec`` once (no retry here: a retried create can bill twice)."""
@@ -362,7 +282,7 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
                 import grpc
 
                 channel = grpc.aio.insecure_channel(host)
-                transport = JobServiceGrpcAsyncIOTransport(channel=channel, client_info=_client_info())
+                transport = JobServiceGrpcAsyncIOTransport(channel=channel, client_info=client_info())
                 self._job_clients[region] = JobServiceAsyncClient(transport=transport)
             else:
                 from asgiref.sync import sync_to_async
@@ -370,7 +290,7 @@ class VideoActionBatchPredictionAsyncHook(GoogleBaseAsyncHook):
                 sync_hook = await self.get_sync_hook()
                 self._job_clients[region] = JobServiceAsyncClient(
                     credentials=await sync_to_async(sync_hook.get_credentials)(),
-                    client_info=_client_info(),
+                    client_info=client_info(),
                     client_options=sync_hook.get_client_options(api_endpoint_override=_api_endpoint(region)),
                 )
         return self._job_clients[region]

@@ -30,6 +30,7 @@ from airflow_provider_video_actions.parse.chunks import DEFAULT_MAX_LINE_BYTES
 from airflow_provider_video_actions.parse.count import shorten
 from airflow_provider_video_actions.parse.decode import OutputDecoder
 from airflow_provider_video_actions.parse.keep import PredictionFilter
+from airflow_provider_video_actions.parse.ranged_read import CONCURRENCY, ReadAhead
 from airflow_provider_video_actions.parse.run import DEFAULT_PROGRESS_INTERVAL, Parse, ParseProgress, counted
 from airflow_provider_video_actions.parse.sinks import Sinks
 from airflow_provider_video_actions.parse.source import output_files
@@ -41,7 +42,7 @@ from airflow_provider_video_actions.writers import WRITER_FORMATS
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+    from airflow_provider_video_actions.hooks.storage import VideoActionStorageHook
 
 #: Default XCom budget: the metadata database is no place for bulk data.
 DEFAULT_MAX_XCOM_BYTES = 1024 * 1024
@@ -98,13 +99,11 @@ class JobOutputMixin:
     impersonation_chain: str | Sequence[str] | None
 
     @cached_property
-    def hook(self) -> VideoActionBatchPredictionHook:
-        """The GCS side of the video actions hook (imported here so DAG parsing stays light)."""
-        from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+    def hook(self) -> VideoActionStorageHook:
+        """The GCS hook: no Vertex AI client is imported to read files (imported here so DAG parsing stays light)."""
+        from airflow_provider_video_actions.hooks.storage import VideoActionStorageHook
 
-        return VideoActionBatchPredictionHook(
-            gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain
-        )
+        return VideoActionStorageHook(gcp_conn_id=self.gcp_conn_id, impersonation_chain=self.impersonation_chain)
 
     def _source(self) -> str:
         """The rendered output directory; a job that ended in a failure state only with ``allow_partial``."""
@@ -186,6 +185,9 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         left), 30 by default.
     :param max_shards: refuse a ``shard`` whose count is above this (1024, Airflow's default ``[core]
         max_map_length``), so a typo such as ``"0/2000000"`` fails before any file is read.
+    :param gcs_read_concurrency: ranged GETs of 4 MiB a ``gs://`` parse keeps in flight ahead of the parse (2);
+        it holds about ``(gcs_read_concurrency + 2) * 4 MiB``. Raise it where each request waits long for its
+        first byte (a worker far from its bucket); see docs/parse.md for what 1 to 4 measured.
     """
 
     template_fields: Sequence[str] = (
@@ -220,9 +222,11 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         shard: str | dict[str, int] | None = None,
         max_shards: int = shards.MAX_SHARD_COUNT,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        gcs_read_concurrency: int = CONCURRENCY,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.read_ahead = ReadAhead(gcs_read_concurrency)
         self.shard, self.max_shards = shard, check_positive(max_shards, "max_shards", integer=True)
         self.progress_interval = check_positive(progress_interval, "progress_interval")
         if (job is None) == (output_directory is None):
@@ -309,6 +313,7 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
             ParseProgress(self.log, self.progress_interval, sum(sizes[uri] for uri in files), len(files)),
             max_line_bytes=self.max_line_bytes,
             max_malformed_lines=self.max_malformed_lines,
+            read_ahead=self.read_ahead,
         )
         result = parse.run(files)
         if shard is not None:

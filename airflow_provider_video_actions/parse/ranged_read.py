@@ -42,8 +42,6 @@ RANGE_BYTES = 4 * 1024 * 1024
 #: Ranged GETs at once: 2 kept the parse fed on the emulator (1 to 4 measured); raise it where each request waits
 #: longer for its first byte (GCS serves many concurrent reads of one object).
 CONCURRENCY = 2
-#: Ranges in flight or fetched and waiting for the parse, at most: the read-ahead holds about this many ranges.
-MAX_BUFFERED = 4
 
 
 class ObjectReadError(RuntimeError):
@@ -64,26 +62,43 @@ class _Range:
     last: bool
 
 
-def read_ahead(
-    client: storage.Client,
-    uris: Iterable[str],
-    range_bytes: int = RANGE_BYTES,
-    concurrency: int = CONCURRENCY,
-    max_buffered: int = MAX_BUFFERED,
-) -> Iterator[tuple[str, bytes]]:
+@dataclass(frozen=True)
+class ReadAhead:
+    """How ``gs://`` objects are read ahead: ``concurrency`` ranged GETs of ``range_bytes`` at once, with at most
+    ``max_buffered`` ranges in flight or waiting (None: ``concurrency + 2``, enough to keep every read busy while
+    the parse takes one). The memory held is about ``max_buffered * range_bytes``."""
+
+    concurrency: int = CONCURRENCY
+    range_bytes: int = RANGE_BYTES
+    max_buffered: int | None = None
+
+    def __post_init__(self) -> None:
+        check_positive(self.concurrency, "gcs_read_concurrency", integer=True)
+        check_positive(self.range_bytes, "range_bytes", integer=True)
+        if self.max_buffered is not None:
+            check_positive(self.max_buffered, "max_buffered", integer=True)
+
+    @property
+    def window(self) -> int:
+        """Ranges in flight or waiting, at most."""
+        return self.concurrency + 2 if self.max_buffered is None else self.max_buffered
+
+
+#: The read-ahead a parse uses unless told otherwise.
+DEFAULT = ReadAhead()
+
+
+def read_ahead(client: storage.Client, uris: Iterable[str], spec: ReadAhead = DEFAULT) -> Iterator[tuple[str, bytes]]:
     """``(uri, bytes)`` for every range of every object, in order (an empty object gives none).
 
-    Up to ``concurrency`` ranges are fetched at once and at most ``max_buffered`` are in flight or waiting.
+    Up to ``spec.concurrency`` ranges are fetched at once and at most ``spec.window`` are in flight or waiting.
     A failed range raises here, in order; a caller that stops early leaves no fetch running.
     """
-    check_positive(range_bytes, "range_bytes", integer=True)
-    check_positive(concurrency, "concurrency", integer=True)
-    check_positive(max_buffered, "max_buffered", integer=True)
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="video-actions-range") as pool:
+    with ThreadPoolExecutor(spec.concurrency, thread_name_prefix="video-actions-range") as pool:
         window: deque[tuple[_Range, Future[bytes]]] = deque()
-        scheduled = _scheduled(pool, _ranges(client, uris, range_bytes))
+        scheduled = _scheduled(pool, _ranges(client, uris, spec.range_bytes))
         try:
-            window.extend(itertools.islice(scheduled, max_buffered))
+            window.extend(itertools.islice(scheduled, spec.window))
             crc = 0
             while window:
                 part, fetched = window.popleft()
@@ -99,12 +114,14 @@ def read_ahead(
                 pending.cancel()
 
 
-def streams(client: storage.Client, uris: Iterable[str], **options: int) -> Iterator[tuple[str, RangeStream]]:
+def streams(
+    client: storage.Client, uris: Iterable[str], spec: ReadAhead = DEFAULT
+) -> Iterator[tuple[str, RangeStream]]:
     """Each non-empty object in turn as a binary stream of its bytes, read ahead by :func:`read_ahead`.
 
     A stream is valid until the next one is taken; the unread rest of a stream is skipped.
     """
-    for uri, ranges in itertools.groupby(read_ahead(client, uris, **options), key=itemgetter(0)):
+    for uri, ranges in itertools.groupby(read_ahead(client, uris, spec), key=itemgetter(0)):
         yield uri, RangeStream(data for _, data in ranges)
 
 
@@ -164,26 +181,44 @@ def _fetch(part: _Range) -> bytes:
     """One range of the pinned generation, in one read of the response (the client retries transient errors).
 
     Each range gets a Blob of its own: the client rewrites a Blob's generation and hashes from every response's
-    headers, so one shared between threads would not stay pinned.
+    headers, so one shared between threads would not stay pinned. The response's bytes are kept as they arrive
+    (:class:`_Received`), not copied into a buffer and out again as ``download_as_bytes`` does.
     """
     from google.api_core.exceptions import NotFound
 
     blob = part.bucket.blob(part.name, generation=part.generation)
+    received = _Received()
     try:
-        data = blob.download_as_bytes(
-            start=part.start, end=part.end, checksum=None, raw_download=True, single_shot_download=True
+        blob.download_to_file(
+            received, start=part.start, end=part.end, checksum=None, raw_download=True, single_shot_download=True
         )
     except NotFound as exc:
         raise ObjectReadError(
             f"{part.uri} changed while it was read: generation {part.generation} was replaced or deleted "
             f"(at byte {part.start:,}). Parse again once the files are final."
         ) from exc
+    data = received.data()
     if len(data) != part.end - part.start + 1:
         raise ObjectReadError(
             f"{part.uri}: bytes {part.start:,}-{part.end:,} of generation {part.generation} came back as "
             f"{len(data):,} bytes, not {part.end - part.start + 1:,}."
         )
     return data
+
+
+class _Received:
+    """A write-only stream that keeps the pieces written to it: one, unless a retry resumed the range."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+
+    def write(self, piece: bytes) -> int:
+        self._pieces.append(piece)
+        return len(piece)
+
+    def data(self) -> bytes:
+        """Every piece, in order; a single piece as it arrived."""
+        return self._pieces[0] if len(self._pieces) == 1 else b"".join(self._pieces)
 
 
 def _check_crc32c(part: _Range, crc: int) -> None:

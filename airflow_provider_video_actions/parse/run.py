@@ -17,6 +17,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_video_actions.parse.chunks import DEFAULT_MAX_LINE_BYTES, LongLine, prefetched
 from airflow_provider_video_actions.parse.count import ParseStats, shorten
+from airflow_provider_video_actions.parse.ranged_read import ReadAhead
 from airflow_provider_video_actions.parse.source import file_chunks
 from airflow_provider_video_actions.predictions import MALFORMED, ErrorRecord, error_columns, gc_paused
 from airflow_provider_video_actions.writers import compact_arrow_memory
@@ -80,6 +81,8 @@ class Parse:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     #: Fail once more lines than this could not be read (None: never).
     max_malformed_lines: int | None = None
+    #: How ``gs://`` files are read ahead of the parse.
+    read_ahead: ReadAhead = field(default_factory=ReadAhead)
     stats: ParseStats = field(default_factory=ParseStats)
 
     def run(self, files: list[str]) -> dict[str, Any]:
@@ -97,7 +100,7 @@ class Parse:
 
         One pipeline over all files (a reader thread, the fast path's threads), so it never drains between files.
         """
-        chunks = file_chunks(self.client, files, self.decoder.chunk_bytes, self.max_line_bytes)
+        chunks = file_chunks(self.client, files, self.decoder.chunk_bytes, self.max_line_bytes, self.read_ahead)
         first_line, previous = 1, None
         for uri, chunk, fast in self.decoder.read_ahead(prefetched(chunks), self.keep):
             if uri != previous:  # the next file: lines count from 1

@@ -119,18 +119,24 @@ def _items(objects: list[Any], key: str) -> list[dict[str, Any]]:
 
 
 def file_chunks(
-    client: storage.Client | None, uris: list[str], chunk_bytes: int, max_line_bytes: int
+    client: storage.Client | None,
+    uris: list[str],
+    chunk_bytes: int,
+    max_line_bytes: int,
+    read_ahead: ranged_read.ReadAhead = ranged_read.DEFAULT,
 ) -> Iterator[tuple[str, bytes | LongLine]]:
     """Each file's chunks of whole lines (and long lines), tagged with the file, one file open at a time."""
-    for uri, handle in _opened(client, uris):
+    for uri, handle in _opened(client, uris, read_ahead):
         for chunk in iter_chunks(handle, chunk_bytes, max_line_bytes=max_line_bytes):
             yield uri, chunk
 
 
-def _opened(client: storage.Client | None, uris: list[str]) -> Iterator[tuple[str, Any]]:
+def _opened(
+    client: storage.Client | None, uris: list[str], read_ahead: ranged_read.ReadAhead
+) -> Iterator[tuple[str, Any]]:
     """Each file open for reading in turn; gs:// objects read ahead by concurrent ranged GETs (:mod:`.ranged_read`)."""
     if uris and all(uri.startswith("gs://") for uri in uris):
-        yield from ranged_read.streams(client, uris)
+        yield from ranged_read.streams(client, uris, read_ahead)
         return
     for uri in uris:
         with gcs.open_read(client, uri) as handle:

@@ -28,11 +28,14 @@ from Python), side by side in the same run:
   (``blob.download_as_bytes()``, ``blob.open("rb")`` read 1 MiB at a time): the user's alternative, and
   what the emulator can serve;
 - ``ranged_read``: the provider's reader alone (:func:`ranged_read.read_ahead`), nothing parsed;
-- ``provider_gcs``: the operator parsing from ``gs://`` to a local Parquet file;
+- ``provider_gcs``: the operator parsing from ``gs://`` to a local Parquet file (``provider_gcs_read_concurrency_N``:
+  the same with ``gcs_read_concurrency=N``, for each ``--read-concurrency`` other than the default);
 - ``provider_local``: the operator parsing the same files from local disk to a local Parquet file.
 
 One JSON line per size. Run: ``.venv/bin/python -m tests.benchmarks.bench_parse [--sizes 100 1000]
-[--gcs-sizes 200 1000]`` (an empty list skips that part; ``make bench`` runs every benchmark).
+[--gcs-sizes 200 1000] [--read-concurrency 1 2 4]`` (an empty list skips that part; ``make bench`` runs every
+benchmark). Each gs:// column also reports ``server_cpu_s``: the emulator serves from this benchmark's own
+process, on the same cores as the parse, which a real GCS server does not.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from typing import Any
 import msgspec
 
 from airflow_provider_video_actions.families.action_recognition import ACTION_RECOGNITION
+from airflow_provider_video_actions.parse.ranged_read import CONCURRENCY
 from tests.benchmarks.common import Stopwatch, child_result, emit, peak_rss_mb, run_case
 
 MB = 1_000_000
@@ -168,16 +172,19 @@ def generate(directory: Path, total_mb: int, seed: int = 7) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def case_provider(source: str, destination: str) -> dict[str, Any]:
+def case_provider(source: str, destination: str, read_concurrency: str = "") -> dict[str, Any]:
     """The parse operator, as a task runs it (imports done before the clock starts, as DuckDB's are)."""
     import pyarrow.parquet  # noqa: F401 - imported by the Parquet writer
 
     import airflow_provider_video_actions.families.action_recognition_arrow  # noqa: F401 - the fast path
     from airflow_provider_video_actions.operators.parse import ParseVideoActionPredictionsOperator
 
-    if source.startswith("gs://"):  # the hook's module imports the Vertex AI client: ~4 CPU s, not the parse's
-        from airflow_provider_video_actions.hooks import batch_prediction  # noqa: F401
-    operator = ParseVideoActionPredictionsOperator(task_id="parse", output_directory=source, destination=destination)
+    if source.startswith("gs://"):  # the storage hook's imports (Google provider, storage client), not the parse's
+        from airflow_provider_video_actions.hooks import storage  # noqa: F401
+    options = {"gcs_read_concurrency": int(read_concurrency)} if read_concurrency else {}
+    operator = ParseVideoActionPredictionsOperator(
+        task_id="parse", output_directory=source, destination=destination, **options
+    )
     clock, rss_before = Stopwatch(), peak_rss_mb()
     with clock.running():
         result = operator.execute({})
@@ -539,7 +546,7 @@ def run_local(root: Path, sizes: list[int], naive_max_mb: int, repeat: int) -> N
             parsed.unlink()
 
 
-def run_gcs(root: Path, sizes: list[int], repeat: int) -> None:
+def run_gcs(root: Path, sizes: list[int], repeat: int, read_concurrency: list[int]) -> None:
     """At each size: the files in the GCS emulator read raw by the storage client, read by the operator's reader,
     parsed from gs:// and parsed from local disk (both to a local Parquet file), in turn, ``repeat`` times."""
     from airflow_provider_video_actions.emulator import Emulator
@@ -560,12 +567,22 @@ def run_gcs(root: Path, sizes: list[int], repeat: int) -> None:
                 **{method: ("raw_read", source, method) for method in RAW_READS},
                 "ranged_read": ("ranged_read", source),
                 "provider_gcs": ("provider", source, f"file://{root}/parsed-gcs-{size}.parquet"),
+                **{
+                    f"provider_gcs_read_concurrency_{n}": (
+                        "provider",
+                        source,
+                        f"file://{root}/c{n}-{size}.parquet",
+                        str(n),
+                    )
+                    for n in read_concurrency
+                    if n != CONCURRENCY
+                },
                 "provider_local": ("provider", f"file://{local}", f"file://{root}/parsed-local-{size}.parquet"),
             }
             columns = _in_turn(cases, repeat, lambda args: _served(args, env))
             emit(_gcs_result(size, input_bytes, repeat, columns))
             shutil.rmtree(local)
-            for parsed in root.glob("parsed-*"):
+            for parsed in [*root.glob("parsed-*"), *root.glob("c*.parquet")]:
                 parsed.unlink()
             for blob in list(bucket.list_blobs(prefix=f"output-{size}mb/")):
                 blob.delete()
@@ -609,6 +626,13 @@ def main() -> None:
         default=[int(size) for size in os.environ.get("BENCH_GCS_SIZES_MB", "").split()] or list(GCS_SIZES_MB),
         help="sizes in MB read through the GCS emulator and from local disk, side by side (env BENCH_GCS_SIZES_MB)",
     )
+    parser.add_argument(
+        "--read-concurrency",
+        type=int,
+        nargs="*",
+        default=[1, CONCURRENCY, 4],
+        help="gcs_read_concurrency values the gs:// parse also runs with (the default's column is provider_gcs)",
+    )
     parser.add_argument("--repeat", type=int, default=REPEAT, help="runs per column (its fastest is reported)")
     parser.add_argument("args", nargs="*")
     options = parser.parse_args()
@@ -618,7 +642,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench-data-"))
     try:
         run_local(root, options.sizes, options.naive_max_mb, options.repeat)
-        run_gcs(root, options.gcs_sizes, options.repeat)
+        run_gcs(root, options.gcs_sizes, options.repeat, options.read_concurrency)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

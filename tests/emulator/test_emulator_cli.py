@@ -19,7 +19,7 @@ from airflow_provider_video_actions.emulator import Emulator
 from airflow_provider_video_actions.emulator.__main__ import advertised_host, export_lines, parse_args, write_atomically
 from airflow_provider_video_actions.emulator.control import CONTROL_ENV, TOKEN_ENV, ControlServer
 from airflow_provider_video_actions.emulator.runner import storage_client
-from airflow_provider_video_actions.hooks.batch_prediction import ALLOW_REMOTE_EMULATOR_ENV
+from airflow_provider_video_actions.hooks.storage import ALLOW_REMOTE_EMULATOR_ENV
 from tests.conftest import PATIENCE
 
 from .conftest import BUCKET, PARENT
