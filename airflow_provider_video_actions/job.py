@@ -315,7 +315,13 @@ def job_name_from(value: Any) -> str:
 
 
 def check_project(project_id: Any) -> str:
-    """Return the project id if it is one (``my-project``, ``example.com:my-project`` or a number), else raise."""
+    """Return the project id if it is one (``my-project``, ``example.com:my-project`` or a number), else raise.
+
+    A project number given as an int (``render_template_as_native_obj`` renders ``"123456789012"`` so) is returned
+    in its string form.
+    """
+    if isinstance(project_id, int) and not isinstance(project_id, bool) and project_id > 0:
+        project_id = str(project_id)
     if not isinstance(project_id, str) or not _PROJECT_RE.fullmatch(project_id):
         raise VideoActionsValueError(
             "project_id must be a Google Cloud project id like 'my-project' (6-30 lowercase letters, digits or "

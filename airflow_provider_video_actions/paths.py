@@ -80,10 +80,5 @@ class PathSegmentFilterMixin:
         self, content: Any, context: Any, jinja_env: jinja2.Environment | None = None, seen_oids: Any = None
     ) -> Any:
         """Render with the DAG's environment (or the default one) plus the ``path_segment`` filter."""
-        from airflow.providers.common.compat.sdk import AirflowFailException
-
         env = with_path_segment_filter(jinja_env or self.get_template_env())  # type: ignore[attr-defined]
-        try:
-            return super().render_template(content, context, env, seen_oids)  # type: ignore[misc]
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return super().render_template(content, context, env, seen_oids)  # type: ignore[misc]

@@ -74,7 +74,14 @@ def test_project_ids_of_6_to_30_characters_pass(project):
     assert submit(project_id=project).project_id == project
 
 
-@pytest.mark.parametrize("project", ["abcde", "a" + "b" * 29 + "c", "1abcdef", "my-project-", "My-Project"])
+def test_a_project_number_rendered_natively_to_an_int_is_its_string():
+    """``render_template_as_native_obj`` renders ``"123456789012"`` to an int: a project number all the same."""
+    assert submit(project_id=123456789012).project_id == "123456789012"
+
+
+@pytest.mark.parametrize(
+    "project", ["abcde", "a" + "b" * 29 + "c", "1abcdef", "my-project-", "My-Project", True, -123456789012, 0]
+)
 def test_other_project_ids_are_refused(project):
     assert f"got {project!r}" in refused("project_id", project_id=project)
 

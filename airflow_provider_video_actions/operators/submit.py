@@ -330,7 +330,7 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
             return value is not None and not (literal_only and is_template(value))
 
         if check(self.project_id):
-            check_project(self.project_id)
+            self.project_id = check_project(self.project_id)
         known = check(self.model) and not (literal_only and is_template(self.model_family))
         family = self._family() if known else None
         if check(self.region) and family is not None:
@@ -420,22 +420,22 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         return self._submit_and_wait(context)
 
     def _submit_and_wait(self, context: Any) -> dict[str, Any]:
-        """The body of ``execute`` within the deadline already set (a replacement job keeps the task's deadline)."""
-        try:
-            self.model = model_text(self.model)
-            self._check_rendered(literal_only=False)
-            self._check_buckets()
-            if self.videos_created_in is not None:
-                self._window = self._creation_window(context)
-            if self.videos is not None or self.videos_created_in is not None:
-                self._instances_data()  # checks the videos (or lists the window: an empty one skips) before any lookup
-            if self.videos is not None and self.check_videos_exist:
-                self._check_videos_exist()
-            if self.gcs_source is not None:
-                self._check_gcs_source_limits()
-            return self.execute_resumable(context)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        """The body of ``execute`` within the deadline already set (a replacement job keeps the task's deadline).
+
+        A bad rendered parameter raises a :class:`VideoActionsValueError`: it fails the task without a retry.
+        """
+        self.model = model_text(self.model)
+        self._check_rendered(literal_only=False)
+        self._check_buckets()
+        if self.videos_created_in is not None:
+            self._window = self._creation_window(context)
+        if self.videos is not None or self.videos_created_in is not None:
+            self._instances_data()  # checks the videos (or lists the window: an empty one skips) before any lookup
+        if self.videos is not None and self.check_videos_exist:
+            self._check_videos_exist()
+        if self.gcs_source is not None:
+            self._check_gcs_source_limits()
+        return self.execute_resumable(context)
 
     def _check_buckets(self) -> None:
         """The destination's bucket, and ``videos_prefix``'s, exist: refused now, not as a job error or a retried

@@ -25,7 +25,6 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_video_actions.job import (
     TERMINAL_STATES,
     JobFailedError,
-    VideoActionsValueError,
     failure_for,
     job_name_from,
     job_outcome,
@@ -129,10 +128,7 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
     def execute(self, context: Any) -> Any:
         """Check the name, record the link, then wait deferred or poke in the worker."""
         context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value="")  # the link finds "" until the name is checked
-        try:
-            self.job_name = job_name_from(self.job_name)
-        except VideoActionsValueError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        self.job_name = job_name_from(self.job_name)  # a VideoActionsValueError fails without a retry
         context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=self.job_name)
         if not self.deferrable:
             return super().execute(context)
