@@ -118,6 +118,19 @@ def test_ranges_in_flight_and_waiting_stay_bounded(storage_client, monkeypatch: 
     assert most[0] <= 2
 
 
+def test_a_range_whose_connection_drops_is_read_again(emulator, storage_client) -> None:
+    """Two ranges lose their connection half way through the body: the storage client retries each, and the bytes
+    arrive whole, in order, with the object's CRC32C holding."""
+    from airflow_provider_video_actions.emulator import storage_layer
+
+    content = _content(5000, 3)
+    uris = _upload(storage_client, [content])
+    emulator.cut_next_downloads(2)
+    reads = list(ranged_read.read_ahead(storage_client, uris, ranged_read.ReadAhead(2, 1000)))
+    assert storage_layer._cuts == [0]  # both cuts happened
+    assert b"".join(data for _, data in reads) == content
+
+
 def test_a_consumer_that_stops_early_leaves_no_thread(storage_client) -> None:
     """Closing the reader part way cancels what is queued and joins the fetching threads."""
     uris = _upload(storage_client, [_content(5000, 1), _content(5000, 2)])

@@ -118,7 +118,6 @@ class Emulator:
     inject_faults = _delegated("inject_faults")
     fail_next = _delegated("fail_next")
     lose_next_response = _delegated("lose_next_response")
-    reset_knobs = _delegated("reset_knobs")
     hold_cancels = _delegated("hold_cancels")
     release_cancels = _delegated("release_cancels")
     job = _delegated("job")
@@ -143,6 +142,17 @@ class Emulator:
         self.call_log = CallLog()
         self._storage_server = None
         self._grpc_server: grpc.Server | None = None
+
+    def reset_knobs(self) -> None:
+        """Back to well-behaved services: the job service's knobs (``JobServiceServicer.reset_knobs``), and no
+        download of this process's GCS cut short."""
+        self.service.reset_knobs()
+        storage_layer.cut_next_downloads(0)
+
+    @staticmethod
+    def cut_next_downloads(count: int = 1) -> None:
+        """GCS loses the connection half way through each of the next ``count`` downloads (see storage_layer)."""
+        storage_layer.cut_next_downloads(count)
 
     def add_model(self, model: str | int) -> str:
         """Serve one more model (an ID, a full model name or a Gemini name); return the form recorded."""

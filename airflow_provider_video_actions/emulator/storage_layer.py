@@ -13,6 +13,8 @@
   the package answers 206, which the client refuses.
 - Generations: a download pinned to a generation (``?generation=``) the object no longer has is 404, as on
   GCS; the package ignores the parameter and serves whatever the object holds now.
+- Faults: :func:`cut_next_downloads` makes the next downloads lose their connection half way through the
+  body (after a whole ``Content-Length``), as a network does; the storage client retries them.
 
 :func:`install` routes the package's handlers through these once per process, wherever its routes reach them.
 """
@@ -43,6 +45,9 @@ _PRECONDITIONS = {
 }
 _PRECONDITION_FAILED = "At least one of the pre-conditions you specified did not hold."
 _install_lock = threading.Lock()
+#: Downloads still to be cut short (:func:`cut_next_downloads`), for every emulated GCS of this process.
+_cuts = [0]
+_cuts_lock = threading.Lock()
 #: The package's own handlers, as imported (before :func:`install` replaces them).
 _PACKAGE: dict[str, Handler] = {
     name: getattr(objects, name) for name in ("download", "get", "insert", "upload_partial", "delete", "ls")
@@ -144,9 +149,38 @@ def _object_target(request: Any, storage: Any) -> tuple[str, str | None]:
     return request.params["bucket_name"], request.params["object_id"]
 
 
+def cut_next_downloads(count: int = 1) -> None:
+    """Cut the next ``count`` object downloads short: a whole ``Content-Length``, half the body, then the connection
+    closes (0 cuts none). For tests of the reader's unhappy path; :meth:`Emulator.reset_knobs` sets it back to 0."""
+    with _cuts_lock:
+        _cuts[0] = count
+
+
+def _take_cut() -> bool:
+    """Whether this download is one to cut short (counting it)."""
+    with _cuts_lock:
+        if _cuts[0] <= 0:
+            return False
+        _cuts[0] -= 1
+        return True
+
+
+def _close_cut_short(response: Any) -> None:
+    """Send the response's status and headers with its whole length, then half its body, and drop the connection."""
+    content = response._content.encode() if isinstance(response._content, str) else response._content
+    handler = response._handler
+    handler.send_response(response.status.value, response.status.phrase)
+    for key, value in response._headers.items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(content)))
+    handler.end_headers()
+    handler.wfile.write(content[: len(content) // 2])
+    handler.close_connection = True
+
+
 def download(request: Any, response: Any, storage: Any, *args: Any, **kwargs: Any) -> None:
-    """The package's download, but 416 (as GCS) for a range starting at or past the object's end, and 404 for a
-    generation that is not the object's."""
+    """The package's download, but 416 (as GCS) for a range starting at or past the object's end, 404 for a
+    generation that is not the object's, and cut short when :func:`cut_next_downloads` says so."""
     if _generation_gone(request, storage):
         response.status = HTTPStatus.NOT_FOUND
         return
@@ -161,6 +195,8 @@ def download(request: Any, response: Any, storage: Any, *args: Any, **kwargs: An
             response["Content-Range"] = f"bytes */{size}"
             return
     _PACKAGE["download"](request, response, storage, *args, **kwargs)
+    if response.status in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT) and _take_cut():
+        response.close = lambda: _close_cut_short(response)
 
 
 def ls(request: Any, response: Any, storage: Any, *args: Any, **kwargs: Any) -> None:
