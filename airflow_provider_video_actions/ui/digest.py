@@ -336,13 +336,12 @@ def from_xcom(value: Any, where: str) -> Digest:
 
 
 def storage_client(gcp_conn_id: str, impersonation_chain: str | Sequence[str] | None, uri: str) -> Any:
-    """The provider hook's storage client for a ``gs://`` URI (the task's connection), else None."""
+    """The storage hook's client for a ``gs://`` URI (the task's connection), else None."""
     if not uri.startswith("gs://"):
         return None
-    from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
+    from airflow_provider_video_actions.hooks.storage import VideoActionStorageHook
 
-    hook = VideoActionBatchPredictionHook(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain)
-    return hook.storage_client
+    return VideoActionStorageHook(gcp_conn_id=gcp_conn_id, impersonation_chain=impersonation_chain).storage_client
 
 
 def read(client: Any, uri: str) -> Digest | None:
