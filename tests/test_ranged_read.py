@@ -162,6 +162,13 @@ def test_bad_read_parameters_are_refused(field: str, name: str, value: object) -
         ranged_read.ReadAhead(**{field: value})  # type: ignore[arg-type]
 
 
+def test_read_concurrency_is_bounded_so_memory_is() -> None:
+    """A concurrency of a billion would schedule every range of every file at once: refused, with the bound."""
+    assert ranged_read.ReadAhead(ranged_read.MAX_CONCURRENCY).window == ranged_read.MAX_CONCURRENCY + 2
+    with pytest.raises(VideoActionsValueError, match=r"gcs_read_concurrency=1000000000 is more than 32 .* at most 32"):
+        ranged_read.ReadAhead(10**9)
+
+
 def test_the_window_defaults_to_two_ranges_beyond_the_reads() -> None:
     """Each read stays busy while the parse takes a range, and one more waits: the memory bound follows."""
     assert ranged_read.ReadAhead(3).window == 5

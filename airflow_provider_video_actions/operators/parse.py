@@ -185,8 +185,8 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         left), 30 by default.
     :param max_shards: refuse a ``shard`` whose count is above this (1024, Airflow's default ``[core]
         max_map_length``), so a typo such as ``"0/2000000"`` fails before any file is read.
-    :param gcs_read_concurrency: ranged GETs of 4 MiB a ``gs://`` parse keeps in flight ahead of the parse (2);
-        it holds about ``(gcs_read_concurrency + 2) * 4 MiB``. Raise it where each request waits long for its
+    :param gcs_read_concurrency: ranged GETs of 4 MiB a ``gs://`` parse keeps in flight ahead of the parse (2, at
+        most 32); it holds about ``(gcs_read_concurrency + 2) * 4 MiB``. Raise it where each request waits long for its
         first byte (a worker far from its bucket); see docs/parse.md for what 1 to 4 measured.
     """
 

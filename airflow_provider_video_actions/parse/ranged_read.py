@@ -42,6 +42,8 @@ RANGE_BYTES = 4 * 1024 * 1024
 #: Ranged GETs at once: 2 kept the parse fed on the emulator (1 to 4 measured); raise it where each request waits
 #: longer for its first byte (GCS serves many concurrent reads of one object).
 CONCURRENCY = 2
+#: At most this many ranged GETs at once: the read-ahead holds (reads + 2) ranges, so the bound is on memory too.
+MAX_CONCURRENCY = 32
 
 
 class ObjectReadError(RuntimeError):
@@ -74,6 +76,11 @@ class ReadAhead:
 
     def __post_init__(self) -> None:
         check_positive(self.concurrency, "gcs_read_concurrency", integer=True)
+        if self.concurrency > MAX_CONCURRENCY:
+            raise VideoActionsValueError(
+                f"gcs_read_concurrency={self.concurrency} is more than {MAX_CONCURRENCY} ranged reads at once; each "
+                f"holds {self.range_bytes // 2**20} MiB ahead of the parse: give at most {MAX_CONCURRENCY}."
+            )
         check_positive(self.range_bytes, "range_bytes", integer=True)
         if self.max_buffered is not None:
             check_positive(self.max_buffered, "max_buffered", integer=True)
