@@ -72,12 +72,15 @@ $(COMPAT)/airflow-%/.installed: pyproject.toml constraints/airflow-%.txt | $(STA
 
 # The suite (no ruff) against each older line, then one summary line per line; fails if any line failed.
 # Airflow 2.11 runs all of it; 3.1 and 3.2 run the tests that run DAGs (-m dag: where Airflow lines differ,
-# in how tasks run, defer, retry and fail); the rest (no DAG run) runs on 3.3 (make test) and 2.11.
+# in how tasks run, defer, retry and fail); the rest (no DAG run) runs on 3.3 (make test) and 2.11. 3.1 leaves
+# out the example DAGs and Google's own operators (run on 2.11, 3.2 and 3.3, with the same Google pins): its
+# share of CI's 45 minutes goes to how tasks run.
+COMPAT_31_SKIP := --ignore=tests/test_docs_examples.py --ignore=tests/test_example_dags.py --ignore=tests/test_google_clients.py
 test-compat: $(foreach line,$(COMPAT_LINES),$(COMPAT)/airflow-$(line)/.installed)
 	@status=0; for line in $(COMPAT_LINES); do \
 	  env=$(COMPAT)/airflow-$$line; \
 	  echo "== Airflow $$line: $$($$env/bin/python -c 'import sys; from importlib.metadata import version as v; print("python", sys.version.split()[0], *(f"{p} {v(p)}" for p in sys.argv[1:]))' $(COMPAT_PACKAGES))"; \
-	  case $$line in 2.*) select="";; *) select="-m dag";; esac; \
+	  case $$line in 2.*) select="";; 3.1) select="-m dag $(COMPAT_31_SKIP)";; *) select="-m dag";; esac; \
 	  { $$env/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) $$select; echo $$? >$$env/pytest.rc; } 2>&1 | tee $$env/pytest.log; \
 	  [ "$$(cat $$env/pytest.rc)" = 0 ] || status=1; \
 	done; \
