@@ -190,6 +190,12 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the JobService calls are what the log is for."""
 
 
+def new_token() -> str:
+    """A random control token in hex: never starting with ``-``, which ``--token TOKEN`` would take for an option
+    (a URL-safe token did, one time in 64)."""
+    return secrets.token_hex(32)
+
+
 class ControlServer(ThreadingHTTPServer):
     """The control API of one emulator: it decides every job's outcome, so each request must prove it is ours.
 
@@ -210,7 +216,7 @@ class ControlServer(ThreadingHTTPServer):
         """Bind (port 0 picks a free port; the token is random unless given); ``start()`` serves in a thread."""
         super().__init__((host, port), _Handler)
         self.emulator = emulator
-        self.token = token or secrets.token_urlsafe(32)
+        self.token = token or new_token()
         self.names = frozenset({*_LOCAL_NAMES, *names})
         self._thread = threading.Thread(target=self.serve_forever, name="emulator-control", daemon=True)
 

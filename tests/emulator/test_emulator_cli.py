@@ -17,7 +17,7 @@ from google.cloud.aiplatform_v1.services.job_service.transports import JobServic
 
 from airflow_provider_video_actions.emulator import Emulator
 from airflow_provider_video_actions.emulator.__main__ import advertised_host, export_lines, parse_args, write_atomically
-from airflow_provider_video_actions.emulator.control import CONTROL_ENV, TOKEN_ENV, ControlServer
+from airflow_provider_video_actions.emulator.control import CONTROL_ENV, TOKEN_ENV, ControlServer, main, new_token
 from airflow_provider_video_actions.emulator.runner import storage_client
 from airflow_provider_video_actions.hooks.storage import ALLOW_REMOTE_EMULATOR_ENV
 from tests.conftest import PATIENCE
@@ -35,6 +35,15 @@ def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = PATIEN
         assert time.monotonic() < deadline, "emulator did not write its env file in time"
         time.sleep(0.05)
     return path.read_text()
+
+
+def test_control_tokens_pass_as_the_token_argument() -> None:
+    """A token starting with ``-`` is read by ``--token TOKEN`` as an option: the docs' commands failed one time in 64."""
+    tokens = [new_token() for _ in range(2000)]
+    assert not [token for token in tokens if token.startswith("-")]
+    with pytest.raises(SystemExit) as refused:  # what such a token did: "--token: expected one argument"
+        main(["--url", "http://127.0.0.1:1", "--token", "-x" + tokens[0], "reset_knobs"])
+    assert refused.value.code == 2
 
 
 def test_cli_writes_env_file_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
