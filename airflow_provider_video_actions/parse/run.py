@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 
+from airflow_provider_video_actions.parse import ranged_read
 from airflow_provider_video_actions.parse.chunks import DEFAULT_MAX_LINE_BYTES, LongLine, prefetched
 from airflow_provider_video_actions.parse.count import ParseStats, shorten
-from airflow_provider_video_actions.parse.ranged_read import ReadAhead
 from airflow_provider_video_actions.parse.source import file_chunks
 from airflow_provider_video_actions.predictions import MALFORMED, ErrorRecord, error_columns, gc_paused
 from airflow_provider_video_actions.writers import compact_arrow_memory
@@ -82,7 +82,7 @@ class Parse:
     #: Fail once more lines than this could not be read (None: never).
     max_malformed_lines: int | None = None
     #: How ``gs://`` files are read ahead of the parse.
-    read_ahead: ReadAhead = field(default_factory=ReadAhead)
+    read_ahead: ranged_read.ReadAhead = ranged_read.DEFAULT
     stats: ParseStats = field(default_factory=ParseStats)
 
     def run(self, files: list[str]) -> dict[str, Any]:
