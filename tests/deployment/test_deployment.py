@@ -1,9 +1,10 @@
 """The provider in a real Airflow (``make test-deployment``): driven only through the REST API, as a user would.
 
 (a) the example DAGs triggered without a logical date; (b) 20 mapped deferred submits share one list call per
-poll interval; (c) mark failed cancels the job; (d) clear while the job is still cancelling submits a new job;
-(e) triggerer SIGTERM and SIGKILL cancel nothing; (f) a retry after a timeout re-attaches (1 create); (g) clear
-when try 2 re-attaches before the cancel lands replaces the cancelled job once.
+poll interval; (c) mark failed cancels the job; (d) clear while the job is still cancelling (cancelled from
+outside) submits a new job; (e) triggerer SIGTERM and SIGKILL cancel nothing; (f) a retry after a timeout
+re-attaches (1 create); (g) clear, in either order of try 1's cancel and try 2's re-attach, ends on one
+successful job.
 The emulator's counters, call log, holds and timeline come from its control API (another process).
 """
 
@@ -16,7 +17,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
+from google.cloud import aiplatform_v1
+from google.cloud.aiplatform_v1.services.job_service.transports.grpc import JobServiceGrpcTransport
 
 from tests.deployment.deployment import Deployment, wait_until
 
@@ -182,9 +186,13 @@ def test_d_clear_while_the_job_is_cancelling_runs_a_new_job(airflow, report):
             wait_for_waits(airflow, dag_id, run_id, 1)
             [first] = jobs_of(airflow, dag_id)
             airflow.control.set_timeline(cancelling_seconds=hold_cancelling)
+            # Cancelled through the job service first (as from the console): if the clear's own cancel were
+            # the first, try 2 could re-attach before it lands and try 1's kill then keeps the job ((g) covers
+            # both orders); here the job is CANCELLING whatever the order, and try 2 must not adopt it.
+            cancel_job(airflow, first["name"])
+            wait_until(lambda: _job(airflow, first["name"])["state"] in CANCELLED, 60, "the job cancelling")
             cleared = time.monotonic()
             airflow.clear(dag_id, run_id, "predict")
-            wait_until(lambda: _job(airflow, first["name"])["state"] in CANCELLED, 60, "the cleared job cancelled")
         state = airflow.wait_for_run(dag_id, run_id, timeout=240)
         took = time.monotonic() - cleared
     finally:
@@ -196,6 +204,17 @@ def test_d_clear_while_the_job_is_cancelling_runs_a_new_job(airflow, report):
     )
     assert state == "success", failure_report(airflow, dag_id, run_id)
     assert len(jobs) == 2 and jobs[1]["state"] == "JOB_STATE_SUCCEEDED"
+
+
+def cancel_job(airflow: Deployment, name: str) -> None:
+    """Cancel a job through the emulator's Vertex AI job service (the real client, over gRPC)."""
+    channel = grpc.insecure_channel(airflow.env["VERTEX_AI_EMULATOR_HOST"])
+    try:
+        aiplatform_v1.JobServiceClient(transport=JobServiceGrpcTransport(channel=channel)).cancel_batch_prediction_job(
+            name=name
+        )
+    finally:
+        channel.close()
 
 
 def _job(airflow: Deployment, name: str) -> dict[str, Any]:
