@@ -23,12 +23,10 @@ from airflow_provider_video_actions.emulator.commands import COMMANDS
 from airflow_provider_video_actions.emulator.control import ControlServer
 from airflow_provider_video_actions.emulator.job_service import JobTimeline
 from airflow_provider_video_actions.emulator.server import Emulator
+from airflow_provider_video_actions.hooks.storage import ALLOW_REMOTE_EMULATOR_ENV
 
 #: What a client in a Docker container calls the machine the emulator runs on (default ``--advertise-host``).
 DOCKER_HOST_NAME = "host.docker.internal"
-#: Set in the env file when the addresses are not loopback: the provider's hooks refuse them otherwise
-#: (the hooks module's name for it; not imported from there, which would load Airflow into the emulator).
-ALLOW_REMOTE_EMULATOR_ENV = "VIDEO_ACTIONS_ALLOW_REMOTE_EMULATOR"
 _WILDCARDS = ("0.0.0.0", "::")
 
 

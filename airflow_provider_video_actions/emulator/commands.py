@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_video_actions.emulator.videos import ACTIONS, PlantedAction, make_video
+from airflow_provider_video_actions.hooks.storage import STORAGE_EMULATOR_ENV
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 PROG = "python -m airflow_provider_video_actions.emulator"
-STORAGE_ENV = "STORAGE_EMULATOR_HOST"
 #: Where ``make-video`` plants its actions: the first at this second, each next one a second later.
 FIRST_ACTION_SECONDS = 0.5
 ACTION_SECONDS = 0.5
@@ -41,10 +41,10 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 def emulated_storage_client() -> storage.Client:
     """A storage client for the emulator's GCS; CommandError when STORAGE_EMULATOR_HOST is unset."""
-    endpoint = os.environ.get(STORAGE_ENV)
+    endpoint = os.environ.get(STORAGE_EMULATOR_ENV)
     if not endpoint:
         raise CommandError(
-            f"{STORAGE_ENV} is not set, so this command would talk to real Google Cloud Storage: it refuses. "
+            f"{STORAGE_EMULATOR_ENV} is not set, so this command would talk to real Google Cloud Storage: it refuses. "
             "Start the emulator with --env-file FILE and run `. FILE` (or `source FILE`) in this shell first."
         )
     from airflow_provider_video_actions.emulator.runner import storage_client

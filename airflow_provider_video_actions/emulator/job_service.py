@@ -30,6 +30,8 @@ from airflow_provider_video_actions.emulator.errors import AbortError
 from airflow_provider_video_actions.emulator.families.dispatch import default_settings, family_for_job
 from airflow_provider_video_actions.emulator.filters import parse_filter
 from airflow_provider_video_actions.emulator.operations import OperationStore
+from airflow_provider_video_actions.errors import VideoActionsValueError
+from airflow_provider_video_actions.job import split_gcs_uri
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,11 @@ def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
         )
     if not list(job.input_config.gcs_source.uris):
         problems.append("input_config.gcs_source.uris needs at least one gs:// URI")
+    for uri in job.input_config.gcs_source.uris:  # Vertex AI refuses these at create, not in the run
+        try:
+            split_gcs_uri(uri, "input_config.gcs_source.uris")
+        except VideoActionsValueError as exc:
+            problems.append(str(exc))
     if not job.output_config.gcs_destination.output_uri_prefix.startswith("gs://"):
         problems.append("output_config.gcs_destination.output_uri_prefix must start with gs://")
     problems += family_for_job(job).parameters(job)[1]

@@ -21,6 +21,7 @@ from airflow_provider_video_actions.emulator import runner, storage_layer
 from airflow_provider_video_actions.emulator.catalog import ModelCatalog
 from airflow_provider_video_actions.emulator.job_service import JobServiceServicer, JobTimeline
 from airflow_provider_video_actions.emulator.model_service import ModelServiceServicer
+from airflow_provider_video_actions.hooks.storage import STORAGE_EMULATOR_ENV, VERTEX_EMULATOR_ENV
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +176,8 @@ class Emulator:
         self._require_started()
         host = host or self.host
         return {
-            "VERTEX_AI_EMULATOR_HOST": f"{host}:{self._vertex_port}",
-            "STORAGE_EMULATOR_HOST": f"http://{host}:{self._storage_port}",
+            VERTEX_EMULATOR_ENV: f"{host}:{self._vertex_port}",
+            STORAGE_EMULATOR_ENV: f"http://{host}:{self._storage_port}",
         }
 
     def storage_client(self) -> storage.Client:

@@ -241,10 +241,17 @@ def test_get_unknown_job_is_not_found(job_client: aiplatform_v1.JobServiceClient
     [
         ({"model": ""}, "model"),
         (
-            {"input_config": {"instances_format": "csv", "gcs_source": {"uris": ["gs://b/i.jsonl"]}}},
+            {"input_config": {"instances_format": "csv", "gcs_source": {"uris": ["gs://bucket/i.jsonl"]}}},
             "instances_format",
         ),
         ({"input_config": {"instances_format": "jsonl"}}, "gcs_source"),
+        # Vertex AI refuses a malformed instances URI at create; the emulator once failed the job INTERNAL.
+        ({"input_config": {"instances_format": "jsonl", "gcs_source": {"uris": ["bucket/i.jsonl"]}}}, "gs:// URI"),
+        (
+            {"input_config": {"instances_format": "jsonl", "gcs_source": {"uris": ["gs://Bad Bucket/i.jsonl"]}}},
+            "invalid bucket name 'Bad Bucket'",
+        ),
+        ({"input_config": {"instances_format": "jsonl", "gcs_source": {"uris": ["gs://bucket/"]}}}, "not a bucket"),
         (
             {
                 "output_config": {
@@ -262,10 +269,10 @@ def test_create_rejects_invalid_jobs(job_client: aiplatform_v1.JobServiceClient,
     job = {
         "display_name": "bad",
         "model": MODEL,
-        "input_config": {"instances_format": "jsonl", "gcs_source": {"uris": ["gs://b/i.jsonl"]}},
+        "input_config": {"instances_format": "jsonl", "gcs_source": {"uris": ["gs://bucket/i.jsonl"]}},
         "output_config": {
             "predictions_format": "jsonl",
-            "gcs_destination": {"output_uri_prefix": "gs://b/out"},
+            "gcs_destination": {"output_uri_prefix": "gs://bucket/out"},
         },
         **change,
     }
@@ -324,10 +331,10 @@ def _minimal_job() -> dict:
     """The smallest valid job request body."""
     return {
         "model": MODEL,
-        "input_config": {"instances_format": "jsonl", "gcs_source": {"uris": ["gs://b/i.jsonl"]}},
+        "input_config": {"instances_format": "jsonl", "gcs_source": {"uris": ["gs://bucket/i.jsonl"]}},
         "output_config": {
             "predictions_format": "jsonl",
-            "gcs_destination": {"output_uri_prefix": "gs://b/out"},
+            "gcs_destination": {"output_uri_prefix": "gs://bucket/out"},
         },
     }
 
