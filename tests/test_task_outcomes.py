@@ -157,3 +157,46 @@ def test_sensor_can_start_straight_in_the_triggerer():
     trigger = VideoActionBatchPredictionTrigger(**args.trigger_kwargs)
     assert trigger.job_name == "{{ params.job }}" and trigger.spec.cancel_on_kill is False
     assert set(VideoActionBatchPredictionTrigger.template_fields) >= {"job_name"}
+
+
+def test_a_sensor_started_in_the_triggerer_refuses_a_task_output_at_parse():
+    """start_from_trigger fixes the trigger's arguments at parse: an XComArg would reach the trigger unresolved."""
+    from airflow.providers.common.compat.sdk import DAG, task
+
+    from airflow_provider_video_actions.errors import VideoActionsValueError
+    from airflow_provider_video_actions.sensors.wait import VideoActionBatchPredictionSensor
+
+    with DAG("sensor_output"):
+
+        @task
+        def name() -> str:
+            return "projects/p/locations/us-central1/batchPredictionJobs/1"
+
+        with pytest.raises(VideoActionsValueError, match=r"^job_name: start_from_trigger=True .* got PlainXComArg"):
+            VideoActionBatchPredictionSensor(task_id="wait", job_name=name(), start_from_trigger=True)
+
+
+async def test_a_name_rendered_wrong_in_the_triggerer_fails_the_sensor_without_a_retry():
+    """``start_from_trigger``: the triggerer renders ``job_name``; a bad result is one error event, then no retry."""
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from airflow_provider_video_actions.sensors.wait import VideoActionBatchPredictionSensor
+    from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+
+    sensor = VideoActionBatchPredictionSensor(task_id="wait", job_name="{{ params.job }}", start_from_trigger=True)
+    trigger = VideoActionBatchPredictionTrigger(**sensor.start_trigger_args.trigger_kwargs)
+    trigger.job_name = "batchPredictionJobs/123"  # what rendering does
+    assert trigger.shared_stream_key() is None  # no shared poll keyed on a bad name
+    [event] = [event.payload async for event in trigger.run()]
+    assert event["bad_parameter"] and event["message"].startswith("job_name must be a full resource name")
+    with pytest.raises(AirflowFailException, match="'batchPredictionJobs/123'"):
+        sensor.execute_complete({}, event)
+
+
+def test_a_job_xcom_rendered_as_a_native_object_in_the_triggerer_gives_its_name():
+    from airflow_provider_video_actions.triggers.wait import VideoActionBatchPredictionTrigger
+
+    trigger = VideoActionBatchPredictionTrigger(job_name="{{ params.job }}", cancel_on_kill=False)
+    name = "projects/p/locations/us-central1/batchPredictionJobs/123"
+    trigger.job_name = {"name": name, "state": "JOB_STATE_RUNNING"}
+    assert trigger.job_name == name and trigger.serialize()[1]["job_name"] == name

@@ -25,6 +25,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_video_actions.job import (
     TERMINAL_STATES,
     JobFailedError,
+    VideoActionsValueError,
     failure_for,
     job_name_from,
     job_outcome,
@@ -82,6 +83,13 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         self.deferrable = deferrable
         if start_from_trigger:
+            if not isinstance(job_name, str):
+                raise VideoActionsValueError(
+                    f"job_name: start_from_trigger=True needs the name or a Jinja template of it (rendered in the "
+                    f"triggerer, like '{{{{ params.job }}}}'), got {type(job_name).__name__}: the trigger's arguments "
+                    "are fixed when the DAG is parsed, so a task's output (XComArg) cannot reach them. Pass a "
+                    "template, or leave start_from_trigger off."
+                )
             self._start_in_triggerer()
 
     def _start_in_triggerer(self) -> None:
@@ -156,6 +164,8 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         """The trigger's event becomes the summary, or an error naming the job."""
         if event["status"] == "done":
             return self._outcome(event["job"])
+        if event.get("bad_parameter"):  # job_name rendered in the triggerer (start_from_trigger): no retry helps
+            raise AirflowFailException(event["message"])
         if event["status"] == "timeout":
             raise AirflowSensorTimeout(f"{event['message']} The job was left as it is: this sensor did not start it.")
         raise AirflowException(event["message"])

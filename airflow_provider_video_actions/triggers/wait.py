@@ -22,7 +22,7 @@ import dataclasses
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Hashable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Hashable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -30,7 +30,13 @@ import airflow.triggers.base
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_video_actions.job import TERMINAL_STATES, VideoActionsValueError, job_summary
+from airflow_provider_video_actions.job import (
+    TERMINAL_STATES,
+    VideoActionsValueError,
+    job_name_from,
+    job_summary,
+    parse_job_name,
+)
 from airflow_provider_video_actions.triggers.job_poll import PollKey, Snapshot, hooks_module, job_snapshots, subscribe
 
 #: Shared-stream triggers derive from BaseEventTrigger (Airflow >= 3.0); plain BaseTrigger before.
@@ -99,8 +105,12 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
         super().__init__()
         self.spec = WaitSpec(job_name, **options)
 
-    # Template rendering sets these two attributes; they live in the spec.
-    job_name = property(lambda self: self.spec.job_name, lambda self, v: self._replace(job_name=v))
+    # Template rendering sets these two attributes; they live in the spec. A job's XCom rendered as a native
+    # object (``render_template_as_native_obj``) gives its name; anything else is checked by :meth:`run`.
+    job_name = property(
+        lambda self: self.spec.job_name,
+        lambda self, v: self._replace(job_name=job_name_from(v) if isinstance(v, Mapping) else v),
+    )
     impersonation_chain = property(
         lambda self: self.spec.impersonation_chain, lambda self, v: self._replace(impersonation_chain=v)
     )
@@ -121,7 +131,7 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
 
     def shared_stream_key(self) -> Hashable | None:
         """Waits with the same connection, project, region and interval share one poll (Airflow >= 3.3)."""
-        return self.spec.poll_key() if AIRFLOW_V_3_3_PLUS else None
+        return self.spec.poll_key() if AIRFLOW_V_3_3_PLUS and not self._bad_job_name() else None
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
@@ -141,6 +151,11 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
         Before Airflow 3.3 there is no ``on_kill``: a cancelled ``run()`` cancels the job only when
         the task is no longer deferred (a user acted on it), never on a triggerer restart.
         """
+        if message := self._bad_job_name():
+            yield TriggerEvent(
+                {"status": "error", "job_name": self.job_name, "message": message, "bad_parameter": True}
+            )
+            return
         try:
             yield TriggerEvent(await self.wait())
         except asyncio.CancelledError:
@@ -149,6 +164,14 @@ class VideoActionBatchPredictionTrigger(_TriggerBase):
                 # Unreadable state while the triggerer stops: most likely a restart, so keep the job.
                 await self._shielded(self._cancel_if_user_acted(cancel_when_unknown=False))
             raise
+
+    def _bad_job_name(self) -> str | None:
+        """What is wrong with ``job_name`` as the triggerer rendered it (a sensor's ``start_from_trigger``), if any."""
+        try:
+            parse_job_name(self.job_name)
+        except VideoActionsValueError as exc:
+            return str(exc)
+        return None
 
     async def wait(self) -> dict[str, Any]:
         """The event payload, from the process-wide poll (also how worker-mode polling waits)."""
