@@ -253,8 +253,8 @@ class Deployment:
         errors = self.rest("GET", "/api/v2/importErrors")["import_errors"]
         return [f"{e['filename']}: {e['stack_trace'][-500:]}" for e in errors]
 
-    def trigger(self, dag_id: str) -> str:
-        """Trigger a run without a logical date, as the UI's trigger button does; its run id.
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Trigger a run without a logical date (and with ``conf``), as the UI's trigger button does; its run id.
 
         The run id is chosen here, so a POST answered 500 can be sent again: on SQLite a busy machine can keep the
         database locked past its 5 s timeout ("database is locked"); a 409 then says the first POST made the run.
@@ -262,7 +262,8 @@ class Deployment:
         run_id, path = f"manual__{secrets.token_hex(6)}", f"/api/v2/dags/{dag_id}/dagRuns"
         for attempt in range(1, TRIGGER_ATTEMPTS + 1):
             try:
-                return self.rest("POST", path, {"logical_date": None, "dag_run_id": run_id})["dag_run_id"]
+                body = {"logical_date": None, "dag_run_id": run_id, "conf": conf or {}}
+                return self.rest("POST", path, body)["dag_run_id"]
             except ApiError as exc:
                 if exc.code == 409 and attempt > 1:
                     return run_id

@@ -4,7 +4,8 @@
 poll interval; (c) mark failed cancels the job; (d) clear while the job is still cancelling (cancelled from
 outside) submits a new job; (e) triggerer SIGTERM and SIGKILL cancel nothing; (f) a retry after a timeout
 re-attaches (1 create); (g) clear, in either order of try 1's cancel and try 2's re-attach, ends on one
-successful job.
+successful job; (h) a sensor started in the triggerer renders its job name there and waits; a bad name fails it
+without a retry.
 The emulator's counters, call log, holds and timeline come from its control API (another process).
 """
 
@@ -42,6 +43,8 @@ SCENARIO_DAGS = [
     "deploy_clear",
     "deploy_clear_race",
     "deploy_retry_timeout",
+    "deploy_watched",
+    "deploy_sensor_from_trigger",
 ]
 CANCELLED = ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
 
@@ -323,3 +326,30 @@ def test_g_clear_when_try_2_reattaches_before_the_cancel_lands_replaces_the_job(
 def _try_2_deferred(airflow: Deployment, dag_id: str, run_id: str) -> bool:
     """Whether the cleared task's next try is deferred (it re-attached: no job was created)."""
     return any(ti["try_number"] >= 2 and ti["state"] == "deferred" for ti in airflow.mapped(dag_id, run_id, "predict"))
+
+
+def test_h_a_sensor_started_in_the_triggerer_renders_the_name_there(airflow, report):
+    """``start_from_trigger``: the scheduler defers the sensor without a worker run; the triggerer renders
+    ``{{ params.job }}`` from the run's conf and waits. A name that renders wrong fails without a retry."""
+    sensor_dag = "deploy_sensor_from_trigger"
+    with held(airflow, "deploy_watched"):
+        source_run = airflow.trigger("deploy_watched")
+        wait_for_waits(airflow, "deploy_watched", source_run, 1)
+        [job] = jobs_of(airflow, "deploy_watched")
+        run_id = airflow.trigger(sensor_dag, conf={"job": job["name"]})
+        wait_until(lambda: airflow.task_states(sensor_dag, run_id) == {"wait": "deferred"}, 120, "the sensor deferred")
+        [deferred_ti] = airflow.task_instances(sensor_dag, run_id)
+    state = airflow.wait_for_run(sensor_dag, run_id)
+    bad_run = airflow.trigger(sensor_dag, conf={"job": "batchPredictionJobs/123"})
+    bad_state = airflow.wait_for_run(sensor_dag, bad_run)
+    [bad_ti] = airflow.task_instances(sensor_dag, bad_run)
+    report.append(
+        f"(h) sensor started in the triggerer (worker pid while deferred: {deferred_ti['pid']}): run {state} on "
+        f"{job['name'].rsplit('/', 1)[-1]}; a bad name: run {bad_state} after try {bad_ti['try_number']}"
+    )
+    assert deferred_ti["pid"] is None  # no worker ran it before it deferred
+    assert state == "success", airflow.task_states(sensor_dag, run_id)
+    assert airflow.wait_for_run("deploy_watched", source_run) == "success"
+    assert bad_state == "failed" and bad_ti["try_number"] == 1
+    log = airflow.task_log(sensor_dag, bad_run, "wait", try_number=1)
+    assert "job_name must be a full resource name" in log, log[-2000:]

@@ -3,6 +3,7 @@
 Each DAG uploads the emulator's sample videos, then runs ``count`` mapped submits, one video each, all
 with the display name ``<dag_id>.predict`` so that the test can hold them (the emulator keeps held jobs
 PAUSED) through the control API. Poll intervals are at the 1 s floor to keep the scenarios short.
+``deploy_sensor_from_trigger`` is a sensor alone, started straight in the triggerer on the job its run's conf names.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import dag, task
 
-from airflow_provider_video_actions import VideoActionBatchPredictionOperator
+from airflow_provider_video_actions import VideoActionBatchPredictionOperator, VideoActionBatchPredictionSensor
 
 BUCKET = "video-actions-deployment"
 
@@ -50,3 +51,28 @@ scenario("deploy_clear", 1)
 scenario("deploy_clear_race", 1)
 # Try 1 times out on its held job; 30 s leave try 2 room to re-attach through a busy triggerer polling every 1 s.
 scenario("deploy_retry_timeout", 1, timeout=30, retries=1, retry_delay=timedelta(0), cancel_on_kill=False)
+# (h): the job the sensor below waits on.
+scenario("deploy_watched", 1)
+
+
+@dag(
+    dag_id="deploy_sensor_from_trigger",
+    schedule=None,
+    catchup=False,
+    tags=["deployment-test"],
+    params={"job": ""},
+)
+def sensor_from_trigger() -> None:
+    """A sensor that starts straight in the triggerer (no worker run) on the job named by the run's conf."""
+    VideoActionBatchPredictionSensor(
+        task_id="wait",
+        job_name="{{ params.job }}",
+        poke_interval=1,
+        timeout=300,
+        start_from_trigger=True,
+        retries=1,  # a bad name must fail without using it
+        retry_delay=timedelta(0),
+    )
+
+
+sensor_from_trigger()
