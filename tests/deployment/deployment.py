@@ -320,11 +320,17 @@ class Deployment:
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> str:
         """A task's log file (for failure reports)."""
-        folder = self.airflow_home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        if map_index >= 0:
-            folder /= f"map_index={map_index}"
-        path = folder / f"attempt={try_number}.log"
+        path = self._log_folder(dag_id, run_id, task_id, map_index) / f"attempt={try_number}.log"
         return path.read_text() if path.exists() else f"(no log at {path})"
+
+    def trigger_logs(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, try_number: int = 1) -> str:
+        """What the triggerer logged for a try's trigger (``attempt=N.log.trigger.<triggerer id>.log``), joined."""
+        folder = self._log_folder(dag_id, run_id, task_id, map_index)
+        return "".join(path.read_text() for path in sorted(folder.glob(f"attempt={try_number}.log.trigger.*.log")))
+
+    def _log_folder(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> Path:
+        folder = self.airflow_home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        return folder / f"map_index={map_index}" if map_index >= 0 else folder
 
 
 def kill_strays(token: str) -> list[int]:
