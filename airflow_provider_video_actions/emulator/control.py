@@ -14,7 +14,8 @@ turn the knobs (no cross-site form posts, no DNS rebinding). JSON in, JSON out:
   ``force_outcome``, ``reset_knobs``, ``hold``/``release`` (keep jobs of a display name PAUSED once they have
   run / let them finish), ``hold_cancels``/``release_cancels`` (accept cancels of a display name's jobs but apply
   them only on release, as Vertex AI cancels asynchronously), ``timeline`` (change state timings), ``add_model``
-  (serve one more model). Status codes are names (``"UNAVAILABLE"``).
+  (serve one more model). Status codes are names (``"UNAVAILABLE"``). A display name also covers the names
+  that start with it and a dot: ``my_dag.predict`` covers the provider's default ``my_dag.predict.<run id>``.
 
 The client is :class:`EmulatorControl`; the same from a shell::
 

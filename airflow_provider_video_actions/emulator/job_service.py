@@ -128,6 +128,12 @@ def _location(parent: str) -> str:
     return match.group(2)
 
 
+def names_job(rule: str, display_name: str) -> bool:
+    """Whether a knob's display name covers a job's: the same name, or its start up to a dot, so that
+    ``dag.task`` covers the provider's default display names ``dag.task.<run id>[.<map index>]``."""
+    return display_name == rule or display_name.startswith(f"{rule}.")
+
+
 def validate_job(job: aiplatform_v1.BatchPredictionJob) -> None:
     """Reject a job the emulated model cannot run, with INVALID_ARGUMENT naming the problem."""
     problems = []
@@ -266,7 +272,7 @@ class JobServiceServicer:
         with self._lock:
             self._held_cancels.discard(display_name)
             for record in self._jobs.values():
-                if record.cancel_requested and record.job.display_name == display_name:
+                if record.cancel_requested and names_job(display_name, record.job.display_name):
                     record.cancel_requested = False
                     self._start_cancelling(record)
 
@@ -459,7 +465,7 @@ class JobServiceServicer:
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"BatchPredictionJob {request.name} is already in terminal state {record.job.state.name}",
             )
-        if record.job.display_name in self._held_cancels:
+        if any(names_job(rule, record.job.display_name) for rule in self._held_cancels):
             record.cancel_requested = True
         else:
             self._start_cancelling(record)
@@ -574,8 +580,9 @@ class JobServiceServicer:
         return output_directory(job, self.models.display_name(job.model))
 
     def _forced_state(self, record: _Record) -> JobState | None:
-        """The forced outcome for this job, if a rule applies (display name rule first)."""
-        return self._forced.get(record.job.display_name, self._forced.get(None))
+        """The forced outcome for this job, if a rule applies (the most specific display name rule first)."""
+        named = [rule for rule in self._forced if rule is not None and names_job(rule, record.job.display_name)]
+        return self._forced[max(named, key=len)] if named else self._forced.get(None)
 
     def _outcome(self, record: _Record) -> tuple[JobState, tuple[int, str] | None]:
         """Final state and error: the forced outcome if any, else SUCCEEDED unless the run failed."""

@@ -66,7 +66,12 @@ expect() {
 }
 
 expect success "moments: [0-9]+, videos: 2, errors: 0" video_actions_quickstart
+line="gs://my-videos/videos/kitchen.mp4 wave at 0.75 s (0.99)"  # the line the quickstart page quotes
+grep -qF "$line" logs/video_actions_quickstart.log || { echo "newcomer: the quickstart log lacks '$line'"; exit 1; }
 job=$(grep -Eo "projects/[^ ]+/batchPredictionJobs/[0-9]+" logs/video_actions_quickstart.log | head -1)
+# The quickstart page's typo: a bucket that does not exist fails predict at once, naming the parameter.
+expect failed "gcs_destination_prefix gs://my-vidoes/predictions: bucket 'my-vidoes' does not exist" \
+  video_actions_quickstart -c '{"bucket": "my-vidoes"}'
 expect success "Parsed [0-9]+ moments? from 2 videos" video_actions_sensor -c "{\"job_name\": \"$job\"}"
 expect success "Parsed [0-9]+ moments? from 2 videos" video_actions_submit
 expect success "Parsed [0-9]+ moments? from 2 videos" video_actions_parse

@@ -161,6 +161,33 @@ def test_forced_outcome_by_display_name_and_pause(
     assert wait_for(held.name).state.name == "JOB_STATE_SUCCEEDED"
 
 
+def test_a_rule_covers_the_providers_default_display_names(
+    emulator: Emulator,
+    job_client: aiplatform_v1.JobServiceClient,
+    submit: Submit,
+    wait_for: WaitFor,
+    upload_video: Callable,
+) -> None:
+    """``dag.predict`` covers ``dag.predict.<run id>[.<map index>]`` (the provider's default display names) but not
+    ``dag.predict_other``; the most specific rule wins. The docs' ``hold("my_dag.predict")`` held nothing before."""
+    uri = upload_video("wave.mp4", [PlantedAction("wave", 1.0)])
+    emulator.force_outcome("JOB_STATE_PAUSED", display_name="dag.predict")
+    emulator.force_outcome("JOB_STATE_FAILED", display_name="dag.predict.manual__2.0")
+    emulator.hold_cancels("dag.predict")
+
+    held = submit([video_line(uri)], display_name="dag.predict.manual__1")
+    failed = submit([video_line(uri)], display_name="dag.predict.manual__2.0")
+    free = submit([video_line(uri)], display_name="dag.predict_other.manual__1")
+
+    assert wait_for(free.name).state.name == "JOB_STATE_SUCCEEDED"
+    assert wait_for(failed.name).state.name == "JOB_STATE_FAILED"
+    assert wait_for(held.name, "JOB_STATE_PAUSED").state.name == "JOB_STATE_PAUSED"
+    job_client.cancel_batch_prediction_job(name=held.name)
+    assert emulator.job(held.name).state.name == "JOB_STATE_PAUSED"  # the cancel is accepted and held
+    emulator.release_cancels("dag.predict")
+    assert emulator.job(held.name).state.name in ("JOB_STATE_CANCELLING", "JOB_STATE_CANCELLED")
+
+
 def test_cancel_goes_through_cancelling(
     emulator: Emulator, job_client: aiplatform_v1.JobServiceClient, submit: Submit, wait_for: WaitFor
 ) -> None:

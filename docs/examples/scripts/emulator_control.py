@@ -8,7 +8,9 @@ exports both).
 from airflow_provider_video_actions.emulator.control import EmulatorControl
 
 control = EmulatorControl()  # $VIDEO_ACTIONS_EMULATOR_CONTROL and its token
-control.hold("video_actions_quickstart.predict")  # jobs of this display name stay PAUSED once they have run
+# Jobs named video_actions_quickstart.predict or video_actions_quickstart.predict.<run id> (the default display
+# name) stay PAUSED once they have run, until released.
+control.hold("video_actions_quickstart.predict")
 print(control.state()["calls"])  # JobService calls so far, by method
 control.release("video_actions_quickstart.predict")
 # [END control]
