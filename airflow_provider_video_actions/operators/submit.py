@@ -2,10 +2,11 @@
 
 The operator turns its input (a list of videos, a GCS prefix of videos, or ready JSONL files)
 into an instances file, creates one job per task instance, and waits for it: deferred in the
-triggerer by default, or polling in the worker. A retry of the same task instance re-attaches
-to a live or succeeded job it created before instead of paying for a second one, but only when
-that job provably is this task instance's and was asked for the same work (task label, request
-fingerprint, and the job resource's model, inputs and output prefix). ``timeout`` bounds the
+triggerer (``deferrable=True``, or ``[operators] default_deferrable``), or polling in the worker.
+A retry of the same task instance re-attaches to a live or succeeded job it created before instead
+of paying for a second one, but only when that job provably is this task instance's and was asked
+for the same work (task label, request fingerprint, and the job resource's model, inputs and output
+prefix). ``timeout`` bounds the
 whole task, submission retries included. It returns the job summary
 (:func:`airflow_provider_video_actions.job.job_summary`) on every path.
 """
@@ -256,7 +257,7 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         cancel_on_kill: bool = True,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         machine_type: str | None = None,
         accelerator_type: str | None = None,
         accelerator_count: int = 0,

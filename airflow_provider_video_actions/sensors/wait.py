@@ -1,8 +1,9 @@
 """Wait for a batch prediction job that was submitted elsewhere (another DAG, a notebook, gcloud).
 
-Deferrable by default: the wait runs in the triggerer with the same trigger as the submit
-operator, except that a killed or timed-out sensor never cancels the job, which is not its own.
-Returns the same summary dict as :class:`VideoActionBatchPredictionOperator`.
+Deferred (``deferrable=True``, or ``[operators] default_deferrable``), the wait runs in the triggerer with the
+same trigger as the submit operator, except that a killed or timed-out sensor never cancels the job, which is
+not its own. Returns the job summary of :class:`VideoActionBatchPredictionOperator`, without the part only the
+submitting operator knows (a Gemini ask's labels, threshold and limit).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         allow_all_failed: bool = False,
         gcp_conn_id: str = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         start_from_trigger: bool = False,
         min_poll_interval: float = MIN_POLL_INTERVAL,
         **kwargs: Any,

@@ -17,7 +17,7 @@ def video_actions_sensor() -> None:
         job_name="{{ params.job_name }}",  # the job's full resource name
         poke_interval=10,
         timeout=3600,
-        # deferrable by default: the wait runs in the triggerer
+        deferrable=True,  # the wait runs in the triggerer ([operators] default_deferrable is False by default)
     )
     ParseVideoActionPredictionsOperator(task_id="parse", job=wait.output)
 
