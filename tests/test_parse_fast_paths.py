@@ -175,3 +175,26 @@ def test_arrow_arrays_built_from_buffers_equal_pyarrows_own(values, type_name):
     built = arrow_array(values, arrow_type)
     built.validate(full=True)
     assert built.equals(pa.array(values, arrow_type))
+
+
+GOOD_LINE = json.dumps({"instance": {"content": "gs://b/v.mp4", "timeSegmentStart": "2s", "timeSegmentEnd": "4s"},
+                        "prediction": [GOOD]}).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        b"null\n" + GOOD_LINE + b"\n",  # pyarrow 26 crashed the process (SIGSEGV) on a chunk opening with null
+        b"null\n",
+        b"\xef\xbb\xbf" + GOOD_LINE + b"\n",  # Arrow skipped a BOM opening a chunk; the exact path calls it malformed
+        GOOD_LINE + b"\n" + GOOD_LINE + GOOD_LINE + b"\n\n",  # two objects on a line, balanced by a blank line
+        GOOD_LINE + b"\n" + GOOD_LINE + b" " + GOOD_LINE + b"\n\n",
+        b" " + GOOD_LINE + b"\n",
+    ],
+    ids=["null-first", "null-alone", "bom", "two-objects", "two-objects-spaced", "leading-space"],
+)
+def test_a_line_that_does_not_open_one_object_goes_to_the_exact_path(chunk):
+    """Hostile lines found by review: wherever a line sits in its chunk, it gets the exact decoder's outcome."""
+    assert read_fast(chunk, PredictionFilter()) is None
+    decoded = decode_exactly(chunk, "f", 1)
+    assert len(decoded.instances) + len(decoded.errors) == len([line for line in chunk.split(b"\n") if line.strip()])
