@@ -260,3 +260,26 @@ def test_a_deleted_instances_file_falls_back_to_the_echo(tmp_path):
 
     index = InstanceIndex([f"file://{tmp_path}/gone.jsonl"], lambda uri: gcs.open_read(None, uri))
     assert index.get(0) is None
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ({"seconds": -100}, None),
+        ({"seconds": "5_0"}, None),
+        ({"seconds": "nan"}, None),
+        ({"seconds": "-1"}, None),
+        ({"seconds": "9" * 5000}, None),
+        ({"seconds": 2**70}, None),
+        ({"seconds": 1, "nanos": -1}, None),
+        ({"seconds": 1, "nanos": 10**9}, None),
+        ({"seconds": 0}, {"seconds": -1}),
+    ],
+)
+def test_an_offset_written_as_a_duration_object_keeps_the_seconds_rules(tmp_path, start, end):
+    """A Duration object skipped the rules a "30s" string keeps: negative, NaN or odd seconds made records."""
+    line = answered(answer(("wave", 1.0, 2.0, 0.5)), start=start, end=end)
+    result = parse(tmp_path, line, action_labels=list(LABELS))
+    assert result["predictions"] == [] and result["moments"] == 0
+    [error] = result["error_records"]
+    assert "videoMetadata." in error["message"] and "Offset" in error["message"], error

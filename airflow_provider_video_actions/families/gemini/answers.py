@@ -33,7 +33,7 @@ from google.rpc import code_pb2
 
 from airflow_provider_video_actions.families.base import TIME_TOLERANCE, OpenRead
 from airflow_provider_video_actions.families.gemini.request import INSTANCE_LABEL, GeminiSummary, check_action_labels
-from airflow_provider_video_actions.job import VideoActionsValueError, parse_seconds
+from airflow_provider_video_actions.job import VideoActionsValueError, brief, parse_seconds
 from airflow_provider_video_actions.predictions import (
     INVALID_LINE,
     JOB_ERROR,
@@ -261,9 +261,15 @@ def _camel_keys(value: Any) -> Any:
 
 
 def _offset(value: Offset, param: str) -> float | None:
-    """Seconds of an echoed offset: ``"30s"``, a number, or a Duration object."""
+    """Seconds of an echoed offset: ``"30s"``, a number, or a Duration object, held to the same rules."""
     if isinstance(value, _Duration):
-        return float(value.seconds or 0) + (value.nanos or 0) / 1e9
+        seconds, nanos = value.seconds or 0, value.nanos or 0
+        if isinstance(seconds, str) and not (seconds.isascii() and seconds.isdigit() and len(seconds) <= 19):
+            raise VideoActionsValueError(f"{param}.seconds must be whole seconds (an int64), got {brief(seconds)}.")
+        if not 0 <= nanos < 1_000_000_000:
+            raise VideoActionsValueError(f"{param}.nanos must be 0 to 999999999, got {nanos}.")
+        whole = parse_seconds(int(seconds), f"{param}.seconds")  # refuses negative and huge values
+        return parse_seconds(whole + nanos / 1e9, param)
     return parse_seconds(value, param)
 
 
