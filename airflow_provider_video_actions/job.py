@@ -566,8 +566,8 @@ def job_from_xcom(job: Any, param: str) -> dict[str, Any]:
             f"Google provider's CreateBatchPredictionJobOperator's; got {type(job).__name__}: {brief(job)}."
         )
     shape = next((s for s in GOOGLE_XCOM_SHAPES if s.output_directory[0] in job), None)
-    if "output_directory" in job or shape is None:
-        return dict(job)
+    if "output_directory" in job or shape is None:  # this provider's summary; its state is read as a Google one
+        return {**job, "state": _xcom_state(job["state"], param)} if "state" in job else dict(job)
     name = _xcom_text(job, ("name",), param)
     if name is not None and not _JOB_NAME_RE.fullmatch(name):
         raise VideoActionsValueError(

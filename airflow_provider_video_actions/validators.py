@@ -20,6 +20,8 @@ MIN_POLL_INTERVAL = 1.0
 #: The default ``timeout`` of the submit operator: long enough for a queued Gemini batch job (up to
 #: 72 h in the queue), short enough that a forgotten wait ends.
 DEFAULT_TIMEOUT = timedelta(hours=72)
+#: The largest value of the job's int32 fields (replica and accelerator counts).
+INT32_MAX = 2**31 - 1
 
 
 def is_template(value: Any) -> bool:
@@ -48,9 +50,33 @@ def check_positive(value: Any, param: str, *, integer: bool = False) -> Any:
     if isinstance(value, timedelta) and not integer:
         value = value.total_seconds()
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, kinds) or not _finite(value) or value <= 0:
         kind = "a positive integer" if integer else "a finite positive number of seconds"
-        raise VideoActionsValueError(f"{param} must be {kind}, got {value!r}.")
+        raise VideoActionsValueError(f"{param} must be {kind}, got {value!r:.100}.")
+    return value
+
+
+def _finite(value: int | float) -> bool:
+    """Finite, and within a float's range (an int of 400 digits is neither a useful count nor seconds)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def check_int32(value: Any, param: str) -> Any:
+    """None, or a count Vertex AI's int32 fields can hold."""
+    if value is not None and value > INT32_MAX:
+        raise VideoActionsValueError(f"{param} must be at most {INT32_MAX} (an int32 field of the job), got {value}.")
+    return value
+
+
+def check_name_text(value: Any, param: str) -> str | None:
+    """None, or a resource name, type or id: a non-empty string without spaces or control characters."""
+    if value is not None and (not isinstance(value, str) or not value or not value.isprintable() or " " in value):
+        raise VideoActionsValueError(
+            f"{param} must be a name without spaces or control characters (or None), got {value!r:.100}."
+        )
     return value
 
 

@@ -18,6 +18,7 @@ SUBMIT = {
     "videos": ["gs://bucket/a.mp4"],
 }
 V = "gs://bucket/a.mp4"
+J = "projects/p/locations/us-central1/batchPredictionJobs/1"
 
 SUBMIT_CASES = {
     "two inputs": ({"videos_prefix": "gs://bucket/videos/"}, r"exactly one of videos, videos_prefix or gcs_source; got videos, videos_prefix"),
@@ -65,6 +66,21 @@ SUBMIT_CASES = {
     "label value colon": ({"labels": {"team": "a:b"}}, r"labels\['team'\] = 'a:b' is invalid"),
     "label value long": ({"labels": {"team": "x" * 64}}, r"labels\['team'\].*is invalid"),
     "labels not dict": ({"labels": ["team"]}, r"labels must be a dict"),
+    # Found by a hostile-input review: each passed construction and failed later, or never.
+    "project None": ({"project_id": None}, r"project_id must be a Google Cloud project id .* got None"),
+    "region None": ({"region": None}, r"region must be a Vertex AI region .* got None"),
+    "model None": ({"model": None}, r"model is required"),
+    "destination None": ({"gcs_destination_prefix": None}, r"gcs_destination_prefix must be a gs:// URI .* got None"),
+    "machine type number": ({"machine_type": 5}, r"machine_type must be a name"),
+    "service account number": ({"service_account": 5}, r"service_account must be a name"),
+    "encryption key spaced": ({"encryption_key": " k"}, r"encryption_key must be a name"),
+    "accelerator type number": ({"machine_type": "n1-standard-4", "accelerator_type": 5}, r"accelerator_type must be a name"),
+    "replicas over int32": ({"machine_type": "n1-standard-4", "max_replica_count": 2**31}, r"max_replica_count must be at most 2147483647"),
+    "accelerators over int32": ({"machine_type": "n1-standard-4", "accelerator_count": 2**31}, r"accelerator_count must be at most"),
+    "prompt number": ({"model": "gemini-2.5-flash", "action_labels": ["wave"], "prompt": 5}, r"prompt must be text"),
+    "poll interval huge": ({"poll_interval": 10**400}, r"poll_interval must be a finite positive number"),
+    "timeout huge": ({"timeout": 10**400}, r"timeout must be a finite positive number"),
+    "gcs_source number": ({"videos": None, "gcs_source": 5}, r"gcs_source must be an instances JSONL URI or a list"),
 }  # fmt: skip
 
 PARSE_CASES = {
@@ -75,11 +91,25 @@ PARSE_CASES = {
     "top_k zero": ({"output_directory": "gs://bkt1/o", "top_k": 0}, r"top_k must be a positive integer"),
     "xcom bytes negative": ({"output_directory": "gs://bkt1/o", "max_xcom_bytes": -1}, r"max_xcom_bytes must be a positive integer"),
     "malformed limit negative": ({"output_directory": "gs://bkt1/o", "max_malformed_lines": -1}, r"max_malformed_lines must be None or an integer"),
+    "malformed limit bool": ({"output_directory": "gs://bkt1/o", "max_malformed_lines": True}, r"max_malformed_lines must be None or an integer"),
+    "labels empty": ({"output_directory": "gs://bkt1/o", "labels": []}, r"labels is empty, which would keep no prediction"),
+    "labels dict": ({"output_directory": "gs://bkt1/o", "labels": {"wave": 1}}, r"labels must be a list of label names"),
+    "labels text": ({"output_directory": "gs://bkt1/o", "labels": "wave"}, r"labels must be a list of label names"),
+    "labels number": ({"output_directory": "gs://bkt1/o", "labels": 5}, r"labels must be a list of label names"),
+    "label spaced": ({"output_directory": "gs://bkt1/o", "labels": [" wave"]}, r"without surrounding spaces, got ' wave'"),
+    "asset alias empty": ({"output_directory": "gs://bkt1/o", "destination": "gs://bkt1/p.jsonl", "asset_alias": ""}, r"asset_alias must be an AssetAlias name"),
+    "progress huge": ({"output_directory": "gs://bkt1/o", "progress_interval": 10**400}, r"progress_interval must be a finite positive"),
 }  # fmt: skip
 
 SENSOR_CASES = {
     "job id only": ({"job_name": "123"}, r"job_name must be a full resource name"),
     "model name": ({"job_name": "projects/p/locations/us-central1/models/1"}, r"job_name must be a full resource name"),
+    "poll floor nan": ({"job_name": J, "poke_interval": 0.001, "min_poll_interval": float("nan")}, r"min_poll_interval must be a finite positive"),
+    "poll floor negative": ({"job_name": J, "min_poll_interval": -1}, r"min_poll_interval must be a finite positive"),
+    "poll floor text": ({"job_name": J, "min_poll_interval": "x"}, r"min_poll_interval must be a finite positive"),
+    "timeout infinite": ({"job_name": J, "timeout": float("inf")}, r"timeout must be a finite positive"),
+    "timeout bool": ({"job_name": J, "timeout": True}, r"timeout must be a finite positive"),
+    "poke interval bool": ({"job_name": J, "poke_interval": True}, r"poke_interval must be a finite positive"),
 }  # fmt: skip
 
 
@@ -148,3 +178,18 @@ def test_bad_rendered_values_fail_the_task_without_creating_a_job(
     assert task_states(run) == {"predict": "failed"}
     assert emulator.calls["CreateBatchPredictionJob"] == creates
     assert message in capfd.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [([], r"job: state must be a job state's name or number, got list"), (5, r"ended in JOB_STATE_FAILED"),
+     (3, r"is JOB_STATE_RUNNING, not finished")],
+)  # fmt: skip
+def test_a_summary_state_given_as_a_number_or_garbage_is_read_as_google_writes_it(tmp_path, state, message):
+    """The submit summary's state was used unchecked: a list crashed (TypeError), FAILED as 5 parsed as success."""
+    out = tmp_path / "prediction-model-2026_01_01T00_00_00_000Z"
+    out.mkdir()
+    (out / "predictions_00001.jsonl").write_text("")
+    parse = ParseVideoActionPredictionsOperator(task_id="p", job={"output_directory": f"file://{out}", "state": state})
+    with pytest.raises(VideoActionsValueError, match=message):
+        parse.execute({})

@@ -11,7 +11,7 @@ errors never pass silently.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ from airflow_provider_video_actions.parse.sinks import Sinks
 from airflow_provider_video_actions.parse.source import output_files
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
 from airflow_provider_video_actions.ui.digest import MomentDigest, digest_uri, publish
-from airflow_provider_video_actions.validators import check_fraction, check_positive
+from airflow_provider_video_actions.validators import check_fraction, check_positive, is_template
 from airflow_provider_video_actions.writers import WRITER_FORMATS
 
 if TYPE_CHECKING:
@@ -148,6 +148,22 @@ class JobOutputMixin:
         return predictions, errors, sizes
 
 
+def _label_filter(labels: Any) -> frozenset[str] | None:
+    """``labels`` as the set of labels to keep (None: all), or raise: an empty list, a dict or a label with
+    surrounding spaces would silently keep nothing, or the wrong thing."""
+    if labels is None:
+        return None
+    if isinstance(labels, (str, Mapping)) or not isinstance(labels, (list, tuple, set, frozenset)):
+        raise VideoActionsValueError(f"labels must be a list of label names, got {labels!r:.100}.")
+    if not labels:
+        raise VideoActionsValueError("labels is empty, which would keep no prediction: give labels, or None for all.")
+    if bad := [label for label in labels if not isinstance(label, str) or not label or label != label.strip()]:
+        raise VideoActionsValueError(
+            f"labels must be label names without surrounding spaces, got {bad[0]!r:.100} in {labels!r:.100}."
+        )
+    return frozenset(labels)
+
+
 class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin, BaseOperator):
     """Read a video action recognition job's output into structured prediction records.
 
@@ -237,8 +253,12 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         self.job, self.output_directory, self.destination = job, output_directory, destination
         self.min_confidence = check_fraction(min_confidence, "min_confidence")
         self.labels, self.top_k = labels, None if top_k is None else check_positive(top_k, "top_k", integer=True)
+        if not is_template(labels):
+            _label_filter(labels)
         self.max_xcom_bytes = check_positive(max_xcom_bytes, "max_xcom_bytes", integer=True)
-        if max_malformed_lines is not None and (not isinstance(max_malformed_lines, int) or max_malformed_lines < 0):
+        if max_malformed_lines is not None and (
+            isinstance(max_malformed_lines, bool) or not isinstance(max_malformed_lines, int) or max_malformed_lines < 0
+        ):
             raise VideoActionsValueError(
                 f"max_malformed_lines must be None or an integer >= 0, got {max_malformed_lines!r}."
             )
@@ -256,6 +276,8 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
                 self._location(uri, param, want_object=param == "destination")
         if (part := shards.literal_part(destination, shard, self.max_shards)) is not None:
             destination_format(part)
+        if asset_alias is not None and (not isinstance(asset_alias, str) or not asset_alias.strip()):
+            raise VideoActionsValueError(f"asset_alias must be an AssetAlias name, not empty; got {asset_alias!r:.90}.")
         self.asset_alias = asset_alias
         self._add_alias_outlet()
 
@@ -278,10 +300,7 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         return fmt
 
     def _filter(self) -> PredictionFilter:
-        labels = self.labels
-        if labels is not None and (isinstance(labels, str) or not all(isinstance(label, str) for label in labels)):
-            raise VideoActionsValueError(f"labels must be a list of label names, got {labels!r}.")
-        return PredictionFilter(self.min_confidence, None if labels is None else frozenset(labels), self.top_k)
+        return PredictionFilter(self.min_confidence, _label_filter(self.labels), self.top_k)
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Stream the output files through the filter into XCom or the destination."""

@@ -64,6 +64,8 @@ from airflow_provider_video_actions.validators import (
     MIN_POLL_INTERVAL,
     check_count,
     check_fraction,
+    check_int32,
+    check_name_text,
     check_poll_interval,
     check_positive,
     check_timeout,
@@ -98,10 +100,12 @@ NOT_THIS_TASKS_JOB = "NOT_THIS_TASKS_JOB"
 def _machine_resources(
     machine_type: Any, accelerator_type: Any, accelerator_count: Any, starting: Any, maximum: Any
 ) -> MachineResources:
-    """Dedicated resources, checked: counts are whole numbers and accelerators need a machine type."""
-    count = check_count(accelerator_count, "accelerator_count")
-    starting = _optional_positive(starting, "starting_replica_count")
-    maximum = _optional_positive(maximum, "max_replica_count")
+    """Dedicated resources, checked: names are text, counts whole int32 numbers, accelerators need a machine type."""
+    check_name_text(machine_type, "machine_type")
+    check_name_text(accelerator_type, "accelerator_type")  # a known type is checked at run (it imports the protos)
+    count = check_int32(check_count(accelerator_count, "accelerator_count"), "accelerator_count")
+    starting = check_int32(_optional_positive(starting, "starting_replica_count"), "starting_replica_count")
+    maximum = check_int32(_optional_positive(maximum, "max_replica_count"), "max_replica_count")
     if (accelerator_type or count) and not machine_type:
         raise VideoActionsValueError("accelerator_type and accelerator_count need a machine_type.")
     if starting and maximum and maximum < starting:
@@ -295,7 +299,8 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
         self.machine_resources = _machine_resources(
             machine_type, accelerator_type, accelerator_count, starting_replica_count, max_replica_count
         )
-        self.service_account, self.encryption_key = service_account, encryption_key
+        self.service_account = check_name_text(service_account, "service_account")
+        self.encryption_key = check_name_text(encryption_key, "encryption_key")
         self.action_labels, self.prompt, self.model_family = action_labels, prompt, model_family
         self.fps, self.media_resolution = fps, media_resolution
         self.max_requests_per_job = _optional_positive(max_requests_per_job, "max_requests_per_job")
@@ -327,24 +332,31 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
     def _check_rendered(self, *, literal_only: bool) -> None:
         """Validate the templated parameters; at construction only those that are not templates."""
 
-        def check(value: Any) -> bool:
-            return value is not None and not (literal_only and is_template(value))
+        def ready(value: Any) -> bool:  # a required parameter: None is refused by its check
+            return not (literal_only and is_template(value))
 
-        if check(self.project_id):
+        def check(value: Any) -> bool:  # an optional one: None is its default
+            return value is not None and ready(value)
+
+        if ready(self.project_id):
             self.project_id = check_project(self.project_id)
-        known = check(self.model) and not (literal_only and is_template(self.model_family))
+        if self.model is None:
+            raise VideoActionsValueError("model is required: a model ID, resource name or Gemini model name.")
+        known = ready(self.model) and not (literal_only and is_template(self.model_family))
         family = self._family() if known else None
-        if check(self.region) and family is not None:
+        if ready(self.region) and family is not None:
             family.check_region(self.region)
-        elif check(self.region):
+        elif ready(self.region):
             check_region_of_any_family(self.region)
-        if check(self.region):
+        if ready(self.region):
             check_listed_region(self.region, allow_unlisted=self.allow_unlisted_region, also=frozenset({GLOBAL_REGION}))
-        if family is not None and check(self.region) and check(self.project_id):
+        if family is not None and ready(self.region) and ready(self.project_id):
             family.resource_name(self.model, self.project_id, self.region)
+        if check(self.prompt) and not isinstance(self.prompt, str):
+            raise VideoActionsValueError(f"prompt must be text added to the Gemini prompt, got {self.prompt!r:.100}.")
         if family is not None:
             family.check_request(self._family_request())
-        if check(self.gcs_destination_prefix):
+        if ready(self.gcs_destination_prefix):
             split_gcs_uri(self.gcs_destination_prefix, "gcs_destination_prefix", want_object=False)
             # The instances file goes under the prefix: its whole name must fit GCS's limits too.
             split_gcs_uri(
@@ -375,6 +387,10 @@ class VideoActionBatchPredictionOperator(PathSegmentFilterMixin, ResumableJobMix
 
     def _check_gcs_source(self, literal_only: bool) -> None:
         """A non-empty list of gs:// instances files (templates are checked once rendered)."""
+        if not isinstance(self.gcs_source, (str, list, tuple)) and not (literal_only and is_template(self.gcs_source)):
+            raise VideoActionsValueError(
+                f"gcs_source must be an instances JSONL URI or a list of them, got {self.gcs_source!r:.100}."
+            )
         if not self._gcs_sources():
             raise VideoActionsValueError("gcs_source is empty: give an instances JSONL URI or a list of them.")
         for uri in self._gcs_sources():

@@ -34,7 +34,12 @@ from airflow_provider_video_actions.job import (
 )
 from airflow_provider_video_actions.links import JOB_NAME_XCOM_KEY, VideoActionBatchPredictionJobLink
 from airflow_provider_video_actions.paths import PathSegmentFilterMixin
-from airflow_provider_video_actions.validators import MIN_POLL_INTERVAL, check_fraction, check_poll_interval
+from airflow_provider_video_actions.validators import (
+    MIN_POLL_INTERVAL,
+    check_fraction,
+    check_poll_interval,
+    check_positive,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_video_actions.hooks.batch_prediction import VideoActionBatchPredictionHook
@@ -74,11 +79,14 @@ class VideoActionBatchPredictionSensor(PathSegmentFilterMixin, BaseSensorOperato
         min_poll_interval: float = MIN_POLL_INTERVAL,
         **kwargs: Any,
     ) -> None:
+        for param in ("poke_interval", "timeout"):  # checked here: Airflow's own checks name no parameter
+            if param in kwargs:
+                check_positive(kwargs[param], param)
         super().__init__(**kwargs)
         if isinstance(job_name, dict) or "{{" not in str(job_name):
             job_name = job_name_from(job_name)
         self.job_name = job_name
-        check_poll_interval(self.poke_interval, "poke_interval", min_poll_interval)
+        check_poll_interval(self.poke_interval, "poke_interval", check_positive(min_poll_interval, "min_poll_interval"))
         self.max_failed_ratio = check_fraction(max_failed_ratio, "max_failed_ratio")
         self.allow_all_failed = allow_all_failed
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
