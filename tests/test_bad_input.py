@@ -98,6 +98,8 @@ PARSE_CASES = {
     "labels number": ({"output_directory": "gs://bkt1/o", "labels": 5}, r"labels must be a list of label names"),
     "label spaced": ({"output_directory": "gs://bkt1/o", "labels": [" wave"]}, r"without surrounding spaces, got ' wave'"),
     "asset alias empty": ({"output_directory": "gs://bkt1/o", "destination": "gs://bkt1/p.jsonl", "asset_alias": ""}, r"asset_alias must be an AssetAlias name"),
+    "action labels number": ({"output_directory": "gs://bkt1/o", "action_labels": 5}, r"action_labels"),
+    "action labels text": ({"output_directory": "gs://bkt1/o", "action_labels": "wave"}, r"action_labels"),
     "progress huge": ({"output_directory": "gs://bkt1/o", "progress_interval": 10**400}, r"progress_interval must be a finite positive"),
 }  # fmt: skip
 
@@ -192,4 +194,14 @@ def test_a_summary_state_given_as_a_number_or_garbage_is_read_as_google_writes_i
     (out / "predictions_00001.jsonl").write_text("")
     parse = ParseVideoActionPredictionsOperator(task_id="p", job={"output_directory": f"file://{out}", "state": state})
     with pytest.raises(VideoActionsValueError, match=message):
+        parse.execute({})
+
+
+def test_action_labels_on_action_recognition_output_is_refused(tmp_path):
+    """The parse ignored them there: a DAG copied from a Gemini one kept every label without a word."""
+    out = tmp_path / "prediction-model-2026_01_01T00_00_00_000Z"
+    out.mkdir()
+    (out / "predictions_00001.jsonl").write_text("")
+    parse = ParseVideoActionPredictionsOperator(task_id="p", output_directory=f"file://{out}", action_labels=["wave"])
+    with pytest.raises(VideoActionsValueError, match=r"^action_labels .* this is action_recognition output"):
         parse.execute({})

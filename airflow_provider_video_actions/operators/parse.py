@@ -19,6 +19,8 @@ from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
 from airflow_provider_video_actions import shards
 from airflow_provider_video_actions.families.dispatch import family_for, output_family
+from airflow_provider_video_actions.families.gemini.family import GEMINI
+from airflow_provider_video_actions.families.gemini.request import check_action_labels
 from airflow_provider_video_actions.job import (
     FAILURE_STATES,
     WAITING_STATES,
@@ -268,6 +270,8 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         self.model_family = model_family
         self.max_line_bytes = check_positive(max_line_bytes, "max_line_bytes", integer=True)
         self.allow_other_schemes = allow_other_schemes
+        if action_labels is not None:
+            check_action_labels(action_labels)
         self.action_labels, self.allow_partial = action_labels, allow_partial
         self.gcp_conn_id, self.impersonation_chain = gcp_conn_id, impersonation_chain
         for param, uri in (("output_directory", output_directory), ("destination", destination)):
@@ -311,6 +315,11 @@ class ParseVideoActionPredictionsOperator(PathSegmentFilterMixin, JobOutputMixin
         client = self._client_for(source, destination)
         predictions, errors, sizes = self._output_files(client, source)
         family = output_family(self.model_family, self.job, predictions)
+        if self.action_labels is not None and family is not GEMINI:
+            raise VideoActionsValueError(
+                f"action_labels holds Gemini answers to a label set, but this is {family.name} output, whose "
+                "labels the model fixed at training: remove action_labels (labels= keeps some labels)."
+            )
         decoder = OutputDecoder.for_job(family, self.job, self.action_labels, self._open_instances)
         if shard is not None:
             digest = shards.listing_digest(sizes)
