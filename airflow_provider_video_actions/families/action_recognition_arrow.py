@@ -57,10 +57,10 @@ _MOMENT = pa.struct(
 )
 #: An output line as Arrow reads it (the benchmark reads the same files with it).
 OUTPUT_LINE = pa.schema([("instance", _INSTANCE), ("prediction", pa.list_(_MOMENT)), ("error", _TEXT)])
-#: Only lines with these keys and no others are read here: an unknown key (which could hide anything, JSON nested
-#: deeper than the exact decoder reads included) sends the chunk to the exact decoder, so both paths agree.
 #: A line break followed by anything but an object's opening brace.
 _LINE_NOT_AN_OBJECT = re.compile(rb"\n[^{]")
+#: Only lines with these keys and no others are read here: an unknown key (which could hide anything, JSON nested
+#: deeper than the exact decoder reads included) sends the chunk to the exact decoder, so both paths agree.
 _PARSE = pj.ParseOptions(explicit_schema=OUTPUT_LINE, unexpected_field_behavior="error")
 RECORDS = arrow_schema(PredictionRecord)
 
@@ -90,9 +90,9 @@ def read_fast(chunk: bytes, keep: PredictionFilter) -> FastChunk | None:
     """The chunk's kept records if every line is a served instance keeping every rule, else None."""
     if keep.top_k is not None or not _utf8(chunk):
         return None  # top k per instance is the exact path's; Arrow does not check UTF-8
-    lines = line_count(chunk)
     if not _objects_only(chunk):
         return None
+    lines = line_count(chunk)
     try:
         table = pj.read_json(pa.BufferReader(chunk), read_options=_one_block(chunk), parse_options=_PARSE)
         if table.num_rows != lines:  # a blank line: the exact decoder numbers lines

@@ -6,8 +6,7 @@ triggerer (``deferrable=True``, or ``[operators] default_deferrable``), or polli
 A retry of the same task instance re-attaches to a live or succeeded job it created before instead
 of paying for a second one, but only when that job provably is this task instance's and was asked
 for the same work (task label, request fingerprint, and the job resource's model, inputs and output
-prefix). ``timeout`` bounds the
-whole task, submission retries included. It returns the job summary
+prefix). ``timeout`` bounds the whole task, submission retries included. It returns the job summary
 (:func:`airflow_provider_video_actions.job.job_summary`) on every path.
 """
 
